@@ -1,0 +1,111 @@
+//! The guest side of the offload bridge, `exit` transport: fill this vCPU's request page,
+//! write the vCPU id to the offload port (one VM exit), read the result.
+//!
+//! The guest sends raw syscall arguments; the host resolves guest-virtual pointers itself by
+//! walking the page tables rooted at the CR3 sent along (docs/DESIGN.md "Offload"), so the
+//! LWK runs only a handful of ring-0 instructions per offloaded call.
+
+use crate::arch::{self, Global};
+use crate::phys;
+use offload_abi::{BridgeRequest, layout, op, port, req_flags};
+
+static REQUEST: Global<Option<&'static mut BridgeRequest>> = Global::new(None);
+
+/// Takes this vCPU's request page (boot, vCPU 0).
+pub fn init() {
+    // SAFETY: boot, single vCPU (see `arch::Global`).
+    unsafe { *REQUEST.get() = Some(phys::fixed_mut(layout::BRIDGE_GPA)) };
+}
+
+fn call(opcode: u32, flags: u32, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
+    // SAFETY: single vCPU, no reentrancy: no other reference to the request page is live
+    // (see `arch::Global`).
+    let slot = unsafe { &mut *REQUEST.get() };
+    // Taken lazily as well, so that a panic before `init` can still log.
+    let req = slot.get_or_insert_with(|| phys::fixed_mut(layout::BRIDGE_GPA));
+    req.op = opcode;
+    req.flags = flags;
+    req.nr = nr;
+    req.args = args;
+    req.cr3 = arch::read_cr3();
+    req.ret = -offload_abi::errno::ENOSYS;
+    // The port write is an asm block the compiler cannot see through: the stores above happen
+    // before it and the loads below after it.
+    arch::outl(port::OFFLOAD, 0);
+    (req.ret, req.val)
+}
+
+/// Offloads a syscall made by the program (pointers are user addresses).
+pub fn user_syscall(nr: u64, args: [u64; 6]) -> i64 {
+    call(op::SYSCALL, 0, nr, args).0
+}
+
+/// Offloads a syscall on the kernel's own behalf (pointers may be kernel addresses).
+pub fn kernel_syscall(nr: u64, args: [u64; 6]) -> i64 {
+    call(op::SYSCALL, req_flags::KERNEL_ORIGIN, nr, args).0
+}
+
+/// Host CLOCK_REALTIME and CLOCK_MONOTONIC in nanoseconds.
+pub fn host_time() -> (u64, u64) {
+    let (_, val) = call(op::HOST_TIME, req_flags::KERNEL_ORIGIN, 0, [0; 6]);
+    (val[0], val[1])
+}
+
+/// Log levels of [`log`].
+pub mod level {
+    /// Shown always.
+    pub const ERROR: u64 = 0;
+    /// Shown with `-v`.
+    pub const INFO: u64 = 1;
+}
+
+/// Prints a kernel message through the VMM.
+pub fn log(level: u64, msg: &[u8]) {
+    call(
+        op::LOG,
+        req_flags::KERNEL_ORIGIN,
+        0,
+        [msg.as_ptr() as u64, msg.len() as u64, level, 0, 0, 0],
+    );
+}
+
+/// A fixed buffer for formatting log messages without an allocator.
+pub struct LogBuf {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl LogBuf {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        LogBuf {
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+
+    /// The formatted bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl core::fmt::Write for LogBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.buf.len() - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Formats and logs a message: `klog!(level, "fmt", args...)`.
+#[macro_export]
+macro_rules! klog {
+    ($level:expr, $($arg:tt)*) => {{
+        let mut b = $crate::bridge::LogBuf::new();
+        let _ = core::fmt::Write::write_fmt(&mut b, format_args!($($arg)*));
+        $crate::bridge::log($level, b.bytes());
+    }};
+}

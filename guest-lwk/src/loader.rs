@@ -1,0 +1,403 @@
+//! Loads the program: reads its ELF through the bridge (the host copies file data straight into
+//! the frames, no bulk copying in ring 0), maps its segments, maps the initial stack the VMM
+//! filled with the argv/envp strings, and writes argc/argv/envp/auxv as Linux does
+//! (System V x86_64 psABI §3.4.1; Linux fs/binfmt_elf.c create_elf_tables).
+
+use crate::mm::{AddressSpace, Frames, HUGE, MapError, PAGE, align_up, pte};
+use crate::{bridge, phys};
+use offload_abi::syscalls::nr;
+use offload_abi::{BootInfo, errno, layout};
+
+/// Where a loaded program starts.
+pub struct Image {
+    pub entry: u64,
+    pub stack_pointer: u64,
+    /// First address after the highest segment: the initial program break.
+    pub brk_start: u64,
+}
+
+/// Why loading failed.
+#[derive(Debug, Clone, Copy)]
+pub enum LoadError {
+    Open(i64),
+    Read,
+    NotElf,
+    WrongArch,
+    Dynamic,
+    BadSegment,
+    NoMemory,
+    TooManyStrings,
+}
+
+impl LoadError {
+    /// One line for the log.
+    pub fn message(&self) -> &'static str {
+        match self {
+            LoadError::Open(e) if *e == -errno::ENOENT => "the program file does not exist",
+            LoadError::Open(e) if *e == -errno::EACCES => "permission denied opening the program",
+            LoadError::Open(_) => "the program file cannot be opened",
+            LoadError::Read => "the program file cannot be read",
+            LoadError::NotElf => "the program is not an ELF executable",
+            LoadError::WrongArch => "the program is not a 64-bit x86_64 little-endian executable",
+            LoadError::Dynamic => {
+                "the program is dynamically linked (PT_INTERP); only static programs run yet"
+            }
+            LoadError::BadSegment => "the program has a malformed or overlapping segment",
+            LoadError::NoMemory => "not enough guest memory to load the program (raise --memory)",
+            LoadError::TooManyStrings => "argument list too long",
+        }
+    }
+
+    /// Exit status, as a shell reports a program it cannot run (126) or find (127).
+    pub fn exit_status(&self) -> u32 {
+        match self {
+            LoadError::Open(e) if *e == -errno::ENOENT => 127,
+            _ => 126,
+        }
+    }
+}
+
+impl From<MapError> for LoadError {
+    fn from(_: MapError) -> Self {
+        LoadError::NoMemory
+    }
+}
+
+const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+const PT_PHDR: u32 = 6;
+const PF_X: u32 = 1;
+const PF_W: u32 = 2;
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
+/// Where Linux places a static-PIE (ET_DYN without interpreter) on x86_64.
+const ET_DYN_BASE: u64 = 0x5555_5555_4000;
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(a)
+}
+
+struct Phdr {
+    kind: u32,
+    flags: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+    memsz: u64,
+}
+
+fn pread(fd: i64, pa: u64, len: u64, offset: u64) -> Result<(), LoadError> {
+    let mut done = 0;
+    while done < len {
+        let r = bridge::kernel_syscall(
+            nr::pread64,
+            [
+                fd as u64,
+                phys::virt(pa + done),
+                len - done,
+                offset + done,
+                0,
+                0,
+            ],
+        );
+        if r < 0 {
+            return Err(LoadError::Read);
+        }
+        if r == 0 {
+            return Err(LoadError::BadSegment); // file shorter than its headers claim
+        }
+        done += r as u64;
+    }
+    Ok(())
+}
+
+/// Loads the program named in the boot info and builds its initial stack.
+pub fn load(
+    info: &BootInfo,
+    frames: &mut Frames,
+    aspace: &AddressSpace,
+) -> Result<Image, LoadError> {
+    const AT_FDCWD: i64 = -100;
+    const O_RDONLY_CLOEXEC: u64 = 0o2000000;
+    let fd = bridge::kernel_syscall(
+        nr::openat,
+        [
+            AT_FDCWD as u64,
+            phys::virt(layout::EXE_PATH_GPA),
+            O_RDONLY_CLOEXEC,
+            0,
+            0,
+            0,
+        ],
+    );
+    if fd < 0 {
+        return Err(LoadError::Open(fd));
+    }
+    let result = load_fd(fd, info, frames, aspace);
+    bridge::kernel_syscall(nr::close, [fd as u64, 0, 0, 0, 0, 0]);
+    result
+}
+
+fn load_fd(
+    fd: i64,
+    info: &BootInfo,
+    frames: &mut Frames,
+    aspace: &AddressSpace,
+) -> Result<Image, LoadError> {
+    let header_pa = frames.alloc(1).ok_or(LoadError::NoMemory)?;
+    let n = bridge::kernel_syscall(
+        nr::pread64,
+        [fd as u64, phys::virt(header_pa), PAGE, 0, 0, 0],
+    );
+    if n < 0 {
+        return Err(LoadError::Read);
+    }
+    if n < 64 {
+        return Err(LoadError::NotElf);
+    }
+    let header: [u8; 64] = phys::read(header_pa);
+    if header[0..4] != *b"\x7fELF" {
+        return Err(LoadError::NotElf);
+    }
+    if header[4] != 2 || header[5] != 1 || u16_at(&header, 18) != 62 {
+        return Err(LoadError::WrongArch);
+    }
+    let e_type = u16_at(&header, 16);
+    let bias = match e_type {
+        ET_EXEC => 0,
+        ET_DYN => ET_DYN_BASE,
+        _ => return Err(LoadError::NotElf),
+    };
+    let entry = u64_at(&header, 24)
+        .checked_add(bias)
+        .ok_or(LoadError::BadSegment)?;
+    let phoff = u64_at(&header, 32);
+    let phentsize = u16_at(&header, 54);
+    let phnum = u64::from(u16_at(&header, 56));
+    if phentsize != 56 || phnum == 0 || phoff.saturating_add(phnum * 56) > n as u64 {
+        return Err(LoadError::NotElf);
+    }
+
+    let stack_bottom = layout::USER_STACK_TOP - info.stack_size;
+    let mut brk_start = 0;
+    let mut phdr_addr = 0;
+    let mut first_load_base = None;
+    for i in 0..phnum {
+        let raw: [u8; 56] = phys::read(header_pa + phoff + i * 56);
+        let ph = Phdr {
+            kind: u32_at(&raw, 0),
+            flags: u32_at(&raw, 4),
+            offset: u64_at(&raw, 8),
+            vaddr: u64_at(&raw, 16),
+            filesz: u64_at(&raw, 32),
+            memsz: u64_at(&raw, 40),
+        };
+        match ph.kind {
+            PT_INTERP => return Err(LoadError::Dynamic),
+            PT_PHDR => phdr_addr = ph.vaddr.wrapping_add(bias),
+            PT_LOAD => {
+                let end = load_segment(fd, &ph, bias, stack_bottom, frames, aspace)?;
+                brk_start = brk_start.max(end);
+                if first_load_base.is_none() {
+                    first_load_base = Some(ph.vaddr.wrapping_add(bias).wrapping_sub(ph.offset));
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(load_base) = first_load_base else {
+        return Err(LoadError::BadSegment);
+    };
+    if phdr_addr == 0 {
+        phdr_addr = load_base.wrapping_add(phoff);
+    }
+    let stack_pointer = build_stack(
+        info,
+        frames,
+        aspace,
+        &Auxv {
+            phdr: phdr_addr,
+            phnum,
+            entry,
+        },
+    )?;
+    Ok(Image {
+        entry,
+        stack_pointer,
+        brk_start,
+    })
+}
+
+/// Maps one PT_LOAD segment and reads its file bytes; returns its page-aligned end.
+fn load_segment(
+    fd: i64,
+    ph: &Phdr,
+    bias: u64,
+    limit: u64,
+    frames: &mut Frames,
+    aspace: &AddressSpace,
+) -> Result<u64, LoadError> {
+    let va = ph.vaddr.checked_add(bias).ok_or(LoadError::BadSegment)?;
+    let mem_end = va.checked_add(ph.memsz).ok_or(LoadError::BadSegment)?;
+    if ph.filesz > ph.memsz || mem_end > limit || va < PAGE || (va ^ ph.offset) & (PAGE - 1) != 0 {
+        return Err(LoadError::BadSegment);
+    }
+    ph.offset
+        .checked_add(ph.filesz)
+        .ok_or(LoadError::BadSegment)?;
+    let start = va & !(PAGE - 1);
+    let end = align_up(mem_end, PAGE);
+    let mut flags = pte::PRESENT | pte::USER;
+    if ph.flags & PF_W != 0 {
+        flags |= pte::WRITABLE;
+    }
+    if ph.flags & PF_X == 0 {
+        flags |= pte::NO_EXECUTE;
+    }
+    // Map runs of pages not mapped yet with fresh contiguous frames; pages shared with a
+    // previous segment keep their frame and gain this segment's permissions.
+    let mut page = start;
+    while page < end {
+        match aspace.leaf(page) {
+            Some((entry, e, PAGE)) if e & pte::PRESENT != 0 => {
+                let mut merged = e | (flags & pte::WRITABLE);
+                if flags & pte::NO_EXECUTE == 0 {
+                    merged &= !pte::NO_EXECUTE;
+                }
+                phys::write_u64(entry, merged);
+                page += PAGE;
+            }
+            Some((_, e, _)) if e & pte::PRESENT != 0 => return Err(LoadError::BadSegment),
+            _ => {
+                let mut run_end = page + PAGE;
+                while run_end < end
+                    && !matches!(aspace.leaf(run_end), Some((_, e, _)) if e & pte::PRESENT != 0)
+                {
+                    run_end += PAGE;
+                }
+                let pages = (run_end - page) / PAGE;
+                let pa = frames.alloc(pages).ok_or(LoadError::NoMemory)?;
+                aspace.map_4k(frames, page, pa, pages, flags)?;
+                page = run_end;
+            }
+        }
+    }
+    // File bytes: one pread per physically contiguous piece (normally one per segment).
+    let mut done = 0;
+    while done < ph.filesz {
+        let cur = va + done;
+        let pa = leaf_phys(aspace, cur).ok_or(LoadError::BadSegment)?;
+        let mut len = (PAGE - (cur & (PAGE - 1))).min(ph.filesz - done);
+        while done + len < ph.filesz {
+            let next = va + done + len;
+            match leaf_phys(aspace, next) {
+                Some(p) if p == pa + len => len = (len + PAGE).min(ph.filesz - done),
+                _ => break,
+            }
+        }
+        pread(fd, pa, len, ph.offset + done)?;
+        done += len;
+    }
+    Ok(end)
+}
+
+fn leaf_phys(aspace: &AddressSpace, va: u64) -> Option<u64> {
+    let (_, e, size) = aspace.leaf(va)?;
+    if e & pte::PRESENT == 0 || size != PAGE {
+        return None;
+    }
+    Some((e & pte::ADDR) + (va & (PAGE - 1)))
+}
+
+struct Auxv {
+    phdr: u64,
+    phnum: u64,
+    entry: u64,
+}
+
+/// Maps the stack block and writes argc, argv[], envp[] and auxv below the strings the VMM put
+/// at its top. Returns the initial RSP (16-byte aligned, pointing at argc).
+fn build_stack(
+    info: &BootInfo,
+    frames: &mut Frames,
+    aspace: &AddressSpace,
+    aux: &Auxv,
+) -> Result<u64, LoadError> {
+    let size = info.stack_size;
+    let bottom = layout::USER_STACK_TOP - size;
+    let flags = pte::PRESENT | pte::WRITABLE | pte::USER | pte::NO_EXECUTE;
+    if info.stack_gpa.is_multiple_of(HUGE) && size.is_multiple_of(HUGE) {
+        let mut off = 0;
+        while off < size {
+            aspace.map_2m(frames, bottom + off, info.stack_gpa + off, flags)?;
+            off += HUGE;
+        }
+    } else {
+        aspace.map_4k(frames, bottom, info.stack_gpa, size / PAGE, flags)?;
+    }
+
+    let argc = u64::from(info.argc);
+    let envc = u64::from(info.envc);
+    if (argc + envc) as usize > layout::MAX_STRINGS || info.strings_len > size / 4 {
+        return Err(LoadError::TooManyStrings);
+    }
+    let blob = layout::USER_STACK_TOP - info.strings_len;
+    let at = |off: u32| blob + u64::from(off);
+    let auxv: [(u64, u64); 19] = [
+        (3, aux.phdr),                // AT_PHDR
+        (4, 56),                      // AT_PHENT
+        (5, aux.phnum),               // AT_PHNUM
+        (6, PAGE),                    // AT_PAGESZ
+        (7, 0),                       // AT_BASE (no interpreter)
+        (8, 0),                       // AT_FLAGS
+        (9, aux.entry),               // AT_ENTRY
+        (11, u64::from(info.ids[0])), // AT_UID
+        (12, u64::from(info.ids[1])), // AT_EUID
+        (13, u64::from(info.ids[2])), // AT_GID
+        (14, u64::from(info.ids[3])), // AT_EGID
+        (15, at(info.platform_off)),  // AT_PLATFORM
+        (16, info.hwcap),             // AT_HWCAP
+        (17, 100),                    // AT_CLKTCK
+        (23, 0),                      // AT_SECURE
+        (25, at(info.random_off)),    // AT_RANDOM
+        (26, 0),                      // AT_HWCAP2
+        (31, at(info.execfn_off)),    // AT_EXECFN
+        (0, 0),                       // AT_NULL
+    ];
+    let words = 1 + argc + 1 + envc + 1 + 2 * auxv.len() as u64;
+    let sp = (blob - words * 8) & !15;
+    if sp < bottom + PAGE {
+        return Err(LoadError::TooManyStrings);
+    }
+    let to_pa = |va: u64| info.stack_gpa + (va - bottom);
+    let mut w = to_pa(sp);
+    let mut push = |v: u64| {
+        phys::write_u64(w, v);
+        w += 8;
+    };
+    push(argc);
+    for i in 0..argc + envc {
+        if i == argc {
+            push(0);
+        }
+        let off: u32 = phys::read(layout::STRING_OFFSETS_GPA + i * 4);
+        push(at(off));
+    }
+    if envc == 0 {
+        push(0);
+    }
+    push(0);
+    for (key, value) in auxv {
+        push(key);
+        push(value);
+    }
+    Ok(sp)
+}

@@ -1,0 +1,148 @@
+//! `guest-lwk`: the lwk-vmm light-weight kernel.
+//!
+//! A `#![no_std]` kernel for x86_64 that the VMM starts directly in 64-bit mode. It sets up its
+//! own GDT/TSS/IDT and syscall MSRs, loads the program's ELF (reading the file through the
+//! offload bridge), builds the initial stack as Linux does and runs the program in ring 3.
+//! Syscalls are dispatched by the one table in `offload-abi`: local ones are served here,
+//! offloaded ones go to the VMM over the bridge, the rest return ENOSYS.
+//!
+//! Modules: `arch` (descriptor tables, entry stubs, MSRs; `unsafe`), `phys` (guest-physical
+//! memory through the direct map; `unsafe`), `mm` (frames, page tables, user copies), `bridge`
+//! (offload requests), `loader` (ELF and initial stack), `trap` (exceptions, the two syscall
+//! arrivals), `syscall` (the dispatcher and local syscalls), `time` (TSC clock).
+//! Neighbours: `offload-abi` (the contract with the VMM); built and embedded by `vmm/build.rs`.
+#![no_std]
+#![no_main]
+
+mod arch;
+mod bridge;
+mod loader;
+mod mm;
+mod phys;
+mod syscall;
+mod time;
+mod trap;
+
+use arch::Global;
+use offload_abi::{
+    BOOT_INFO_MAGIC, BootInfo, GuestStats, PROTOCOL_VERSION, exit_kind, layout, port,
+};
+
+/// The ELF note that tells the VMM which protocol version this image speaks.
+#[repr(C, align(4))]
+struct AbiNote {
+    namesz: u32,
+    descsz: u32,
+    note_type: u32,
+    name: [u8; 8],
+    version: u32,
+}
+
+#[used]
+#[unsafe(link_section = ".note.lwk")]
+static ABI_NOTE: AbiNote = AbiNote {
+    namesz: offload_abi::ABI_NOTE_NAME.len() as u32,
+    descsz: 4,
+    note_type: offload_abi::ABI_NOTE_TYPE,
+    name: *offload_abi::ABI_NOTE_NAME,
+    version: PROTOCOL_VERSION,
+};
+
+/// Everything the kernel knows, owned by the trap path after boot.
+pub struct Kernel {
+    pub info: BootInfo,
+    pub frames: mm::Frames,
+    pub aspace: mm::AddressSpace,
+    pub process: syscall::Process,
+    pub clock: time::Clock,
+    pub stats: &'static mut GuestStats,
+    /// The LSTAR address: a #PF at this RIP from ring 3 is a syscall (kvm_pvm arrival).
+    pub lstar: u64,
+}
+
+static KERNEL: Global<Option<Kernel>> = Global::new(None);
+
+/// The kernel state, for the trap path.
+pub fn kernel() -> &'static mut Kernel {
+    // SAFETY: set once at the end of boot; afterwards only the (non-reentrant) trap path on
+    // the single vCPU uses it (see `arch::Global`).
+    match unsafe { &mut *KERNEL.get() } {
+        Some(k) => k,
+        None => panic!("trap before the kernel finished booting"),
+    }
+}
+
+/// Ends the job: records how in the statistics page and tells the VMM (which never resumes
+/// this vCPU).
+pub fn exit_job(kind: u32, code: u32) -> ! {
+    // exit_kind and exit_code are adjacent u32s: one 8-byte store (through the direct map, so
+    // this also works from the panic handler while other references to the page are live).
+    const _: () = assert!(
+        core::mem::offset_of!(GuestStats, exit_code)
+            == core::mem::offset_of!(GuestStats, exit_kind) + 4
+    );
+    phys::write_u64(
+        layout::STATS_GPA + core::mem::offset_of!(GuestStats, exit_kind) as u64,
+        u64::from(kind) | (u64::from(code) << 32),
+    );
+    arch::outl(port::EXIT, 0);
+    arch::halt_forever()
+}
+
+/// Rust entry point, called by `_start` on the boot stack with RSI (boot info GPA) in RDI.
+extern "C" fn kmain(boot_info_gpa: u64) -> ! {
+    let info: BootInfo = phys::read(layout::BOOT_INFO_GPA);
+    phys::init(info.mem_size);
+    arch::init_descriptors();
+    arch::init_syscall();
+    bridge::init();
+    let stats: &'static mut GuestStats = phys::fixed_mut(layout::STATS_GPA);
+    if boot_info_gpa != layout::BOOT_INFO_GPA
+        || info.magic != BOOT_INFO_MAGIC
+        || info.version != PROTOCOL_VERSION
+    {
+        klog!(
+            bridge::level::ERROR,
+            "boot info invalid: magic {:#x}, version {}",
+            info.magic,
+            info.version
+        );
+        exit_job(exit_kind::KERNEL_PANIC, 0);
+    }
+    let clock = time::Clock::new(&info);
+    let mut frames = mm::Frames::new(&info);
+    let aspace = mm::AddressSpace {
+        pml4: arch::read_cr3() & mm::pte::ADDR,
+    };
+    let image = match loader::load(&info, &mut frames, &aspace) {
+        Ok(image) => image,
+        Err(e) => {
+            klog!(
+                bridge::level::ERROR,
+                "cannot load the program: {}",
+                e.message()
+            );
+            exit_job(exit_kind::EXITED, e.exit_status());
+        }
+    };
+    let process = syscall::Process::new(&info, image.brk_start);
+    // SAFETY: boot, single vCPU; nothing else references KERNEL yet (see `arch::Global`).
+    unsafe {
+        *KERNEL.get() = Some(Kernel {
+            info,
+            frames,
+            aspace,
+            process,
+            clock,
+            stats,
+            lstar: arch::syscall_entry_address(),
+        });
+    }
+    arch::enter_user(image.entry, image.stack_pointer)
+}
+
+#[panic_handler]
+fn panic(panic_info: &core::panic::PanicInfo) -> ! {
+    klog!(bridge::level::ERROR, "LWK panic: {}", panic_info);
+    exit_job(exit_kind::KERNEL_PANIC, 0)
+}

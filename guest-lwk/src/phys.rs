@@ -1,0 +1,107 @@
+//! Guest-physical memory through the direct map (`layout::DIRECT_MAP_BASE + gpa`, built by the
+//! VMM with 2 MiB pages over all guest RAM). With `arch`, the only module with `unsafe`.
+//!
+//! Every function checks that the whole range lies inside guest RAM; anything else is a kernel
+//! bug and panics (a clear report and a distinct exit status, never a wild write).
+
+use crate::arch::Global;
+use offload_abi::layout::DIRECT_MAP_BASE;
+
+/// Bytes of guest RAM; until boot reads the real size, the low 16 MiB that every layout has.
+static MEM_SIZE: Global<u64> = Global::new(offload_abi::layout::KERNEL_PHYS_END);
+
+/// Records the size of guest RAM (once, at boot, before any other call).
+pub fn init(mem_size: u64) {
+    // SAFETY: written once during boot on the only vCPU (see `Global`).
+    unsafe { *MEM_SIZE.get() = mem_size };
+}
+
+#[inline]
+fn check(pa: u64, len: u64) -> u64 {
+    // SAFETY: MEM_SIZE is only written once at boot (see `Global`).
+    let size = unsafe { *MEM_SIZE.get() };
+    match pa.checked_add(len) {
+        Some(end) if end <= size => DIRECT_MAP_BASE + pa,
+        _ => panic!("physical access {pa:#x}+{len:#x} outside guest RAM ({size:#x})"),
+    }
+}
+
+/// Kernel-virtual address of guest-physical `pa` in the direct map.
+#[inline]
+pub fn virt(pa: u64) -> u64 {
+    DIRECT_MAP_BASE + pa
+}
+
+/// Reads a u64 at `pa` (8-byte aligned).
+#[inline]
+pub fn read_u64(pa: u64) -> u64 {
+    let va = check(pa, 8);
+    // SAFETY: `check` proved the 8 bytes are guest RAM, which the direct map covers; any bit
+    // pattern is a valid u64.
+    unsafe { core::ptr::read_volatile(va as *const u64) }
+}
+
+/// Writes a u64 at `pa` (8-byte aligned).
+#[inline]
+pub fn write_u64(pa: u64, value: u64) {
+    let va = check(pa, 8);
+    // SAFETY: as in `read_u64`; kernel data structures never live in free frames handed out
+    // by the frame allocator, so this write cannot alias a Rust reference.
+    unsafe { core::ptr::write_volatile(va as *mut u64, value) };
+}
+
+/// Copies `data` to guest-physical `pa`.
+pub fn write_bytes(pa: u64, data: &[u8]) {
+    let va = check(pa, data.len() as u64);
+    // SAFETY: the destination range is guest RAM (checked) and does not overlap `data`, which
+    // is kernel memory outside the frames callers pass here.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) };
+}
+
+/// Copies guest-physical `pa..pa+out.len()` into `out`.
+pub fn read_bytes(pa: u64, out: &mut [u8]) {
+    let va = check(pa, out.len() as u64);
+    // SAFETY: as in `write_bytes`, in the other direction.
+    unsafe { core::ptr::copy_nonoverlapping(va as *const u8, out.as_mut_ptr(), out.len()) };
+}
+
+/// Reads a plain-data value (integers only, every bit pattern valid) at `pa`.
+pub fn read<T: Copy + PlainData>(pa: u64) -> T {
+    let va = check(pa, core::mem::size_of::<T>() as u64);
+    // SAFETY: the range is guest RAM (checked); `PlainData` types accept any bit pattern;
+    // `read_unaligned` has no alignment requirement.
+    unsafe { core::ptr::read_unaligned(va as *const T) }
+}
+
+/// A mutable reference to a plain-data structure that the kernel owns for its whole life at
+/// a fixed guest-physical address (the statistics page, the bridge page).
+pub fn fixed_mut<T: PlainData>(pa: u64) -> &'static mut T {
+    let va = check(pa, core::mem::size_of::<T>() as u64);
+    assert!(
+        va.is_multiple_of(core::mem::align_of::<T>() as u64),
+        "misaligned fixed structure"
+    );
+    // SAFETY: the range is guest RAM reserved for this structure by the boot layout
+    // (offload-abi::layout), never handed out by the frame allocator; callers take it once at
+    // boot, so no second reference exists. The VMM reads/writes it only while this vCPU is
+    // stopped in a port-I/O exit, which the compiler sees as an opaque asm boundary.
+    unsafe { &mut *(va as *mut T) }
+}
+
+/// Marker for `#[repr(C)]` integer-only types for which every bit pattern is valid.
+///
+/// # Safety
+/// Implementors must be plain integers/arrays of integers with no invalid bit patterns.
+pub unsafe trait PlainData {}
+// SAFETY: integer-only repr(C) structs from the ABI crate.
+unsafe impl PlainData for offload_abi::BootInfo {}
+// SAFETY: as above.
+unsafe impl PlainData for offload_abi::GuestStats {}
+// SAFETY: as above.
+unsafe impl PlainData for offload_abi::BridgeRequest {}
+// SAFETY: an array of integers.
+unsafe impl PlainData for [u8; 64] {}
+// SAFETY: an array of integers.
+unsafe impl PlainData for [u8; 56] {}
+// SAFETY: an integer.
+unsafe impl PlainData for u32 {}

@@ -1,0 +1,128 @@
+//! The syscall dispatcher: one entry for both arrivals, driven by the table in `offload-abi`.
+//!
+//! Local syscalls live in one file per family (`mem`, `time`, `process`); each handler takes
+//! the kernel and the six raw arguments and returns a Linux-style result (value or `-errno`).
+//! Handlers truncate integer arguments to their C types themselves (an `int` arrives with
+//! whatever the caller left in the upper 32 bits).
+
+mod mem;
+mod process;
+mod time;
+
+use crate::Kernel;
+use crate::arch::TrapFrame;
+use crate::bridge;
+use offload_abi::errno::{EFAULT, ENOSYS};
+use offload_abi::syscalls::{Disposition, MAX_NR, disposition, nr};
+use offload_abi::{BootInfo, RLIMIT_COUNT, layout};
+
+/// Per-process state the LWK keeps (one process for now; the struct is per process so that
+/// several can exist once fork arrives).
+pub struct Process {
+    pub brk_start: u64,
+    pub brk: u64,
+    /// Page-aligned end of the memory mapped for the heap.
+    pub brk_mapped: u64,
+    /// Next anonymous mapping ends here (mappings grow down from below the stack).
+    pub mmap_next: u64,
+    /// Lowest address the mmap area may use.
+    pub mmap_floor: u64,
+    pub clear_child_tid: u64,
+    pub robust_list: (u64, u64),
+    pub rlimits: [[u64; 2]; RLIMIT_COUNT],
+    pub pid: u32,
+}
+
+/// Gap between the top of the stack area and the mmap area (Linux keeps at least 128 MiB).
+const STACK_GAP: u64 = 256 * 1024 * 1024;
+
+impl Process {
+    pub fn new(info: &BootInfo, brk_start: u64) -> Self {
+        let mmap_top = layout::USER_STACK_TOP - info.stack_size - STACK_GAP;
+        Process {
+            brk_start,
+            brk: brk_start,
+            brk_mapped: brk_start,
+            mmap_next: mmap_top,
+            // Leave room for the heap to grow (1/2 of the space above the program).
+            mmap_floor: brk_start + (mmap_top - brk_start) / 2,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            rlimits: info.rlimits,
+            pid: info.pid,
+        }
+    }
+}
+
+/// Serves the syscall in `frame` (RAX = number, args in RDI, RSI, RDX, R10, R8, R9) and puts
+/// the result in RAX.
+pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
+    let number = frame.rax;
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
+    k.stats.last_syscall = number;
+    if let Some(count) = k.stats.per_nr.get_mut(number as usize) {
+        *count = count.wrapping_add(1);
+    } else if let Some(count) = k.stats.per_nr.get_mut(MAX_NR - 1) {
+        // Out-of-range numbers are counted in the last slot, which no syscall uses.
+        *count = count.wrapping_add(1);
+    }
+    let ret = match disposition(number) {
+        Disposition::Local => {
+            k.stats.syscalls_local += 1;
+            local(k, number, args)
+        }
+        Disposition::Offload => {
+            k.stats.syscalls_offloaded += 1;
+            bridge::user_syscall(number, args)
+        }
+        Disposition::Unsupported(_) => {
+            k.stats.syscalls_unsupported += 1;
+            -ENOSYS
+        }
+    };
+    frame.rax = ret as u64;
+}
+
+fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
+    match number {
+        nr::brk => mem::brk(k, a),
+        nr::mmap => mem::mmap(k, a),
+        nr::munmap => mem::munmap(k, a),
+        nr::mprotect => mem::mprotect(k, a),
+        nr::madvise => mem::madvise(k, a),
+        nr::clock_gettime => time::clock_gettime(k, a),
+        nr::clock_getres => time::clock_getres(k, a),
+        nr::gettimeofday => time::gettimeofday(k, a),
+        nr::time => time::time(k, a),
+        nr::exit | nr::exit_group => process::exit(k, a),
+        nr::getpid | nr::gettid => process::getpid(k, a),
+        nr::getppid => process::getppid(k, a),
+        nr::getuid => i64::from(k.info.ids[0]),
+        nr::geteuid => i64::from(k.info.ids[1]),
+        nr::getgid => i64::from(k.info.ids[2]),
+        nr::getegid => i64::from(k.info.ids[3]),
+        nr::uname => process::uname(k, a),
+        nr::arch_prctl => process::arch_prctl(k, a),
+        nr::set_tid_address => process::set_tid_address(k, a),
+        nr::set_robust_list => process::set_robust_list(k, a),
+        nr::get_robust_list => process::get_robust_list(k, a),
+        nr::prlimit64 => process::prlimit64(k, a),
+        nr::getrlimit => process::getrlimit(k, a),
+        nr::sched_yield => 0,
+        // The table marks a call local that this match does not serve: a kernel bug, but the
+        // program gets what Linux gives for an unknown call.
+        _ => -ENOSYS,
+    }
+}
+
+/// Writes a plain value to user memory, `-EFAULT` if it is not mapped user-writable.
+fn put_user(k: &Kernel, va: u64, bytes: &[u8]) -> Result<(), i64> {
+    k.aspace.copy_to_user(va, bytes).map_err(|()| -EFAULT)
+}
+
+/// Reads user memory, `-EFAULT` if it is not mapped user-readable.
+fn get_user(k: &Kernel, va: u64, out: &mut [u8]) -> Result<(), i64> {
+    k.aspace.copy_from_user(va, out).map_err(|()| -EFAULT)
+}

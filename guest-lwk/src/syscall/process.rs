@@ -1,0 +1,145 @@
+//! Process identity, limits and thread-area calls, served locally.
+
+use super::{get_user, put_user};
+use crate::arch::{self, msr};
+use crate::{Kernel, exit_job};
+use offload_abi::errno::{EINVAL, EPERM, ESRCH};
+use offload_abi::{RLIMIT_COUNT, exit_kind};
+
+/// exit(2) / exit_group(2): one thread per process for now, so both end the job.
+pub fn exit(_k: &mut Kernel, a: [u64; 6]) -> i64 {
+    exit_job(exit_kind::EXITED, (a[0] as i32 as u32) & 0xff)
+}
+
+/// getpid(2) / gettid(2): the single thread's id is the process id.
+pub fn getpid(k: &mut Kernel, _a: [u64; 6]) -> i64 {
+    i64::from(k.process.pid)
+}
+
+/// getppid(2)
+pub fn getppid(k: &mut Kernel, _a: [u64; 6]) -> i64 {
+    i64::from(k.info.ppid)
+}
+
+/// uname(2): the host's identity (so programs that print it match their native run).
+pub fn uname(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    match put_user(k, a[0], &k.info.utsname) {
+        Ok(()) => 0,
+        Err(e) => e,
+    }
+}
+
+const ARCH_SET_GS: i32 = 0x1001;
+const ARCH_SET_FS: i32 = 0x1002;
+const ARCH_GET_FS: i32 = 0x1003;
+const ARCH_GET_GS: i32 = 0x1004;
+
+/// arch_prctl(2): the FS/GS bases of the thread (TLS).
+pub fn arch_prctl(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    let code = a[0] as i32;
+    let addr = a[1];
+    let set = |m: u32| {
+        if addr >= offload_abi::layout::USER_END {
+            return -EPERM;
+        }
+        arch::wrmsr(m, addr);
+        0
+    };
+    // The trap path runs with the user's GS base loaded (syscall_entry swaps it back before
+    // calling Rust), so GS_BASE is the user's in both arrivals.
+    let get = |m: u32| match put_user(k, addr, &arch::rdmsr(m).to_le_bytes()) {
+        Ok(()) => 0,
+        Err(e) => e,
+    };
+    match code {
+        ARCH_SET_FS => set(msr::FS_BASE),
+        ARCH_SET_GS => set(msr::GS_BASE),
+        ARCH_GET_FS => get(msr::FS_BASE),
+        ARCH_GET_GS => get(msr::GS_BASE),
+        _ => -EINVAL,
+    }
+}
+
+/// set_tid_address(2)
+pub fn set_tid_address(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    k.process.clear_child_tid = a[0];
+    i64::from(k.process.pid)
+}
+
+/// set_robust_list(2): recorded; walked at thread exit once threads exist (issue #6).
+pub fn set_robust_list(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    if a[1] != 24 {
+        return -EINVAL;
+    }
+    k.process.robust_list = (a[0], a[1]);
+    0
+}
+
+/// get_robust_list(2)
+pub fn get_robust_list(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    let pid = a[0] as i32;
+    if pid != 0 && pid as u32 != k.process.pid {
+        return -ESRCH;
+    }
+    let (head, len) = k.process.robust_list;
+    if let Err(e) = put_user(k, a[1], &head.to_le_bytes()) {
+        return e;
+    }
+    match put_user(k, a[2], &len.to_le_bytes()) {
+        Ok(()) => 0,
+        Err(e) => e,
+    }
+}
+
+fn limits_bytes(l: [u64; 2]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&l[0].to_le_bytes());
+    b[8..].copy_from_slice(&l[1].to_le_bytes());
+    b
+}
+
+/// prlimit64(2) on the program itself (limits start as the host's, recorded per process).
+pub fn prlimit64(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    let pid = a[0] as i32;
+    if pid != 0 && pid as u32 != k.process.pid {
+        return -ESRCH;
+    }
+    let resource = a[1] as u32 as usize;
+    if resource >= RLIMIT_COUNT {
+        return -EINVAL;
+    }
+    let mut new = None;
+    if a[2] != 0 {
+        let mut b = [0u8; 16];
+        if let Err(e) = get_user(k, a[2], &mut b) {
+            return e;
+        }
+        let soft = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        let hard = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+        if soft > hard {
+            return -EINVAL;
+        }
+        new = Some([soft, hard]);
+    }
+    if a[3] != 0
+        && let Err(e) = put_user(k, a[3], &limits_bytes(k.process.rlimits[resource]))
+    {
+        return e;
+    }
+    if let Some(l) = new {
+        k.process.rlimits[resource] = l;
+    }
+    0
+}
+
+/// getrlimit(2)
+pub fn getrlimit(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    let resource = a[0] as u32 as usize;
+    if resource >= RLIMIT_COUNT {
+        return -EINVAL;
+    }
+    match put_user(k, a[1], &limits_bytes(k.process.rlimits[resource])) {
+        Ok(()) => 0,
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,74 @@
+//! Exceptions and the two arrivals of a syscall (see `arch` for the entry stubs).
+//!
+//! A fault in ring 3 that is not a syscall arrival ends the program with the signal Linux would
+//! send (full signal delivery to handlers comes with issue #7). A fault in ring 0 is a kernel
+//! bug: it is reported with the registers and ends the job with a distinct status.
+
+use crate::arch::{TrapFrame, VECTOR_SYSCALL};
+use crate::{bridge, exit_job, kernel, klog, syscall};
+use offload_abi::exit_kind;
+
+/// #PF error code of a syscall on kvm_pvm: present | user | instruction fetch.
+const PF_SYSCALL_ARRIVAL: u64 = 0x15;
+
+/// Called by `trap_common` with the saved state.
+pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
+    if frame.vector == VECTOR_SYSCALL {
+        let k = kernel();
+        k.stats.entry_native += 1;
+        syscall::handle(k, frame);
+        return;
+    }
+    if frame.cs & 3 != 3 {
+        kernel_fault(frame);
+    }
+    let k = kernel();
+    if frame.vector == 14 && frame.error == PF_SYSCALL_ARRIVAL && frame.rip == k.lstar {
+        // kvm_pvm: `syscall` jumped to LSTAR in ring 3. RCX holds the return address and R11
+        // the flags, exactly as for the ring-0 arrival.
+        k.stats.entry_fault += 1;
+        frame.rip = frame.rcx;
+        frame.rflags = frame.r11;
+        syscall::handle(k, frame);
+        return;
+    }
+    let cr2 = crate::arch::read_cr2();
+    if frame.vector == 14 {
+        k.stats.page_faults += 1;
+    }
+    let (signal, name) = match frame.vector {
+        0 | 16 | 19 => (8, "SIGFPE"),
+        1 | 3 => (5, "SIGTRAP"),
+        6 => (4, "SIGILL"),
+        11 | 12 | 17 => (7, "SIGBUS"),
+        _ => (11, "SIGSEGV"),
+    };
+    klog!(
+        bridge::level::INFO,
+        "program killed by {}: exception {} error {:#x} at rip {:#x} (fault address {:#x}, rsp {:#x})",
+        name,
+        frame.vector,
+        frame.error,
+        frame.rip,
+        cr2,
+        frame.rsp
+    );
+    exit_job(exit_kind::SIGNALED, signal)
+}
+
+fn kernel_fault(frame: &TrapFrame) -> ! {
+    let cr2 = crate::arch::read_cr2();
+    klog!(
+        bridge::level::ERROR,
+        "LWK fault: exception {} error {:#x} rip {:#x} cr2 {:#x} rsp {:#x} rax {:#x} rdi {:#x} rsi {:#x}",
+        frame.vector,
+        frame.error,
+        frame.rip,
+        cr2,
+        frame.rsp,
+        frame.rax,
+        frame.rdi,
+        frame.rsi
+    );
+    exit_job(exit_kind::KERNEL_PANIC, 0)
+}

@@ -1,0 +1,40 @@
+//! Linux errno values the LWK and the host exchange. Results travel Linux style: a
+//! non-negative value, or `-errno` in the range `-4095..=-1`.
+
+#![allow(missing_docs)]
+
+pub const EPERM: i64 = 1;
+pub const ENOENT: i64 = 2;
+pub const ESRCH: i64 = 3;
+pub const EINTR: i64 = 4;
+pub const EIO: i64 = 5;
+pub const E2BIG: i64 = 7;
+pub const ENOEXEC: i64 = 8;
+pub const EBADF: i64 = 9;
+pub const EAGAIN: i64 = 11;
+pub const ENOMEM: i64 = 12;
+pub const EACCES: i64 = 13;
+pub const EFAULT: i64 = 14;
+pub const EEXIST: i64 = 17;
+pub const ENOTDIR: i64 = 20;
+pub const EISDIR: i64 = 21;
+pub const EINVAL: i64 = 22;
+pub const EMFILE: i64 = 24;
+pub const ENOTTY: i64 = 25;
+pub const ENODEV: i64 = 19;
+pub const ESPIPE: i64 = 29;
+pub const ERANGE: i64 = 34;
+pub const ENAMETOOLONG: i64 = 36;
+pub const ENOSYS: i64 = 38;
+pub const ELOOP: i64 = 40;
+pub const EOVERFLOW: i64 = 75;
+pub const EXDEV: i64 = 18;
+
+/// Largest errno value; results in `-MAX_ERRNO..0` are errors.
+pub const MAX_ERRNO: i64 = 4095;
+
+/// Whether a Linux-style result is an error.
+#[inline]
+pub const fn is_error(ret: i64) -> bool {
+    ret < 0 && ret >= -MAX_ERRNO
+}

@@ -1,0 +1,318 @@
+//! `offload-abi`: the one contract between the lwk-vmm host (VMM) and the guest LWK.
+//!
+//! Everything that crosses the guest/host boundary is defined here and nowhere else
+//! (DESIGN.md rule 1): the guest-physical and guest-virtual layout, the I/O ports, the
+//! boot-info block, the offload request, the guest statistics page, the protocol version, the
+//! Linux syscall table and errno values. Shared structs are `#[repr(C)]`, integers only, with
+//! explicit padding and compile-time size/offset asserts; enumerations travel as integers and
+//! are decoded with `TryFrom` on the receiving side.
+//!
+//! Neighbours: the guest kernel (`guest-lwk`) and the host crates (`offload-host`, `lwk-devices`,
+//! `lwk-vmm`) import this crate. It imports nothing of the project.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod errno;
+pub mod syscalls;
+
+use core::mem::{offset_of, size_of};
+
+/// Version of this contract. The guest image carries it in an ELF note (see [`ABI_NOTE_NAME`]);
+/// the VMM refuses an image whose version differs.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Name of the ELF note (PT_NOTE) in the guest image that carries [`PROTOCOL_VERSION`].
+pub const ABI_NOTE_NAME: &[u8; 8] = b"LWK-VMM\0";
+/// Type of that ELF note. Its descriptor is one little-endian u32: the protocol version.
+pub const ABI_NOTE_TYPE: u32 = 0x4c57_4b01;
+
+/// Guest-physical layout chosen by the VMM. The guest learns the variable parts from
+/// [`BootInfo`]; the fixed parts are here so both sides agree.
+pub mod layout {
+    /// Guest-physical address of the [`super::BootInfo`] page; also passed in RSI at entry.
+    pub const BOOT_INFO_GPA: u64 = 0x1000;
+    /// The program path the LWK opens (NUL-terminated, at most [`EXE_PATH_MAX`] bytes).
+    pub const EXE_PATH_GPA: u64 = 0x2000;
+    /// Size of the program-path page.
+    pub const EXE_PATH_MAX: usize = 4096;
+    /// The [`super::GuestStats`] page.
+    pub const STATS_GPA: u64 = 0x3000;
+    /// Offload request pages, one per vCPU: vCPU `i` uses `BRIDGE_GPA + i * 4096`.
+    pub const BRIDGE_GPA: u64 = 0x4000;
+    /// Most vCPUs the layout has room for (bridge pages end below [`STRING_OFFSETS_GPA`]).
+    pub const MAX_VCPUS: u32 = 64;
+    /// Table of u32 offsets of the argv/envp strings inside the string blob.
+    pub const STRING_OFFSETS_GPA: u64 = 0x8_0000;
+    /// Room for that table: at most this many argv + envp entries.
+    pub const MAX_STRINGS: usize = 0x8_0000 / 4;
+    /// Page tables built by the VMM (PML4, PDPTs, PDs for the kernel and direct maps).
+    pub const PAGE_TABLES_GPA: u64 = 0x10_0000;
+    /// End of the VMM's page-table area.
+    pub const PAGE_TABLES_END: u64 = 0x20_0000;
+    /// Where the guest kernel image is loaded (its ELF LMA).
+    pub const KERNEL_PHYS: u64 = 0x20_0000;
+    /// End of the area reserved for the kernel image; free memory starts here.
+    pub const KERNEL_PHYS_END: u64 = 0x100_0000;
+    /// Virtual base of the kernel image mapping: maps guest-physical `0..1 GiB`.
+    pub const KERNEL_VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+    /// Virtual base of the direct map: maps all guest RAM at `DIRECT_MAP_BASE + gpa`.
+    pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+    /// Top of the program's initial stack (exclusive); 2 MiB aligned.
+    pub const USER_STACK_TOP: u64 = 0x7fff_ffe0_0000;
+    /// One past the highest user virtual address.
+    pub const USER_END: u64 = 0x8000_0000_0000;
+}
+
+/// I/O ports of the guest's devices. Chosen outside the legacy PC range that an in-kernel
+/// irqchip claims (PIC 0x20/0xa0, PIT 0x40, ...).
+pub mod port {
+    /// 32-bit write: the vCPU's offload request page is ready (value: vCPU id).
+    pub const OFFLOAD: u16 = 0x7100;
+    /// 32-bit write: the job is over; details are in [`super::GuestStats`].
+    pub const EXIT: u16 = 0x7101;
+}
+
+/// Magic value at the start of [`BootInfo`] (`"LWKBOOT1"`).
+pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"LWKBOOT1");
+
+/// Kind of a [`MemRegion`].
+pub mod mem_kind {
+    /// RAM the LWK may allocate.
+    pub const USABLE: u32 = 1;
+}
+
+/// One range of guest-physical memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemRegion {
+    /// First guest-physical address.
+    pub base: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// A [`mem_kind`] value.
+    pub kind: u32,
+    /// Explicit padding; zero.
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<MemRegion>() == 24);
+
+/// Most memory regions in [`BootInfo`].
+pub const MAX_MEM_REGIONS: usize = 8;
+
+/// Bits of [`BootInfo::flags`].
+pub mod boot_flags {
+    /// Map program memory when it is granted (no demand paging).
+    pub const PREFAULT: u64 = 1 << 0;
+}
+
+/// What the VMM tells the LWK at boot. Lives at [`layout::BOOT_INFO_GPA`]; RSI points to it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BootInfo {
+    /// [`BOOT_INFO_MAGIC`].
+    pub magic: u64,
+    /// [`PROTOCOL_VERSION`] of the VMM that wrote this block.
+    pub version: u32,
+    /// Number of vCPUs.
+    pub vcpu_count: u32,
+    /// Bytes of guest RAM (guest-physical `0..mem_size`).
+    pub mem_size: u64,
+    /// Number of valid entries in `regions`.
+    pub nr_regions: u32,
+    /// Explicit padding; zero.
+    pub _pad0: u32,
+    /// Memory map.
+    pub regions: [MemRegion; MAX_MEM_REGIONS],
+    /// TSC frequency in kHz, as KVM reports it for the vCPUs.
+    pub tsc_khz: u64,
+    /// [`boot_flags`] bits.
+    pub flags: u64,
+    /// Guest-physical base of the program's initial stack block (zeroed, physically contiguous).
+    pub stack_gpa: u64,
+    /// Size of that block; it is mapped to end at [`layout::USER_STACK_TOP`].
+    pub stack_size: u64,
+    /// Bytes of string data at the very top of the stack block: argv strings, envp strings,
+    /// `AT_EXECFN`, `AT_PLATFORM` (each NUL-terminated), then 16 random bytes for `AT_RANDOM`.
+    pub strings_len: u64,
+    /// Number of argv strings.
+    pub argc: u32,
+    /// Number of envp strings.
+    pub envc: u32,
+    /// Offset of the `AT_EXECFN` string inside the string blob.
+    pub execfn_off: u32,
+    /// Offset of the `AT_PLATFORM` string inside the string blob.
+    pub platform_off: u32,
+    /// Offset of the 16 `AT_RANDOM` bytes inside the string blob.
+    pub random_off: u32,
+    /// Explicit padding; zero.
+    pub _pad1: u32,
+    /// Real, effective user and group ids the program sees (uid, euid, gid, egid).
+    pub ids: [u32; 4],
+    /// `AT_HWCAP` (CPUID leaf 1 EDX, as Linux reports it).
+    pub hwcap: u64,
+    /// Process id the program sees.
+    pub pid: u32,
+    /// Parent process id the program sees.
+    pub ppid: u32,
+    /// Resource limits (soft, hard) the program starts with, indexed by `RLIMIT_*`.
+    pub rlimits: [[u64; 2]; RLIMIT_COUNT],
+    /// `struct utsname` as uname(2) returns it: six NUL-padded 65-byte fields.
+    pub utsname: [u8; UTSNAME_LEN],
+    /// Explicit padding; zero.
+    pub _pad3: [u8; 2],
+}
+
+/// Number of `RLIMIT_*` resources Linux defines.
+pub const RLIMIT_COUNT: usize = 16;
+/// Size of Linux's `struct utsname` (6 fields of 65 bytes).
+pub const UTSNAME_LEN: usize = 6 * 65;
+const _: () = assert!(offset_of!(BootInfo, regions) == 32);
+const _: () = assert!(offset_of!(BootInfo, tsc_khz) == 224);
+const _: () = assert!(offset_of!(BootInfo, ids) == 288);
+const _: () = assert!(offset_of!(BootInfo, rlimits) == 320);
+const _: () = assert!(offset_of!(BootInfo, utsname) == 576);
+const _: () = assert!(size_of::<BootInfo>() == 968);
+const _: () = assert!(size_of::<BootInfo>() <= 4096);
+
+/// Operations of an offload request ([`BridgeRequest::op`]).
+pub mod op {
+    /// Execute Linux syscall `nr` with `args` on the host.
+    pub const SYSCALL: u32 = 1;
+    /// Read the host clocks: `val[0]` = CLOCK_REALTIME ns, `val[1]` = CLOCK_MONOTONIC ns.
+    pub const HOST_TIME: u32 = 2;
+    /// Print a kernel log message: `args[0]` = kernel-virtual address, `args[1]` = length.
+    pub const LOG: u32 = 3;
+}
+
+/// Bits of [`BridgeRequest::flags`].
+pub mod req_flags {
+    /// Pointers in the request were made by the kernel: they may point to supervisor pages.
+    /// Without this bit only user-accessible pages are accepted (a user program cannot make
+    /// the host read kernel memory on its behalf).
+    pub const KERNEL_ORIGIN: u32 = 1 << 0;
+}
+
+/// One offload request, in the vCPU's bridge page. The guest fills everything up to `cr3`,
+/// writes its vCPU id to [`port::OFFLOAD`], and reads `ret`/`val` when the write returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BridgeRequest {
+    /// An [`op`] value.
+    pub op: u32,
+    /// [`req_flags`] bits.
+    pub flags: u32,
+    /// Syscall number for [`op::SYSCALL`].
+    pub nr: u64,
+    /// Raw syscall arguments; pointers are guest-virtual, resolved by the host through the
+    /// guest page tables rooted at `cr3`.
+    pub args: [u64; 6],
+    /// Guest CR3 of the address space the pointers belong to.
+    pub cr3: u64,
+    /// Result, Linux style: a value, or `-errno`.
+    pub ret: i64,
+    /// Extra results of some operations.
+    pub val: [u64; 2],
+}
+const _: () = assert!(offset_of!(BridgeRequest, args) == 16);
+const _: () = assert!(offset_of!(BridgeRequest, cr3) == 64);
+const _: () = assert!(offset_of!(BridgeRequest, ret) == 72);
+const _: () = assert!(size_of::<BridgeRequest>() == 96);
+
+/// How the job ended ([`GuestStats::exit_kind`]).
+pub mod exit_kind {
+    /// The program called exit/exit_group; `exit_code` is its status.
+    pub const EXITED: u32 = 1;
+    /// The program was killed by signal `exit_code`.
+    pub const SIGNALED: u32 = 2;
+    /// The LWK itself failed; a message was logged before.
+    pub const KERNEL_PANIC: u32 = 3;
+}
+
+/// Counters and the exit report the LWK keeps at [`layout::STATS_GPA`]; the host reads them
+/// when the job ends. Guest-written: the host treats every field as untrusted numbers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct GuestStats {
+    /// Syscalls served inside the LWK.
+    pub syscalls_local: u64,
+    /// Syscalls forwarded to the host.
+    pub syscalls_offloaded: u64,
+    /// Syscalls answered with ENOSYS.
+    pub syscalls_unsupported: u64,
+    /// Syscalls that arrived through the ring-0 LSTAR entry (hardware semantics).
+    pub entry_native: u64,
+    /// Syscalls that arrived as a user instruction-fetch #PF at LSTAR (kvm_pvm semantics).
+    pub entry_fault: u64,
+    /// Page faults that were not syscall arrivals.
+    pub page_faults: u64,
+    /// Number of the last syscall the program made (for crash reports).
+    pub last_syscall: u64,
+    /// An [`exit_kind`] value, set before the exit port is written.
+    pub exit_kind: u32,
+    /// Exit status or signal number.
+    pub exit_code: u32,
+    /// Per-syscall-number counts.
+    pub per_nr: [u32; syscalls::MAX_NR],
+}
+const _: () = assert!(offset_of!(GuestStats, per_nr) == 64);
+const _: () = assert!(size_of::<GuestStats>() == 64 + 4 * syscalls::MAX_NR);
+const _: () = assert!(size_of::<GuestStats>() <= 4096);
+
+#[cfg(test)]
+mod tests {
+    use super::syscalls::{Disposition, MAX_NR, TABLE, disposition, lookup, name, nr};
+
+    #[test]
+    fn table_is_sorted_unique_and_in_range() {
+        for pair in TABLE.windows(2) {
+            assert!(
+                pair[0].nr < pair[1].nr,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        assert!(TABLE.iter().all(|s| (s.nr as usize) < MAX_NR));
+        assert!(
+            TABLE.len() > 370,
+            "the table covers every Linux x86_64 syscall"
+        );
+    }
+
+    #[test]
+    fn lookup_matches_linux_numbers() {
+        assert_eq!(nr::read, 0);
+        assert_eq!(nr::write, 1);
+        assert_eq!(nr::exit_group, 231);
+        assert_eq!(nr::clone3, 435);
+        assert_eq!(name(39), Some("getpid"));
+        assert_eq!(name(0x1_0000_0027), None);
+        assert_eq!(name(400), None);
+        assert!(lookup(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn start_up_calls_have_the_promised_disposition() {
+        for n in [
+            nr::brk,
+            nr::arch_prctl,
+            nr::set_tid_address,
+            nr::getpid,
+            nr::exit_group,
+        ] {
+            assert_eq!(disposition(n), Disposition::Local, "{:?}", name(n));
+        }
+        for n in [
+            nr::read,
+            nr::write,
+            nr::writev,
+            nr::newfstatat,
+            nr::ioctl,
+            nr::readlink,
+        ] {
+            assert_eq!(disposition(n), Disposition::Offload, "{:?}", name(n));
+        }
+        assert!(matches!(disposition(nr::rseq), Disposition::Unsupported(_)));
+        assert!(matches!(disposition(999), Disposition::Unsupported(_)));
+    }
+}

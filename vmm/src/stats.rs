@@ -1,0 +1,101 @@
+//! `--stats-json`: one JSON object per job (names fixed by issue #2; later issues add keys).
+
+use crate::vcpu::ExitCounts;
+use offload_abi::GuestStats;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Where a vCPU ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct VcpuPlacement {
+    /// vCPU id.
+    pub id: u32,
+    /// Host CPU it was pinned to (null if pinning failed).
+    pub host_cpu: Option<usize>,
+}
+
+/// Syscall counts by disposition.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyscallCounts {
+    /// Served in the LWK.
+    pub local: u64,
+    /// Forwarded to the host.
+    pub offloaded: u64,
+    /// Answered with ENOSYS.
+    pub unsupported: u64,
+}
+
+/// The statistics of one job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStats {
+    /// Exits of the vCPU to the VMM.
+    pub vm_exits: u64,
+    /// The same, by reason.
+    pub vm_exits_by_reason: BTreeMap<&'static str, u64>,
+    /// Syscalls by disposition.
+    pub syscalls: SyscallCounts,
+    /// Per-syscall counts (name -> count), nonzero only.
+    pub syscalls_by_name: BTreeMap<String, u64>,
+    /// How syscalls arrived: "native" (ring-0 LSTAR entry), "fault" (kvm_pvm's #PF at
+    /// LSTAR), or "none" (no syscall was made).
+    pub syscall_entry: &'static str,
+    /// Page faults in the guest that were not syscall arrivals.
+    pub guest_page_faults: u64,
+    /// Host backing of guest RAM.
+    pub memory_backing: &'static str,
+    /// vCPU placement.
+    pub vcpus: Vec<VcpuPlacement>,
+    /// Wall-clock time of the whole job in milliseconds.
+    pub wall_ms: f64,
+}
+
+impl JobStats {
+    /// Gathers the figures of a finished job. `guest` is the LWK's page (untrusted numbers:
+    /// only counted and printed).
+    pub fn collect(
+        exits: &ExitCounts,
+        guest: Option<&GuestStats>,
+        backing: &'static str,
+        vcpus: Vec<VcpuPlacement>,
+        wall: Duration,
+    ) -> Self {
+        let mut syscalls = SyscallCounts::default();
+        let mut by_name = BTreeMap::new();
+        let mut entry = "none";
+        let mut faults = 0;
+        if let Some(g) = guest {
+            syscalls = SyscallCounts {
+                local: g.syscalls_local,
+                offloaded: g.syscalls_offloaded,
+                unsupported: g.syscalls_unsupported,
+            };
+            for (nr, &count) in g.per_nr.iter().enumerate() {
+                if count > 0 {
+                    let name = offload_abi::syscalls::name(nr as u64)
+                        .map_or_else(|| format!("syscall_{nr}"), str::to_string);
+                    by_name.insert(name, u64::from(count));
+                }
+            }
+            entry = if g.entry_native > 0 {
+                "native"
+            } else if g.entry_fault > 0 {
+                "fault"
+            } else {
+                "none"
+            };
+            faults = g.page_faults;
+        }
+        JobStats {
+            vm_exits: exits.total(),
+            vm_exits_by_reason: exits.by_reason.clone(),
+            syscalls,
+            syscalls_by_name: by_name,
+            syscall_entry: entry,
+            guest_page_faults: faults,
+            memory_backing: backing,
+            vcpus,
+            wall_ms: wall.as_secs_f64() * 1000.0,
+        }
+    }
+}
