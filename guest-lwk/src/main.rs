@@ -91,6 +91,7 @@ pub fn exit_job(kind: u32, code: u32) -> ! {
 
 /// Rust entry point, called by `_start` on the boot stack with RSI (boot info GPA) in RDI.
 extern "C" fn kmain(boot_info_gpa: u64) -> ! {
+    let t0 = arch::rdtsc();
     let info: BootInfo = phys::read(layout::BOOT_INFO_GPA);
     phys::init(info.mem_size);
     arch::init_descriptors();
@@ -109,7 +110,9 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
         );
         exit_job(exit_kind::KERNEL_PANIC, 0);
     }
+    let t1 = arch::rdtsc();
     let clock = time::Clock::new(&info);
+    let t2 = arch::rdtsc();
     let mut frames = mm::Frames::new(&info);
     let aspace = mm::AddressSpace {
         pml4: arch::read_cr3() & mm::pte::ADDR,
@@ -125,6 +128,15 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
             exit_job(exit_kind::EXITED, e.exit_status());
         }
     };
+    let t3 = arch::rdtsc();
+    let us = |a: u64, b: u64| (b - a) * 1000 / info.tsc_khz.max(1);
+    klog!(
+        bridge::level::INFO,
+        "boot: descriptors {} us, clock {} us, program load {} us",
+        us(t0, t1),
+        us(t1, t2),
+        us(t2, t3)
+    );
     let process = syscall::Process::new(&info, image.brk_start);
     // SAFETY: boot, single vCPU; nothing else references KERNEL yet (see `arch::Global`).
     unsafe {

@@ -181,15 +181,11 @@ impl AddressSpace {
         let mut pa = pa;
         let mut left = pages;
         while left > 0 {
-            let mut entry = self.table_entry(frames, va, 0)?;
+            let entry = self.table_entry(frames, va, 0)?;
             let in_table = 512 - index(va, 0);
             let n = in_table.min(left);
-            let end = entry + n * 8;
-            while entry < end {
-                phys::write_u64(entry, pa | flags);
-                entry += 8;
-                pa += PAGE;
-            }
+            phys::fill_u64_run(entry, n, pa | flags, PAGE);
+            pa += n * PAGE;
             va += n * PAGE;
             left -= n;
         }

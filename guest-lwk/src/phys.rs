@@ -50,6 +50,25 @@ pub fn write_u64(pa: u64, value: u64) {
     unsafe { core::ptr::write_volatile(va as *mut u64, value) };
 }
 
+/// Writes `count` consecutive u64s at `pa`: `first`, `first + step`, ... (page-table runs).
+/// The range is checked once; the loop is a handful of instructions per entry, which matters
+/// where ring 0 is emulated.
+#[inline]
+pub fn fill_u64_run(pa: u64, count: u64, first: u64, step: u64) {
+    let va = check(pa, count.saturating_mul(8));
+    let mut p = va as *mut u64;
+    let mut v = first;
+    for _ in 0..count {
+        // SAFETY: `check` proved `count` u64s from `pa` are guest RAM in the direct map; page
+        // tables are kernel-owned frames that no Rust reference points into.
+        unsafe {
+            core::ptr::write_volatile(p, v);
+            p = p.add(1);
+        }
+        v = v.wrapping_add(step);
+    }
+}
+
 /// Copies `data` to guest-physical `pa`.
 pub fn write_bytes(pa: u64, data: &[u8]) {
     let va = check(pa, data.len() as u64);
