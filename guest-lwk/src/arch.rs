@@ -147,26 +147,32 @@ struct DescriptorPointer {
 }
 
 unsafe extern "C" {
-    /// Addresses of the 32 exception stubs (defined in the assembly below).
-    static TRAP_STUBS: [u64; 32];
+    /// The 32 exception stubs: 16 bytes each, from this 512-byte aligned address (so the low
+    /// 16 bits of every stub address are those of the first plus 16 * vector).
+    static TRAP_STUBS_START: u8;
     fn syscall_entry();
 }
 
 global_asm!(
     r#"
 .macro TRAP_NOERR n
+.balign 16
 trap_stub_\n:
     push 0
     push \n
     jmp trap_common
 .endm
 .macro TRAP_ERR n
+.balign 16
 trap_stub_\n:
     push \n
     jmp trap_common
 .endm
 
 .pushsection .text
+.balign 512
+.global TRAP_STUBS_START
+TRAP_STUBS_START:
 TRAP_NOERR 0
 TRAP_NOERR 1
 TRAP_NOERR 2
@@ -253,15 +259,6 @@ trap_common:
     iretq
 .popsection
 
-.pushsection .rodata
-.balign 8
-.global TRAP_STUBS
-TRAP_STUBS:
-.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    .quad trap_stub_\n
-.endr
-.popsection
-
 .pushsection .text.entry, "ax"
 .global _start
 _start:
@@ -308,27 +305,30 @@ pub fn init_descriptors() {
         percpu.kernel_rsp = kernel_stack_top();
     }
 
-    // SAFETY: as above; `TRAP_STUBS` is a read-only table emitted by the assembly.
-    let stubs = unsafe { &*core::ptr::addr_of!(TRAP_STUBS) };
-    // SAFETY: as above.
-    let idt = unsafe { &mut *IDT.get() };
-    for (vector, (entry, &handler)) in idt.iter_mut().zip(stubs.iter()).enumerate() {
-        // int3 and into may be used by ring 3 (DPL 3); everything else is DPL 0.
-        let type_attr: u64 = if vector == 3 || vector == 4 {
-            0xee
-        } else {
-            0x8e
-        };
-        // Double faults run on their own stack (IST1 == the top of the kernel stack) so that a
-        // kernel stack overflow still produces a report.
-        let ist: u64 = u64::from(vector == 8);
-        entry[0] = (handler & 0xffff)
+    // Gates are computed from the first stub's and patched for the exceptions; the loop is a
+    // few instructions per entry (ring 0 is emulated on the development KVM).
+    let base = core::ptr::addr_of!(TRAP_STUBS_START) as u64;
+    let gate = |handler: u64, ist: u64, type_attr: u64| {
+        (handler & 0xffff)
             | (KERNEL_CS << 16)
             | (ist << 32)
             | (type_attr << 40)
-            | (((handler >> 16) & 0xffff) << 48);
-        entry[1] = handler >> 32;
+            | (((handler >> 16) & 0xffff) << 48)
+    };
+    let first = gate(base, 0, 0x8e);
+    // SAFETY: as above.
+    let idt = unsafe { &mut *IDT.get() };
+    let mut low = first;
+    for entry in idt.iter_mut() {
+        entry[0] = low;
+        entry[1] = base >> 32;
+        low += 16;
     }
+    // int3 and into may be used by ring 3 (DPL 3); everything else is DPL 0.
+    idt[3][0] = gate(base + 3 * 16, 0, 0xee);
+    idt[4][0] = gate(base + 4 * 16, 0, 0xee);
+    // Double faults run on their own stack (IST1) so a kernel stack overflow still reports.
+    idt[8][0] = gate(base + 8 * 16, 1, 0x8e);
     // SAFETY: as above.
     unsafe { (*TSS.get()).ist[0] = kernel_stack_top() };
 

@@ -6,7 +6,7 @@
 use crate::mm::{AddressSpace, Frames, HUGE, MapError, PAGE, align_up, pte};
 use crate::{bridge, phys};
 use offload_abi::syscalls::nr;
-use offload_abi::{BootInfo, errno, layout};
+use offload_abi::{AUXV_WORDS, BootInfo, errno, layout};
 
 /// Where a loaded program starts.
 pub struct Image {
@@ -313,8 +313,8 @@ struct Auxv {
     entry: u64,
 }
 
-/// Maps the stack block and writes argc, argv[], envp[] and auxv below the strings the VMM put
-/// at its top. Returns the initial RSP (16-byte aligned, pointing at argc).
+/// Maps the stack block (2 MiB pages where aligned) and writes the auxiliary vector into the
+/// room the VMM left after envp. Returns the initial RSP (16-byte aligned, pointing at argc).
 fn build_stack(
     info: &BootInfo,
     frames: &mut Frames,
@@ -334,60 +334,43 @@ fn build_stack(
         aspace.map_4k(frames, bottom, info.stack_gpa, size / PAGE, flags)?;
     }
 
-    let argc = u64::from(info.argc);
-    let envc = u64::from(info.envc);
-    if (argc + envc) as usize > layout::MAX_STRINGS || info.strings_len > size / 4 {
+    // The VMM wrote argc/argv/envp at `initial_sp` and the strings above; the LWK adds the
+    // auxiliary vector, which only it knows.
+    let sp = info.initial_sp;
+    let blob = layout::USER_STACK_TOP.wrapping_sub(info.strings_len);
+    let auxv_end = info.auxv_va.wrapping_add(AUXV_WORDS as u64 * 8);
+    if sp < bottom + PAGE
+        || !sp.is_multiple_of(16)
+        || info.auxv_va < sp
+        || auxv_end > blob
+        || blob > layout::USER_STACK_TOP
+    {
         return Err(LoadError::TooManyStrings);
     }
-    let blob = layout::USER_STACK_TOP - info.strings_len;
     let at = |off: u32| blob + u64::from(off);
-    let auxv: [(u64, u64); 19] = [
-        (3, aux.phdr),                // AT_PHDR
-        (4, 56),                      // AT_PHENT
-        (5, aux.phnum),               // AT_PHNUM
-        (6, PAGE),                    // AT_PAGESZ
-        (7, 0),                       // AT_BASE (no interpreter)
-        (8, 0),                       // AT_FLAGS
-        (9, aux.entry),               // AT_ENTRY
-        (11, u64::from(info.ids[0])), // AT_UID
-        (12, u64::from(info.ids[1])), // AT_EUID
-        (13, u64::from(info.ids[2])), // AT_GID
-        (14, u64::from(info.ids[3])), // AT_EGID
-        (15, at(info.platform_off)),  // AT_PLATFORM
-        (16, info.hwcap),             // AT_HWCAP
-        (17, 100),                    // AT_CLKTCK
-        (23, 0),                      // AT_SECURE
-        (25, at(info.random_off)),    // AT_RANDOM
-        (26, 0),                      // AT_HWCAP2
-        (31, at(info.execfn_off)),    // AT_EXECFN
-        (0, 0),                       // AT_NULL
+    #[rustfmt::skip]
+    let auxv: [u64; 38] = [
+        3, aux.phdr,                      // AT_PHDR
+        4, 56,                            // AT_PHENT
+        5, aux.phnum,                     // AT_PHNUM
+        6, PAGE,                          // AT_PAGESZ
+        7, 0,                             // AT_BASE (no interpreter)
+        8, 0,                             // AT_FLAGS
+        9, aux.entry,                     // AT_ENTRY
+        11, u64::from(info.ids[0]),       // AT_UID
+        12, u64::from(info.ids[1]),       // AT_EUID
+        13, u64::from(info.ids[2]),       // AT_GID
+        14, u64::from(info.ids[3]),       // AT_EGID
+        15, at(info.platform_off),        // AT_PLATFORM
+        16, info.hwcap,                   // AT_HWCAP
+        17, 100,                          // AT_CLKTCK
+        23, 0,                            // AT_SECURE
+        25, at(info.random_off),          // AT_RANDOM
+        26, 0,                            // AT_HWCAP2
+        31, at(info.execfn_off),          // AT_EXECFN
+        0, 0,                             // AT_NULL
     ];
-    let words = 1 + argc + 1 + envc + 1 + 2 * auxv.len() as u64;
-    let sp = (blob - words * 8) & !15;
-    if sp < bottom + PAGE {
-        return Err(LoadError::TooManyStrings);
-    }
-    let to_pa = |va: u64| info.stack_gpa + (va - bottom);
-    let mut w = to_pa(sp);
-    let mut push = |v: u64| {
-        phys::write_u64(w, v);
-        w += 8;
-    };
-    push(argc);
-    for i in 0..argc + envc {
-        if i == argc {
-            push(0);
-        }
-        let off: u32 = phys::read(layout::STRING_OFFSETS_GPA + i * 4);
-        push(at(off));
-    }
-    if envc == 0 {
-        push(0);
-    }
-    push(0);
-    for (key, value) in auxv {
-        push(key);
-        push(value);
-    }
+    const _: () = assert!(38 <= AUXV_WORDS);
+    phys::write_u64s(info.stack_gpa + (info.auxv_va - bottom), &auxv);
     Ok(sp)
 }

@@ -69,6 +69,19 @@ pub fn fill_u64_run(pa: u64, count: u64, first: u64, step: u64) {
     }
 }
 
+/// Writes the u64s of `words` at guest-physical `pa` (one range check for all).
+pub fn write_u64s(pa: u64, words: &[u64]) {
+    let va = check(pa, words.len() as u64 * 8);
+    let mut p = va as *mut u64;
+    for &w in words {
+        // SAFETY: as in `fill_u64_run`: the whole range was checked to be guest RAM.
+        unsafe {
+            core::ptr::write_volatile(p, w);
+            p = p.add(1);
+        }
+    }
+}
+
 /// Copies `data` to guest-physical `pa`.
 pub fn write_bytes(pa: u64, data: &[u8]) {
     let va = check(pa, data.len() as u64);

@@ -7,8 +7,8 @@
 use crate::memory::MIB2;
 use offload_abi::layout::{self, DIRECT_MAP_BASE};
 use offload_abi::{
-    ABI_NOTE_NAME, ABI_NOTE_TYPE, BOOT_INFO_MAGIC, BootInfo, MAX_MEM_REGIONS, MemRegion,
-    PROTOCOL_VERSION, RLIMIT_COUNT, UTSNAME_LEN, mem_kind,
+    ABI_NOTE_NAME, ABI_NOTE_TYPE, AUXV_WORDS, BOOT_INFO_MAGIC, BootInfo, MAX_MEM_REGIONS,
+    MemRegion, PROTOCOL_VERSION, RLIMIT_COUNT, UTSNAME_LEN, mem_kind,
 };
 use offload_host::wire::Wire;
 use std::io::Cursor;
@@ -240,13 +240,13 @@ pub fn write_boot_info(
             reason: "too small (at least 64 MiB)",
         });
     }
-    let stack_gpa = mem_size - stack_size;
 
-    // The string blob: argv..., envp..., execfn, platform, 16 random bytes.
+    // The string blob at the very top of the stack: argv..., envp..., execfn, platform, 16
+    // random bytes.
     let mut blob = Vec::new();
-    let mut offsets: Vec<u32> = Vec::new();
+    let mut offsets: Vec<u64> = Vec::new();
     for s in prog.argv.iter().chain(prog.envp) {
-        offsets.push(blob.len() as u32);
+        offsets.push(blob.len() as u64);
         blob.extend_from_slice(s);
         blob.push(0);
     }
@@ -259,21 +259,39 @@ pub fn write_boot_info(
     let mut random = [0u8; 16];
     let _ = getrandom_bytes(&mut random);
     blob.extend_from_slice(&random);
-    // Linux's limit is a quarter of the stack; the string offsets table has its own limit.
-    let limit = stack_size / 4;
-    if blob.len() as u64 > limit || offsets.len() > layout::MAX_STRINGS {
-        return Err(BootError::ArgsTooLong {
-            need: blob.len() as u64,
-            limit,
-        });
-    }
     let strings_len = (blob.len() as u64).next_multiple_of(16);
-    let blob_at = mem_size - strings_len;
-    mem.write_slice(&blob, GuestAddress(blob_at))
-        .map_err(|_| BootError::GuestWrite(blob_at))?;
-    let table: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
-    mem.write_slice(&table, GuestAddress(layout::STRING_OFFSETS_GPA))
-        .map_err(|_| BootError::GuestWrite(layout::STRING_OFFSETS_GPA))?;
+    let blob_va = layout::USER_STACK_TOP - strings_len;
+
+    // Below it: argc, argv[], NULL, envp[], NULL, room for auxv; RSP 16-byte aligned at argc.
+    let argc = prog.argv.len() as u64;
+    let words = 1 + argc + 1 + prog.envp.len() as u64 + 1 + AUXV_WORDS as u64;
+    let sp = (blob_va - words * 8) & !15;
+    // Linux's limit for argv + envp is a quarter of the stack.
+    let limit = stack_size / 4;
+    let need = layout::USER_STACK_TOP - sp;
+    if need > limit {
+        return Err(BootError::ArgsTooLong { need, limit });
+    }
+    let mut vector: Vec<u64> = Vec::with_capacity(words as usize);
+    vector.push(argc);
+    for (i, off) in offsets.iter().enumerate() {
+        if i as u64 == argc {
+            vector.push(0);
+        }
+        vector.push(blob_va + off);
+    }
+    if prog.envp.is_empty() {
+        vector.push(0);
+    }
+    vector.push(0);
+    let auxv_va = sp + vector.len() as u64 * 8;
+    let stack_gpa = mem_size - stack_size;
+    let to_gpa = |va: u64| stack_gpa + (va - (layout::USER_STACK_TOP - stack_size));
+    let bytes: Vec<u8> = vector.iter().flat_map(|w| w.to_le_bytes()).collect();
+    mem.write_slice(&bytes, GuestAddress(to_gpa(sp)))
+        .map_err(|_| BootError::GuestWrite(to_gpa(sp)))?;
+    mem.write_slice(&blob, GuestAddress(to_gpa(blob_va)))
+        .map_err(|_| BootError::GuestWrite(to_gpa(blob_va)))?;
 
     if prog.exe_path.len() >= layout::EXE_PATH_MAX {
         return Err(BootError::ArgsTooLong {
@@ -320,6 +338,8 @@ pub fn write_boot_info(
         rlimits: current_rlimits(),
         utsname: current_utsname(),
         _pad3: [0; 2],
+        initial_sp: sp,
+        auxv_va,
     };
     mem.write_obj(Wire(info), GuestAddress(layout::BOOT_INFO_GPA))
         .map_err(|_| BootError::GuestWrite(layout::BOOT_INFO_GPA))?;

@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Guest memory (e.g. 512M, 4G); programs get all of it but the LWK's 16 MiB.
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub memory: u64,
+    /// Host backing of guest memory: auto (1G, else 2M hugetlb pages, else THP, else 4K), 1G,
+    /// 2M, thp or off.
+    #[arg(long, value_enum, default_value = "auto", value_name = "POLICY")]
+    pub hugepages: crate::memory::HugepagePolicy,
     /// Write job statistics as JSON to FILE at exit.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,

@@ -22,6 +22,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 pub struct RunOptions {
     /// Guest RAM in bytes.
     pub memory: u64,
+    /// Host backing policy of guest RAM.
+    pub hugepages: memory::HugepagePolicy,
     /// Where to write the JSON statistics.
     pub stats_json: Option<PathBuf>,
     /// Verbosity (0 quiet-ish, 1 `-v`).
@@ -320,7 +322,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     argv.extend(opts.args.iter().map(|a| a.as_bytes().to_vec()));
 
     let kvm = open_kvm()?;
-    let ram = memory::allocate(opts.memory)?;
+    let ram = memory::allocate(opts.memory, opts.hugepages)?;
     let vm = kvm.create_vm().map_err(|source| JobError::Kvm {
         what: "creating the VM",
         source,

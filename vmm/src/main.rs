@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => {
             let opts = job::RunOptions {
                 memory: args.memory,
+                hugepages: args.hugepages,
                 stats_json: args.stats_json,
                 verbose: args.verbose,
                 root: args.root,

@@ -1,9 +1,11 @@
 //! Guest RAM: one anonymous host mapping registered as guest-physical `0..size`.
 //!
-//! Backing, best first: hugetlb 2 MiB pages when enough are free, else transparent huge pages
-//! (madvise) when the host enables them, else 4 KiB pages. The choice is reported as
-//! `memory_backing` (the full `--hugepages` policy and 1 GiB pages are issue #4). Fresh anonymous
-//! memory reads zero, which the LWK relies on for pages it hands out.
+//! `--hugepages` chooses the host backing: `1G` / `2M` (hugetlb pages, reserved when the
+//! mapping is made, so success means they are ours), `thp` (transparent huge pages via
+//! madvise), `off` (4 KiB pages, THP explicitly refused), or `auto` (default): 1G if enough
+//! are free and the size allows, else 2M if enough are free, else THP if the host enables it,
+//! else 4 KiB. An explicit choice that cannot be satisfied is an error that says what to do.
+//! Fresh anonymous memory reads zero, which the LWK relies on for pages it hands out.
 
 use std::io;
 use vm_memory::mmap::MmapRegionBuilder;
@@ -12,9 +14,31 @@ use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestRegionMm
 /// 2 MiB.
 pub const MIB2: u64 = 2 << 20;
 
+/// 1 GiB.
+pub const GIB: u64 = 1 << 30;
+
+/// What `--hugepages` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HugepagePolicy {
+    /// The best backing the host has right now.
+    Auto,
+    /// hugetlb 1 GiB pages (error if not enough are free).
+    #[value(name = "1G")]
+    Huge1G,
+    /// hugetlb 2 MiB pages (error if not enough are free).
+    #[value(name = "2M")]
+    Huge2M,
+    /// Transparent huge pages (error if the host disables THP).
+    Thp,
+    /// 4 KiB pages.
+    Off,
+}
+
 /// How guest RAM is backed on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backing {
+    /// hugetlbfs 1 GiB pages.
+    Hugetlb1G,
     /// hugetlbfs 2 MiB pages.
     Hugetlb2M,
     /// Transparent huge pages (madvise).
@@ -27,6 +51,7 @@ impl Backing {
     /// The name used in `--stats-json`.
     pub fn name(self) -> &'static str {
         match self {
+            Backing::Hugetlb1G => "hugetlb-1G",
             Backing::Hugetlb2M => "hugetlb-2M",
             Backing::Thp => "thp",
             Backing::Small => "4K",
@@ -49,6 +74,38 @@ pub enum MemoryError {
     /// vm-memory refused the region layout (a bug).
     #[error("cannot register guest memory")]
     Region,
+    /// Not enough hugetlb pages.
+    #[error(
+        "--hugepages {size}: {need} hugepages of {size} needed, {free} free (reserve them as root: \
+         echo {need} > /sys/kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages)"
+    )]
+    NotEnoughHugepages {
+        /// "1G" or "2M".
+        size: &'static str,
+        /// Pages needed.
+        need: u64,
+        /// Pages free.
+        free: u64,
+        /// Page size in kB (for the sysfs path).
+        kb: u64,
+    },
+    /// 1 GiB pages need a size that is a multiple of 1 GiB.
+    #[error("--hugepages 1G needs --memory to be a multiple of 1G (it is {0} MiB)")]
+    NotGibMultiple(u64),
+    /// THP disabled on the host.
+    #[error(
+        "--hugepages thp: transparent huge pages are disabled on this host (/sys/kernel/mm/transparent_hugepage/enabled is [never])"
+    )]
+    ThpDisabled,
+    /// hugetlb mmap failed although pages were free.
+    #[error("--hugepages {size}: the host refused the hugetlb mapping")]
+    HugetlbMap {
+        /// "1G" or "2M".
+        size: &'static str,
+        /// Cause.
+        #[source]
+        source: vm_memory::mmap::MmapRegionError,
+    },
 }
 
 /// Guest RAM and how it is backed.
@@ -61,11 +118,13 @@ pub struct GuestRam {
     pub backing: Backing,
 }
 
-fn free_hugepages_2m() -> u64 {
-    std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+fn free_hugepages(kb: u64) -> u64 {
+    std::fs::read_to_string(format!(
+        "/sys/kernel/mm/hugepages/hugepages-{kb}kB/free_hugepages"
+    ))
+    .ok()
+    .and_then(|s| s.trim().parse().ok())
+    .unwrap_or(0)
 }
 
 fn thp_enabled() -> bool {
@@ -90,36 +149,83 @@ fn build(
         .map_err(|_| vm_memory::mmap::MmapRegionError::InvalidPointer)
 }
 
-/// Allocates `size` bytes (a multiple of 2 MiB) of guest RAM with the best backing available.
-pub fn allocate(size: u64) -> Result<GuestRam, MemoryError> {
-    let base = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-    if free_hugepages_2m() >= size / MIB2 {
-        // MAP_HUGETLB reserves the pages at mmap time, so success means they are ours.
-        let flags =
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | libc::MAP_HUGE_2MB;
-        if let Ok(mem) = build(size, flags, true) {
-            return Ok(GuestRam {
-                mem,
-                size,
-                backing: Backing::Hugetlb2M,
-            });
-        }
+fn hugetlb(size: u64, one_gib: bool) -> Result<GuestRam, MemoryError> {
+    let (name, kb, page, flag, backing) = if one_gib {
+        (
+            "1G",
+            1024 * 1024,
+            GIB,
+            libc::MAP_HUGE_1GB,
+            Backing::Hugetlb1G,
+        )
+    } else {
+        ("2M", 2048, MIB2, libc::MAP_HUGE_2MB, Backing::Hugetlb2M)
+    };
+    if one_gib && !size.is_multiple_of(GIB) {
+        return Err(MemoryError::NotGibMultiple(size >> 20));
     }
-    let mem = build(size, base, false).map_err(|source| MemoryError::Mmap { size, source })?;
-    let mut backing = Backing::Small;
-    if thp_enabled() && advise_hugepages(&mem, size).is_ok() {
-        backing = Backing::Thp;
+    let need = size.div_ceil(page);
+    let free = free_hugepages(kb);
+    if free < need {
+        return Err(MemoryError::NotEnoughHugepages {
+            size: name,
+            need,
+            free,
+            kb,
+        });
     }
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | flag;
+    let mem = build(size, flags, true)
+        .map_err(|source| MemoryError::HugetlbMap { size: name, source })?;
     Ok(GuestRam { mem, size, backing })
 }
 
-fn advise_hugepages(mem: &GuestMemoryMmap, size: u64) -> io::Result<()> {
+fn small(size: u64, thp: bool) -> Result<GuestRam, MemoryError> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    let mem = build(size, flags, false).map_err(|source| MemoryError::Mmap { size, source })?;
+    let advice = if thp {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    let advised = advise(&mem, size, advice).is_ok();
+    let backing = if thp && advised {
+        Backing::Thp
+    } else {
+        Backing::Small
+    };
+    Ok(GuestRam { mem, size, backing })
+}
+
+/// Allocates `size` bytes (a multiple of 2 MiB) of guest RAM backed as `policy` asks.
+pub fn allocate(size: u64, policy: HugepagePolicy) -> Result<GuestRam, MemoryError> {
+    match policy {
+        HugepagePolicy::Huge1G => hugetlb(size, true),
+        HugepagePolicy::Huge2M => hugetlb(size, false),
+        HugepagePolicy::Thp if !thp_enabled() => Err(MemoryError::ThpDisabled),
+        HugepagePolicy::Thp => small(size, true),
+        HugepagePolicy::Off => small(size, false),
+        HugepagePolicy::Auto => {
+            if size.is_multiple_of(GIB)
+                && let Ok(ram) = hugetlb(size, true)
+            {
+                return Ok(ram);
+            }
+            if let Ok(ram) = hugetlb(size, false) {
+                return Ok(ram);
+            }
+            small(size, thp_enabled())
+        }
+    }
+}
+
+fn advise(mem: &GuestMemoryMmap, size: u64, advice: i32) -> io::Result<()> {
     let host = mem
         .get_host_address(GuestAddress(0))
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `host..host+size` is exactly the mapping vm-memory created above; MADV_HUGEPAGE
-    // only changes how the kernel backs it and never invalidates its contents.
-    let r = unsafe { libc::madvise(host.cast(), size as usize, libc::MADV_HUGEPAGE) };
+    // and MADV_NOHUGEPAGE only change how the kernel backs it, never its contents.
+    let r = unsafe { libc::madvise(host.cast(), size as usize, advice) };
     if r == 0 {
         Ok(())
     } else {

@@ -39,12 +39,8 @@ pub mod layout {
     pub const STATS_GPA: u64 = 0x3000;
     /// Offload request pages, one per vCPU: vCPU `i` uses `BRIDGE_GPA + i * 4096`.
     pub const BRIDGE_GPA: u64 = 0x4000;
-    /// Most vCPUs the layout has room for (bridge pages end below [`STRING_OFFSETS_GPA`]).
+    /// Most vCPUs the layout has room for (bridge pages end below 0x8_0000).
     pub const MAX_VCPUS: u32 = 64;
-    /// Table of u32 offsets of the argv/envp strings inside the string blob.
-    pub const STRING_OFFSETS_GPA: u64 = 0x8_0000;
-    /// Room for that table: at most this many argv + envp entries.
-    pub const MAX_STRINGS: usize = 0x8_0000 / 4;
     /// Page tables built by the VMM (PML4, PDPTs, PDs for the kernel and direct maps).
     pub const PAGE_TABLES_GPA: u64 = 0x10_0000;
     /// End of the VMM's page-table area.
@@ -160,7 +156,17 @@ pub struct BootInfo {
     pub utsname: [u8; UTSNAME_LEN],
     /// Explicit padding; zero.
     pub _pad3: [u8; 2],
+    /// The program's initial RSP (user virtual, 16-byte aligned): the VMM has written argc,
+    /// argv[] (pointers into the string blob), NULL, envp[], NULL there (bulk pointer work is
+    /// done on the host side; see docs/DESIGN.md "Initial stack").
+    pub initial_sp: u64,
+    /// Where the LWK writes the auxiliary vector: [`AUXV_WORDS`] zeroed words right after
+    /// envp's NULL.
+    pub auxv_va: u64,
 }
+
+/// Words reserved for the auxiliary vector on the initial stack (24 key/value pairs).
+pub const AUXV_WORDS: usize = 48;
 
 /// Number of `RLIMIT_*` resources Linux defines.
 pub const RLIMIT_COUNT: usize = 16;
@@ -171,7 +177,8 @@ const _: () = assert!(offset_of!(BootInfo, tsc_khz) == 224);
 const _: () = assert!(offset_of!(BootInfo, ids) == 288);
 const _: () = assert!(offset_of!(BootInfo, rlimits) == 320);
 const _: () = assert!(offset_of!(BootInfo, utsname) == 576);
-const _: () = assert!(size_of::<BootInfo>() == 968);
+const _: () = assert!(offset_of!(BootInfo, initial_sp) == 968);
+const _: () = assert!(size_of::<BootInfo>() == 984);
 const _: () = assert!(size_of::<BootInfo>() <= 4096);
 
 /// Operations of an offload request ([`BridgeRequest::op`]).
