@@ -413,7 +413,15 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         );
     }
     let mut exits = ExitCounts::default();
+    let setup = started.elapsed();
     let run_result = vcpu::run(&mut vcpu, &mut bus, &mut exits);
+    if opts.verbose > 0 {
+        eprintln!(
+            "lwk-vmm: host setup {:.2} ms, guest run {:.2} ms",
+            setup.as_secs_f64() * 1e3,
+            (started.elapsed() - setup).as_secs_f64() * 1e3
+        );
+    }
 
     let guest: Option<GuestStats> = ram
         .mem

@@ -10,6 +10,8 @@
 
 mod boot;
 mod cli;
+#[cfg(test)]
+mod compat;
 mod job;
 mod memory;
 mod program;
