@@ -17,6 +17,8 @@ pub fn init() {
     unsafe { *REQUEST.get() = Some(phys::fixed_mut(layout::BRIDGE_GPA)) };
 }
 
+/// Sends one request and returns `ret`/`val`. `val` is left as the caller set it (an input of
+/// some operations).
 fn call(opcode: u32, flags: u32, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
     // SAFETY: single vCPU, no reentrancy: no other reference to the request page is live
     // (see `arch::Global`).
@@ -49,6 +51,23 @@ pub fn kernel_syscall(nr: u64, args: [u64; 6]) -> i64 {
 pub fn host_time() -> (u64, u64) {
     let (_, val) = call(op::HOST_TIME, req_flags::KERNEL_ORIGIN, 0, [0; 6]);
     (val[0], val[1])
+}
+
+/// Reports a finished syscall for `--trace` (`result` None: it does not return).
+pub fn trace(nr: u64, args: [u64; 6], result: Option<i64>, ns: u64) {
+    {
+        // SAFETY: single vCPU, no reentrancy; this borrow ends before `call` takes its own
+        // (see `arch::Global`).
+        let slot = unsafe { &mut *REQUEST.get() };
+        let req = slot.get_or_insert_with(|| phys::fixed_mut(layout::BRIDGE_GPA));
+        req.val = [result.unwrap_or(0) as u64, ns];
+    }
+    let flags = if result.is_none() {
+        req_flags::NO_RETURN
+    } else {
+        0
+    };
+    call(op::TRACE, flags, nr, args);
 }
 
 /// Log levels of [`log`].

@@ -17,33 +17,56 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run PROGRAM with ARGS on the LWK; lwk-vmm exits with the program's status.
-    #[command(
-        after_help = "Examples:\n  lwk-vmm run ./a.out\n  lwk-vmm run --memory 4G --stats-json stats.json ./solver input.dat\n\nExit status: the program's own; 128+N when it was killed by signal N; 125 when lwk-vmm could not start the job; 126 when the program cannot be executed; 127 when it was not found; 123 when the LWK or the VM failed while the program ran."
-    )]
-    Run(RunArgs),
+    #[command(after_help = RUN_HELP, override_usage = "lwk-vmm run [OPTIONS] PROGRAM [ARGS]...")]
+    Run(Box<RunArgs>),
+    /// Check whether jobs can run on this host and what they would get.
+    Check,
 }
 
-/// Options of `lwk-vmm run`.
+const RUN_HELP: &str = "Examples:
+  lwk-vmm run ./a.out
+  lwk-vmm run --memory 4G --hugepages 2M --stats ./solver input.dat
+  lwk-vmm run --config configs/hpc.toml --trace=trace.log ./a.out -n 10
+  mpiexec -n 4 lwk-vmm run ./mpi-app
+
+Exit status: the program's own; 128+N when it was killed by signal N (lwk-vmm re-raises the
+signal); 125 when lwk-vmm could not start the job; 126 when the program cannot be executed;
+127 when it was not found; 123 when the LWK or the VM failed while the program ran.";
+
+/// Options of `lwk-vmm run`. Options that a config file can also set are `Option`s here so
+/// that the merge knows whether the command line gave them.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Guest memory (e.g. 512M, 4G); programs get all of it but the LWK's 16 MiB.
-    #[arg(long, default_value = "1G", value_parser = parse_size)]
-    pub memory: u64,
-    /// Host backing of guest memory: auto (1G, else 2M hugetlb pages, else THP, else 4K), 1G,
-    /// 2M, thp or off.
-    #[arg(long, value_enum, default_value = "auto", value_name = "POLICY")]
-    pub hugepages: crate::memory::HugepagePolicy,
-    /// Write job statistics as JSON to FILE at exit.
+    /// Read job options from a TOML file (command-line options override it).
     #[arg(long, value_name = "FILE")]
-    pub stats_json: Option<PathBuf>,
-    /// Say more (memory backing, core placement, LWK messages).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Resolve every path of the program inside DIR.
-    #[arg(long, default_value = "/", value_name = "DIR")]
-    pub root: PathBuf,
-    /// Working directory inside the root (default: the current directory if inside the root,
-    /// else /).
+    pub config: Option<PathBuf>,
+    /// Number of vCPUs, each pinned to its own host core [default: 1].
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Host cores for the vCPUs, e.g. 2-5,8 (one per vCPU) [default: isolated cores, else the
+    /// first allowed ones].
+    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list_arg)]
+    pub cpu_list: Option<CpuList>,
+    /// Guest memory, e.g. 512M, 4G; programs get all of it but the LWK's 16 MiB and the page
+    /// tables [default: 1G].
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub memory: Option<u64>,
+    /// Host backing of guest memory: auto (1G, else 2M hugetlb pages, else THP, else 4K), 1G,
+    /// 2M, thp or off [default: auto].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub hugepages: Option<crate::memory::HugepagePolicy>,
+    /// Map program memory when it is granted, so the steady state takes no page faults
+    /// [default].
+    #[arg(long, overrides_with = "no_prefault")]
+    pub prefault: bool,
+    /// Map program memory on first touch instead (demand paging).
+    #[arg(long, overrides_with = "prefault")]
+    pub no_prefault: bool,
+    /// Resolve every path of the program inside DIR [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Working directory inside the root [default: the current directory if inside the root,
+    /// else /].
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// Set KEY=VALUE in the program's environment (repeatable).
@@ -52,16 +75,38 @@ pub struct RunArgs {
     /// Start the program with an empty environment (then add --env entries).
     #[arg(long)]
     pub clear_env: bool,
+    /// Print every syscall like strace, to stderr or to FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
+    pub trace: Option<Option<PathBuf>>,
+    /// Print a summary at exit (syscalls, VM exits, memory, cores).
+    #[arg(long)]
+    pub stats: bool,
+    /// Write job statistics as JSON to FILE at exit.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+    /// Say more (memory backing, core placement, timing, LWK messages); repeat for more.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Print nothing but errors from lwk-vmm itself.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// PROGRAM (a path, or a name looked up in PATH) and its ARGS, passed untouched: options
     /// of lwk-vmm end at PROGRAM.
     #[arg(
-        value_name = "PROGRAM [ARGS]...",
+        value_name = "PROGRAM",
         required = true,
         num_args = 1..,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        trailing_var_arg = true
     )]
     pub command: Vec<OsString>,
+}
+
+/// A parsed `--cpu-list` (a newtype so clap treats it as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_cpu_list_arg(s: &str) -> Result<CpuList, String> {
+    crate::config::parse_cpu_list(s).map(CpuList)
 }
 
 /// Parses sizes like `512M`, `4G`, `1048576`; the result is a multiple of 2 MiB.
@@ -126,9 +171,57 @@ mod tests {
             "lwk-vmm", "run", "--memory", "2G", "./prog", "--memory", "-v", "x",
         ])
         .unwrap();
-        let Command::Run(run) = cli.command;
-        assert_eq!(run.memory, 2 << 30);
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.memory, Some(2 << 30));
         assert_eq!(run.command, ["./prog", "--memory", "-v", "x"]);
         assert_eq!(run.verbose, 0);
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// docs/CLI.md is the `--help` text of every command; regenerate with
+    /// `LWK_UPDATE_DOCS=1 cargo test -p lwk-vmm cli_reference`.
+    fn render() -> String {
+        let mut cmd = Cli::command().term_width(100);
+        let mut out = String::from(
+            "# Command-line reference\n\nGenerated from `lwk-vmm --help` by a test in `vmm/src/cli.rs` \
+             (`LWK_UPDATE_DOCS=1 cargo test -p lwk-vmm cli_reference` regenerates it; the test fails when it \
+             is stale). Every `run` option but `--config` also has a config-file key of the same name (`-` becomes \
+             `_`; `--prefault`/`--no-prefault` is `prefault = true|false`); see configs/default.toml.\n\n## lwk-vmm\n\n```text\n",
+        );
+        out.push_str(&cmd.render_long_help().to_string());
+        out.push_str("```\n");
+        for sub in ["run", "check"] {
+            let sc = cmd.find_subcommand_mut(sub).expect("subcommand exists");
+            let mut sc = sc
+                .clone()
+                .term_width(100)
+                .bin_name(format!("lwk-vmm {sub}"));
+            out.push_str(&format!(
+                "\n## lwk-vmm {sub}\n\n```text\n{}```\n",
+                sc.render_long_help()
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn cli_reference_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CLI.md");
+        let want = render();
+        if std::env::var_os("LWK_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/CLI.md is stale: run LWK_UPDATE_DOCS=1 cargo test -p lwk-vmm cli_reference"
+        );
     }
 }

@@ -10,37 +10,15 @@ use lwk_devices::{Doorbell, DoorbellHandler, ExitPort, PortBus};
 use offload_abi::{GuestStats, boot_flags, exit_kind, layout};
 use offload_host::wire::Wire;
 use offload_host::{FdTable, JobContext, LogSink, Servicer};
-use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::time::Instant;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
-/// Everything `lwk-vmm run` was asked to do.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Guest RAM in bytes.
-    pub memory: u64,
-    /// Host backing policy of guest RAM.
-    pub hugepages: memory::HugepagePolicy,
-    /// Where to write the JSON statistics.
-    pub stats_json: Option<PathBuf>,
-    /// Verbosity (0 quiet-ish, 1 `-v`).
-    pub verbose: u8,
-    /// The job root.
-    pub root: PathBuf,
-    /// The working directory inside the root.
-    pub cwd: Option<PathBuf>,
-    /// `KEY=VALUE` additions to the environment.
-    pub env: Vec<OsString>,
-    /// Start from an empty environment.
-    pub clear_env: bool,
-    /// The program.
-    pub program: OsString,
-    /// Its arguments.
-    pub args: Vec<OsString>,
-}
+pub use crate::config::RunOptions;
+use crate::config::TraceTarget;
+use std::io::Write as _;
 
 /// How the job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +63,28 @@ pub enum JobError {
     /// The working directory.
     #[error("the working directory {0} is not a directory inside the job root")]
     Cwd(PathBuf),
+    /// The trace file.
+    #[error("cannot create the trace file {path}")]
+    TraceFile {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// More vCPUs than this version runs.
+    #[error(
+        "--cpus {0}: this lwk-vmm runs one vCPU per job for now (threads on several vCPUs are not implemented yet)"
+    )]
+    TooManyCpus(u32),
+    /// A core in --cpu-list that this process may not use.
+    #[error("--cpu-list: host CPU {cpu} is not available to lwk-vmm (allowed: {allowed})")]
+    CpuNotAllowed {
+        /// The core.
+        cpu: usize,
+        /// The allowed list.
+        allowed: String,
+    },
     /// The program.
     #[error(transparent)]
     Program(#[from] ProgramError),
@@ -111,14 +111,26 @@ impl JobError {
     }
 }
 
-struct StderrLog {
-    verbose: u8,
+/// The LWK's log messages, through `tracing` (errors always, the rest at `-v`), and the
+/// `--trace` lines.
+struct LwkLog {
+    trace: Option<Box<dyn std::io::Write + Send>>,
 }
 
-impl LogSink for StderrLog {
+impl LogSink for LwkLog {
+    fn trace(&mut self, line: &str) {
+        if let Some(out) = self.trace.as_mut() {
+            // A trace that cannot be written (full disk, closed pipe) must not end the job.
+            let _ = writeln!(out, "{line}");
+        }
+    }
+
     fn log(&mut self, level: u64, message: &[u8]) {
-        if level == 0 || self.verbose > 0 {
-            eprintln!("lwk-vmm: [lwk] {}", String::from_utf8_lossy(message));
+        let text = String::from_utf8_lossy(message);
+        if level == 0 {
+            tracing::error!("[lwk] {text}");
+        } else {
+            tracing::info!("[lwk] {text}");
         }
     }
 }
@@ -126,7 +138,7 @@ impl LogSink for StderrLog {
 struct OffloadExit {
     mem: GuestMemoryMmap,
     servicer: Servicer,
-    log: StderrLog,
+    log: LwkLog,
 }
 
 impl DoorbellHandler for OffloadExit {
@@ -240,50 +252,64 @@ fn environment(opts: &RunOptions) -> Vec<Vec<u8>> {
     env
 }
 
-/// Picks the host CPU for vCPU 0: an isolated core we may use, else the first allowed core.
-fn pick_and_pin_cpu() -> Option<usize> {
+/// Host cores this process may run on.
+pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid cpu_set_t of the size passed.
     if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
-        return None;
+        return Vec::new();
     }
     // SAFETY: CPU_ISSET reads the set within its size.
-    let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+    (0..libc::CPU_SETSIZE as usize)
         .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect();
-    let isolated = std::fs::read_to_string("/sys/devices/system/cpu/isolated").unwrap_or_default();
-    let isolated = parse_cpu_list(isolated.trim());
-    let cpu = allowed
-        .iter()
-        .copied()
-        .find(|c| isolated.contains(c))
-        .or_else(|| allowed.first().copied())?;
-    // SAFETY: as above.
-    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` < CPU_SETSIZE (it came from the set).
-    unsafe { libc::CPU_SET(cpu, &mut one) };
-    // SAFETY: `one` is a valid cpu_set_t of the size passed.
-    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one) } != 0 {
-        return None;
-    }
-    Some(cpu)
+        .collect()
 }
 
-/// Parses a Linux CPU list such as `0-3,8,10-11`.
-pub fn parse_cpu_list(s: &str) -> Vec<usize> {
-    let mut out = Vec::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
-                    out.extend(a..=b.min(a + 4096));
-                }
+fn pin_to(cpu: usize) -> bool {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` < CPU_SETSIZE (callers take it from an affinity set or a validated list).
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: `one` is a valid cpu_set_t of the size passed.
+    unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one) == 0 }
+}
+
+/// Chooses the host core of vCPU 0 — the one in `--cpu-list`, else an isolated core this
+/// process may use, else the first allowed core — and pins the calling thread to it.
+fn pick_and_pin_cpu(requested: &[usize]) -> Result<Option<usize>, JobError> {
+    let allowed = allowed_cpus();
+    let cpu = match requested.first() {
+        Some(&c) => {
+            if !allowed.contains(&c) {
+                let list = allowed
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                return Err(JobError::CpuNotAllowed {
+                    cpu: c,
+                    allowed: list,
+                });
             }
-            None => out.extend(part.trim().parse::<usize>().ok()),
+            c
         }
-    }
-    out
+        None => {
+            let isolated =
+                std::fs::read_to_string("/sys/devices/system/cpu/isolated").unwrap_or_default();
+            let isolated = crate::config::parse_cpu_list(isolated.trim()).unwrap_or_default();
+            match allowed
+                .iter()
+                .copied()
+                .find(|c| isolated.contains(c))
+                .or_else(|| allowed.first().copied())
+            {
+                Some(c) => c,
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(pin_to(cpu).then_some(cpu))
 }
 
 fn open_kvm() -> Result<Kvm, JobError> {
@@ -312,6 +338,9 @@ fn stack_size() -> u64 {
 /// Runs the job to its end.
 pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     let started = Instant::now();
+    if opts.cpus != 1 {
+        return Err(JobError::TooManyCpus(opts.cpus));
+    }
     let inherited = inherited_fds();
     let (root_fd, root_path) = open_root(&opts.root)?;
     let cwd = job_cwd(&root_path, opts.cwd.as_ref())?;
@@ -367,14 +396,25 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         hwcap: features.hwcap,
         vcpu_count: 1,
     };
-    boot::write_boot_info(
-        &ram.mem,
-        ram.size,
-        stack_size(),
-        &start,
-        &host,
-        boot_flags::PREFAULT,
-    )?;
+    let trace_out: Option<Box<dyn std::io::Write + Send>> = match &opts.trace {
+        None => None,
+        Some(TraceTarget::Stderr) => Some(Box::new(std::io::stderr())),
+        Some(TraceTarget::File(path)) => Some(Box::new(std::io::LineWriter::new(
+            std::fs::File::create(path).map_err(|source| JobError::TraceFile {
+                path: path.clone(),
+                source,
+            })?,
+        ))),
+    };
+    let mut flags = if opts.prefault {
+        boot_flags::PREFAULT
+    } else {
+        0
+    };
+    if trace_out.is_some() {
+        flags |= boot_flags::TRACE;
+    }
+    boot::write_boot_info(&ram.mem, ram.size, stack_size(), &start, &host, flags)?;
     vcpu::setup_registers(&vcpu, entry, cr3, &features)?;
 
     let servicer = Servicer::new(
@@ -390,9 +430,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     let offload = OffloadExit {
         mem: ram.mem.clone(),
         servicer,
-        log: StderrLog {
-            verbose: opts.verbose,
-        },
+        log: LwkLog { trace: trace_out },
     };
     // The two registrations use distinct fixed ports; they cannot overlap.
     let _ = bus.register(ExitPort::PORT, 1, Box::new(ExitPort));
@@ -402,26 +440,22 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         Box::new(Doorbell::new(offload)),
     );
 
-    let host_cpu = pick_and_pin_cpu();
-    if opts.verbose > 0 {
-        eprintln!(
-            "lwk-vmm: {} MiB guest memory ({}), vCPU 0 on host CPU {}, TSC {} kHz",
-            ram.size >> 20,
-            ram.backing.name(),
-            host_cpu.map_or("?".to_string(), |c| c.to_string()),
-            tsc_khz
-        );
-    }
+    let host_cpu = pick_and_pin_cpu(&opts.cpu_list)?;
+    tracing::info!(
+        "{} MiB guest memory ({}), vCPU 0 on host CPU {}, TSC {} kHz",
+        ram.size >> 20,
+        ram.backing.name(),
+        host_cpu.map_or("?".to_string(), |c| c.to_string()),
+        tsc_khz
+    );
     let mut exits = ExitCounts::default();
     let setup = started.elapsed();
     let run_result = vcpu::run(&mut vcpu, &mut bus, &mut exits);
-    if opts.verbose > 0 {
-        eprintln!(
-            "lwk-vmm: host setup {:.2} ms, guest run {:.2} ms",
-            setup.as_secs_f64() * 1e3,
-            (started.elapsed() - setup).as_secs_f64() * 1e3
-        );
-    }
+    tracing::info!(
+        "host setup {:.2} ms, guest run {:.2} ms",
+        setup.as_secs_f64() * 1e3,
+        (started.elapsed() - setup).as_secs_f64() * 1e3
+    );
 
     let guest: Option<GuestStats> = ram
         .mem
@@ -444,10 +478,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     };
     if let (Outcome::LwkFailed(_), Some(g)) = (&outcome, &guest) {
         let name = offload_abi::syscalls::name(g.last_syscall).unwrap_or("?");
-        eprintln!(
-            "lwk-vmm: last syscall of the program: {name} ({})",
-            g.last_syscall
-        );
+        tracing::error!("last syscall of the program: {name} ({})", g.last_syscall);
     }
     let stats = JobStats::collect(
         &exits,

@@ -1,7 +1,8 @@
 //! `lwk-vmm`: runs an unmodified static Linux x86_64 program on the lwk-vmm light-weight kernel
 //! inside a KVM virtual machine, and behaves like the program (stdio, environment, exit status).
 //!
-//! Modules: `cli` (command line), `job` (one run: program check, VM construction, outcome),
+//! Modules: `cli` (command line), `config` (TOML job configs merged under the command line),
+//! `check` (`lwk-vmm check`), `logging` (messages through `tracing`), `job` (one run: program check, VM construction, outcome),
 //! `program` (finding and checking the program inside the job root), `memory` (guest RAM and
 //! its host backing), `boot` (LWK image, page tables, boot info, initial stack block), `vcpu`
 //! (vCPU state and the exit loop), `stats` (`--stats-json`).
@@ -9,10 +10,13 @@
 //! `lwk-devices` (the port bus); the LWK image comes from `guest-lwk` via build.rs.
 
 mod boot;
+mod check;
 mod cli;
 #[cfg(test)]
 mod compat;
+mod config;
 mod job;
+mod logging;
 mod memory;
 mod program;
 mod stats;
@@ -57,6 +61,50 @@ fn die_by_signal(signal: i32) -> ExitCode {
     ExitCode::from((128 + signal).clamp(0, 255) as u8)
 }
 
+fn run(args: cli::RunArgs) -> ExitCode {
+    let verbose = args.verbose;
+    let quiet = args.quiet;
+    logging::init(verbose, quiet);
+    let opts = match config::resolve(args) {
+        Ok(o) => o,
+        Err(e) => {
+            print_error(&e);
+            return ExitCode::from(125);
+        }
+    };
+    if opts.verbose != verbose || opts.quiet != quiet {
+        // The config file set the verbosity: the first init won, so this only matters for
+        // messages after this point, which is all of them.
+        logging::init(opts.verbose, opts.quiet);
+    }
+    let (outcome, stats) = match job::run(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            print_error(&e);
+            return ExitCode::from(e.exit_status() as u8);
+        }
+    };
+    if opts.stats {
+        eprint!("{}", stats.summary());
+    }
+    if let Some(path) = &opts.stats_json {
+        let written = serde_json::to_vec_pretty(&stats)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(path, json));
+        if let Err(e) = written {
+            tracing::error!("cannot write statistics to {}: {e}", path.display());
+        }
+    }
+    match outcome {
+        job::Outcome::Exited(code) => ExitCode::from(code as u8),
+        job::Outcome::Signaled(sig) => die_by_signal(sig),
+        job::Outcome::LwkFailed(msg) => {
+            tracing::error!("{msg}");
+            ExitCode::from(STATUS_LWK_FAILED)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
@@ -66,45 +114,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        cli::Command::Run(args) => {
-            let opts = job::RunOptions {
-                memory: args.memory,
-                hugepages: args.hugepages,
-                stats_json: args.stats_json,
-                verbose: args.verbose,
-                root: args.root,
-                cwd: args.cwd,
-                env: args.env,
-                clear_env: args.clear_env,
-                program: args.command.first().cloned().unwrap_or_default(),
-                args: args.command.iter().skip(1).cloned().collect(),
-            };
-            match job::run(&opts) {
-                Ok((outcome, stats)) => {
-                    if let Some(path) = &opts.stats_json {
-                        let written = serde_json::to_vec_pretty(&stats)
-                            .map_err(std::io::Error::other)
-                            .and_then(|json| std::fs::write(path, json));
-                        if let Err(e) = written {
-                            eprintln!(
-                                "lwk-vmm: cannot write statistics to {}: {e}",
-                                path.display()
-                            );
-                        }
-                    }
-                    match outcome {
-                        job::Outcome::Exited(code) => ExitCode::from(code as u8),
-                        job::Outcome::Signaled(sig) => die_by_signal(sig),
-                        job::Outcome::LwkFailed(msg) => {
-                            eprintln!("lwk-vmm: {msg}");
-                            ExitCode::from(STATUS_LWK_FAILED)
-                        }
-                    }
-                }
-                Err(e) => {
-                    print_error(&e);
-                    ExitCode::from(e.exit_status() as u8)
-                }
+        cli::Command::Run(args) => run(*args),
+        cli::Command::Check => {
+            if check::run() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             }
         }
     }

@@ -51,6 +51,55 @@ pub struct JobStats {
 }
 
 impl JobStats {
+    /// The `--stats` summary: a few lines for humans.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let s = &self.syscalls;
+        let _ = writeln!(out, "lwk-vmm stats: wall {:.1} ms", self.wall_ms);
+        let _ = writeln!(
+            out,
+            "  syscalls: {} local, {} offloaded, {} unsupported (entry: {})",
+            s.local, s.offloaded, s.unsupported, self.syscall_entry
+        );
+        let mut top: Vec<(&String, &u64)> = self.syscalls_by_name.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = top
+            .iter()
+            .take(8)
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect();
+        if !top.is_empty() {
+            let _ = writeln!(out, "  top: {}", top.join(", "));
+        }
+        let reasons: Vec<String> = self
+            .vm_exits_by_reason
+            .iter()
+            .map(|(r, c)| format!("{r} {c}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  VM exits: {} ({})",
+            self.vm_exits,
+            reasons.join(", ")
+        );
+        let _ = writeln!(out, "  guest page faults: {}", self.guest_page_faults);
+        let _ = writeln!(out, "  memory backing: {}", self.memory_backing);
+        let cores: Vec<String> = self
+            .vcpus
+            .iter()
+            .map(|v| {
+                format!(
+                    "vCPU {} -> CPU {}",
+                    v.id,
+                    v.host_cpu.map_or("?".into(), |c| c.to_string())
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  cores: {}", cores.join(", "));
+        out
+    }
+
     /// Gathers the figures of a finished job. `guest` is the LWK's page (untrusted numbers:
     /// only counted and printed).
     pub fn collect(

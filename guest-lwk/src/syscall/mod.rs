@@ -10,11 +10,11 @@ mod process;
 mod time;
 
 use crate::Kernel;
-use crate::arch::TrapFrame;
+use crate::arch::{self, TrapFrame};
 use crate::bridge;
 use offload_abi::errno::{EFAULT, ENOSYS};
 use offload_abi::syscalls::{Disposition, MAX_NR, disposition, nr};
-use offload_abi::{BootInfo, RLIMIT_COUNT, layout};
+use offload_abi::{BootInfo, RLIMIT_COUNT, boot_flags, layout};
 
 /// Per-process state the LWK keeps (one process for now; the struct is per process so that
 /// several can exist once fork arrives).
@@ -68,6 +68,11 @@ pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
         // Out-of-range numbers are counted in the last slot, which no syscall uses.
         *count = count.wrapping_add(1);
     }
+    let tracing = k.info.flags & boot_flags::TRACE != 0;
+    let started = if tracing { arch::rdtsc() } else { 0 };
+    if tracing && (number == nr::exit || number == nr::exit_group) {
+        bridge::trace(number, args, None, 0);
+    }
     let ret = match disposition(number) {
         Disposition::Local => {
             k.stats.syscalls_local += 1;
@@ -83,6 +88,15 @@ pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
         }
     };
     frame.rax = ret as u64;
+    if tracing {
+        let ticks = arch::rdtsc().wrapping_sub(started);
+        bridge::trace(
+            number,
+            args,
+            Some(ret),
+            ticks.saturating_mul(1_000_000) / k.info.tsc_khz.max(1),
+        );
+    }
 }
 
 fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {

@@ -99,6 +99,8 @@ pub const MAX_MEM_REGIONS: usize = 8;
 pub mod boot_flags {
     /// Map program memory when it is granted (no demand paging).
     pub const PREFAULT: u64 = 1 << 0;
+    /// Send an [`super::op::TRACE`] record after every syscall (`--trace`).
+    pub const TRACE: u64 = 1 << 1;
 }
 
 /// What the VMM tells the LWK at boot. Lives at [`layout::BOOT_INFO_GPA`]; RSI points to it.
@@ -187,8 +189,12 @@ pub mod op {
     pub const SYSCALL: u32 = 1;
     /// Read the host clocks: `val[0]` = CLOCK_REALTIME ns, `val[1]` = CLOCK_MONOTONIC ns.
     pub const HOST_TIME: u32 = 2;
-    /// Print a kernel log message: `args[0]` = kernel-virtual address, `args[1]` = length.
+    /// Print a kernel log message: `args[0]` = kernel-virtual address, `args[1]` = length,
+    /// `args[2]` = level (0 error, 1 info).
     pub const LOG: u32 = 3;
+    /// A syscall the program made (`--trace`): `nr`, `args` as the program passed them,
+    /// `val[0]` = result, `val[1]` = duration in ns; pointers resolve through `cr3`.
+    pub const TRACE: u32 = 4;
 }
 
 /// Bits of [`BridgeRequest::flags`].
@@ -197,6 +203,8 @@ pub mod req_flags {
     /// Without this bit only user-accessible pages are accepted (a user program cannot make
     /// the host read kernel memory on its behalf).
     pub const KERNEL_ORIGIN: u32 = 1 << 0;
+    /// On a [`super::op::TRACE`] record: the syscall does not return (exit, exit_group).
+    pub const NO_RETURN: u32 = 1 << 1;
 }
 
 /// One offload request, in the vCPU's bridge page. The guest fills everything up to `cr3`,

@@ -33,6 +33,7 @@ mod fs;
 mod io;
 mod misc;
 mod sys;
+pub mod trace;
 
 pub use fdtable::FdTable;
 pub use guest_mem::{GuestRange, GuestView};
@@ -87,10 +88,12 @@ pub struct JobContext {
     pub exe: Vec<u8>,
 }
 
-/// Log messages the LWK sends, for the VMM to print.
+/// What the LWK reports besides syscalls, for the VMM to print.
 pub trait LogSink {
     /// One message at `level` (0 error, 1 info).
     fn log(&mut self, level: u64, message: &[u8]);
+    /// One `--trace` line (without newline).
+    fn trace(&mut self, line: &str);
 }
 
 /// Counters of what the servicer did.
@@ -176,6 +179,26 @@ impl Servicer {
                     }
                     Err(Errno(e)) => req.ret = -e,
                 }
+            }
+            op::TRACE => {
+                let no_return = req.flags & req_flags::NO_RETURN != 0;
+                let ret = if no_return {
+                    None
+                } else {
+                    Some(req.val[0] as i64)
+                };
+                // The program's own pointers: user pages only.
+                let user = GuestView::new(mem, req.cr3, false);
+                let line = trace::format_line(
+                    &user,
+                    std::process::id(),
+                    req.nr,
+                    req.args,
+                    ret,
+                    req.val[1],
+                );
+                log.trace(&line);
+                req.ret = 0;
             }
             _ => {
                 self.stats.rejected += 1;
