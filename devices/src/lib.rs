@@ -3,6 +3,7 @@
 //! Devices register their port ranges on the bus; the VMM's exit loop only asks the bus to
 //! dispatch an access (no port numbers in the loop, STYLE.md practice 11). The devices here:
 //! - [`ExitPort`]: the guest announces the end of the job;
+//! - [`StartAps`]: vCPU 0 lets the other vCPUs start;
 //! - [`Doorbell`]: the guest rings the offload bridge of a vCPU (`exit` transport); the work is
 //!   done by a [`DoorbellHandler`] the VMM provides (the offload servicer).
 //!
@@ -120,6 +121,70 @@ impl ExitPort {
 impl PortDevice for ExitPort {
     fn write(&mut self, _port: u16, _data: &[u8]) -> PortAction {
         PortAction::Stop
+    }
+}
+
+/// A one-way gate: closed until opened once, then open forever.
+#[derive(Debug, Default)]
+pub struct Gate {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Opens the gate and wakes every waiter.
+    pub fn open(&self) {
+        *self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits until the gate is open or `give_up` returns true (checked every 10 ms); returns
+    /// whether it opened.
+    pub fn wait(&self, give_up: impl Fn() -> bool) -> bool {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !*open {
+            if give_up() {
+                return false;
+            }
+            open = match self
+                .opened
+                .wait_timeout(open, std::time::Duration::from_millis(10))
+            {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
+/// The start port: vCPU 0 writes it once its shared state is ready; it opens a [`Gate`] the
+/// other vCPU threads wait on before their first KVM_RUN.
+#[derive(Debug)]
+pub struct StartAps {
+    gate: std::sync::Arc<Gate>,
+}
+
+impl StartAps {
+    /// The port this device occupies.
+    pub const PORT: u16 = port::START_APS;
+
+    /// A start port that opens `gate`.
+    pub fn new(gate: std::sync::Arc<Gate>) -> Self {
+        StartAps { gate }
+    }
+}
+
+impl PortDevice for StartAps {
+    fn write(&mut self, _port: u16, _data: &[u8]) -> PortAction {
+        self.gate.open();
+        PortAction::Continue
     }
 }
 

@@ -21,25 +21,100 @@ pub const KERNEL_DS: u64 = 0x18;
 pub const USER_DS: u64 = 0x2b;
 /// User 64-bit code selector (RPL 3).
 pub const USER_CS: u64 = 0x33;
-/// TSS selector.
+/// Selector of CPU 0's TSS; CPU `i` uses `TSS_SEL + 16 * i`.
 const TSS_SEL: u16 = 0x40;
+
+/// Most CPUs the LWK supports (the ABI layout's limit).
+pub const MAX_CPUS: usize = offload_abi::layout::MAX_VCPUS as usize;
+
+/// Vector of the wake-up IPI.
+pub const VECTOR_IPI: u64 = 0xf0;
+/// Vector of the LAPIC timer (TSC-deadline mode).
+pub const VECTOR_TIMER: u64 = 0xf1;
+/// Spurious-interrupt vector.
+pub const VECTOR_SPURIOUS: u64 = 0xff;
 
 /// Pseudo vector number of a syscall that arrived through LSTAR in ring 0.
 pub const VECTOR_SYSCALL: u64 = 256;
 
-/// Size of the kernel stack (boot, traps and syscalls share it: one thread per vCPU).
-const KSTACK_SIZE: usize = 64 * 1024;
+/// Size of each CPU's kernel stack (boot, traps and syscalls share it: one thread per vCPU).
+const KSTACK_SIZE: usize = 1 << KSTACK_SHIFT;
+const KSTACK_SHIFT: u32 = 15;
 
-/// A cell for kernel globals.
+/// A cell for kernel globals that need no lock because of who touches them.
 ///
-/// The LWK runs one vCPU with interrupts disabled in ring 0 and never re-enters a trap handler
-/// while one runs (a fault in ring 0 is fatal), so at most one `&mut` to a global exists at a
-/// time. Every access site states this in its `SAFETY:` comment.
+/// Used for: state written during single-threaded boot (vCPU 0 before it releases the other
+/// vCPUs) and read-only afterwards; per-CPU arrays where each CPU touches only its own element;
+/// and the vCPU-local bridge page. The LWK runs with interrupts disabled in ring 0 except in
+/// its halt windows, and never re-enters a trap handler on a CPU while one runs there (a fault
+/// in ring 0 is fatal). Every access site states which case applies in its `SAFETY:` comment.
+/// Shared mutable kernel state lives in a [`SpinLock`] instead.
 pub struct Global<T>(UnsafeCell<T>);
 
-// SAFETY: see the type's documentation: accesses are serialised by construction (single vCPU,
-// no reentrancy), so sharing the cell between "threads" (there are none) cannot race.
+// SAFETY: see the type's documentation: every access is either boot-time (one CPU), per-CPU
+// (disjoint elements), or read-only, so sharing the cell between CPUs cannot race.
 unsafe impl<T> Sync for Global<T> {}
+
+/// A spinlock for kernel state shared between CPUs. Critical sections are short (no halting
+/// or offloading while held): each spin iteration is emulated on the development KVM.
+pub struct SpinLock<T> {
+    locked: core::sync::atomic::AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the lock serialises all access to `value`.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+/// Exclusive access to a [`SpinLock`]'s value; unlocks when dropped.
+pub struct SpinGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+}
+
+impl<T> SpinLock<T> {
+    /// A new unlocked lock.
+    pub const fn new(value: T) -> Self {
+        SpinLock {
+            locked: core::sync::atomic::AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Takes the lock.
+    pub fn lock(&self) -> SpinGuard<'_, T> {
+        use core::sync::atomic::Ordering;
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        SpinGuard { lock: self }
+    }
+}
+
+impl<T> core::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock, so no other reference to the value exists.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only access through the guard.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock
+            .locked
+            .store(false, core::sync::atomic::Ordering::Release);
+    }
+}
 
 impl<T> Global<T> {
     /// Wraps `value`.
@@ -56,11 +131,14 @@ impl<T> Global<T> {
 #[repr(C, align(16))]
 struct KernelStack([u8; KSTACK_SIZE]);
 
-static KSTACK: Global<KernelStack> = Global::new(KernelStack([0; KSTACK_SIZE]));
+/// One kernel stack per CPU, zero-initialised (in .bss, so not in the image file).
+#[unsafe(link_section = ".bss.kstacks")]
+static KSTACKS: Global<[KernelStack; MAX_CPUS]> =
+    Global::new([const { KernelStack([0; KSTACK_SIZE]) }; MAX_CPUS]);
 
 /// Saved user (or kernel) state of a trap or syscall, as the entry stubs lay it out.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, Default)]
 #[allow(missing_docs)]
 pub struct TrapFrame {
     pub r15: u64,
@@ -96,10 +174,14 @@ struct PerCpu {
     scratch_rsp: u64,
 }
 
-static PERCPU: Global<PerCpu> = Global::new(PerCpu {
-    kernel_rsp: 0,
-    scratch_rsp: 0,
-});
+static PERCPU: Global<[PerCpu; MAX_CPUS]> = Global::new(
+    [const {
+        PerCpu {
+            kernel_rsp: 0,
+            scratch_rsp: 0,
+        }
+    }; MAX_CPUS],
+);
 
 #[repr(C, packed)]
 struct Tss {
@@ -113,32 +195,37 @@ struct Tss {
 }
 const _: () = assert!(core::mem::size_of::<Tss>() == 104);
 
-static TSS: Global<Tss> = Global::new(Tss {
-    _reserved0: 0,
-    rsp: [0; 3],
-    _reserved1: 0,
-    ist: [0; 7],
-    _reserved2: 0,
-    _reserved3: 0,
-    // No I/O permission bitmap: ring 3 gets no port access.
-    iomap_base: 104,
-});
+static TSS: Global<[Tss; MAX_CPUS]> = Global::new(
+    [const {
+        Tss {
+            _reserved0: 0,
+            rsp: [0; 3],
+            _reserved1: 0,
+            ist: [0; 7],
+            _reserved2: 0,
+            _reserved3: 0,
+            // No I/O permission bitmap: ring 3 gets no port access.
+            iomap_base: 104,
+        }
+    }; MAX_CPUS],
+);
+
+/// GDT entries: Linux's 8 plus a 16-byte TSS descriptor per CPU.
+const GDT_ENTRIES: usize = 8 + 2 * MAX_CPUS;
 
 /// GDT in the Linux x86_64 layout (so `syscall`/`sysret` selectors match Linux's).
-static GDT: Global<[u64; 10]> = Global::new([
-    0,
-    0x00cf_9a00_0000_ffff, // 0x08 kernel code 32 (unused)
-    0x00af_9a00_0000_ffff, // 0x10 kernel code 64
-    0x00cf_9200_0000_ffff, // 0x18 kernel data
-    0x00cf_fa00_0000_ffff, // 0x20 user code 32 (unused)
-    0x00cf_f200_0000_ffff, // 0x28 user data
-    0x00af_fa00_0000_ffff, // 0x30 user code 64
-    0,
-    0, // 0x40 TSS, filled at boot
-    0,
-]);
+static GDT: Global<[u64; GDT_ENTRIES]> = Global::new({
+    let mut g = [0u64; GDT_ENTRIES];
+    g[1] = 0x00cf_9a00_0000_ffff; // 0x08 kernel code 32 (unused)
+    g[2] = 0x00af_9a00_0000_ffff; // 0x10 kernel code 64
+    g[3] = 0x00cf_9200_0000_ffff; // 0x18 kernel data
+    g[4] = 0x00cf_fa00_0000_ffff; // 0x20 user code 32 (unused)
+    g[5] = 0x00cf_f200_0000_ffff; // 0x28 user data
+    g[6] = 0x00af_fa00_0000_ffff; // 0x30 user code 64
+    g // 0x40 + 16 * cpu: TSS descriptors, filled by each CPU at boot
+});
 
-static IDT: Global<[[u64; 2]; 32]> = Global::new([[0; 2]; 32]);
+static IDT: Global<[[u64; 2]; 256]> = Global::new([[0; 2]; 256]);
 
 #[repr(C, packed)]
 struct DescriptorPointer {
@@ -151,6 +238,10 @@ unsafe extern "C" {
     /// 16 bits of every stub address are those of the first plus 16 * vector).
     static TRAP_STUBS_START: u8;
     fn syscall_entry();
+    fn irq_stub_ipi();
+    fn irq_stub_timer();
+    fn irq_stub_spurious();
+    fn trap_restore();
 }
 
 global_asm!(
@@ -206,6 +297,25 @@ TRAP_ERR 29
 TRAP_ERR 30
 TRAP_NOERR 31
 
+.balign 16
+.global irq_stub_ipi
+irq_stub_ipi:
+    push 0
+    push {vector_ipi}
+    jmp trap_common
+.balign 16
+.global irq_stub_timer
+irq_stub_timer:
+    push 0
+    push {vector_timer}
+    jmp trap_common
+.balign 16
+.global irq_stub_spurious
+irq_stub_spurious:
+    push 0
+    push {vector_spurious}
+    jmp trap_common
+
 .global syscall_entry
 syscall_entry:
     swapgs
@@ -240,6 +350,8 @@ trap_common:
     mov rdi, rsp
     cld
     call {dispatch}
+.global trap_restore
+trap_restore:
     pop r15
     pop r14
     pop r13
@@ -262,82 +374,113 @@ trap_common:
 .pushsection .text.entry, "ax"
 .global _start
 _start:
-    lea rsp, [rip + {stack}]
-    add rsp, {stack_size}
+    cmp rdx, {max_cpus}
+    jae 3f
+    lea rsp, [rip + {stacks}]
+    mov rax, rdx
+    inc rax
+    shl rax, {stack_shift}
+    add rsp, rax
     mov rdi, rsi
+    mov rsi, rdx
     call {kmain}
-2:  hlt
-    jmp 2b
+3:  cli
+    hlt
+    jmp 3b
 .popsection
 "#,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
     vector_syscall = const VECTOR_SYSCALL,
     dispatch = sym crate::trap::dispatch_entry,
-    stack = sym KSTACK,
-    stack_size = const KSTACK_SIZE,
+    stacks = sym KSTACKS,
+    stack_shift = const KSTACK_SHIFT,
+    max_cpus = const MAX_CPUS,
+    vector_ipi = const VECTOR_IPI,
+    vector_timer = const VECTOR_TIMER,
+    vector_spurious = const VECTOR_SPURIOUS,
     kmain = sym crate::kmain,
 );
 
-/// Top of the kernel stack.
-fn kernel_stack_top() -> u64 {
-    KSTACK.get() as u64 + KSTACK_SIZE as u64
+/// Top of CPU `cpu`'s kernel stack.
+fn kernel_stack_top(cpu: usize) -> u64 {
+    KSTACKS.get() as u64 + ((cpu as u64 + 1) << KSTACK_SHIFT)
 }
 
-/// Loads the LWK's GDT, TSS and IDT and reloads the segment registers.
-pub fn init_descriptors() {
-    let tss_base = TSS.get() as u64;
+/// The CPU this code runs on, from the kernel stack it runs on.
+#[inline]
+pub fn current_cpu() -> usize {
+    let sp: u64;
+    // SAFETY: reading RSP has no side effects.
+    unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    (sp.wrapping_sub(KSTACKS.get() as u64) >> KSTACK_SHIFT) as usize
+}
+
+fn gate(handler: u64, ist: u64, type_attr: u64) -> [u64; 2] {
+    [
+        (handler & 0xffff)
+            | (KERNEL_CS << 16)
+            | (ist << 32)
+            | (type_attr << 40)
+            | (((handler >> 16) & 0xffff) << 48),
+        handler >> 32,
+    ]
+}
+
+/// Builds the IDT (CPU 0, once, before the other CPUs start).
+pub fn build_idt() {
+    // Gates are computed from the first stub's and patched for the exceptions; the loop is a
+    // few instructions per entry (ring 0 is emulated on the development KVM).
+    let base = core::ptr::addr_of!(TRAP_STUBS_START) as u64;
+    let first = gate(base, 0, 0x8e);
+    // SAFETY: boot on CPU 0 before the other CPUs run (see `Global`).
+    let idt = unsafe { &mut *IDT.get() };
+    let mut low = first[0];
+    for entry in idt.iter_mut().take(32) {
+        entry[0] = low;
+        entry[1] = first[1];
+        low += 16;
+    }
+    // int3 and into may be used by ring 3 (DPL 3); everything else is DPL 0.
+    idt[3] = gate(base + 3 * 16, 0, 0xee);
+    idt[4] = gate(base + 4 * 16, 0, 0xee);
+    // Double faults run on their own stack (IST1) so a kernel stack overflow still reports.
+    idt[8] = gate(base + 8 * 16, 1, 0x8e);
+    idt[VECTOR_IPI as usize] = gate(irq_stub_ipi as *const () as u64, 0, 0x8e);
+    idt[VECTOR_TIMER as usize] = gate(irq_stub_timer as *const () as u64, 0, 0x8e);
+    idt[VECTOR_SPURIOUS as usize] = gate(irq_stub_spurious as *const () as u64, 0, 0x8e);
+}
+
+/// Loads the LWK's GDT (with this CPU's TSS) and IDT and reloads the segment registers.
+pub fn init_descriptors(cpu: usize) {
+    // SAFETY: each CPU touches only its own TSS, per-CPU block and GDT slots (see `Global`).
+    let tss_base = unsafe { core::ptr::addr_of_mut!((*TSS.get())[cpu]) } as u64;
     let limit = (core::mem::size_of::<Tss>() - 1) as u64;
     let low = (limit & 0xffff)
         | ((tss_base & 0xff_ffff) << 16)
         | (0x89 << 40)
         | (((limit >> 16) & 0xf) << 48)
         | (((tss_base >> 24) & 0xff) << 56);
-    // SAFETY: boot runs once on one vCPU before anything else touches these globals
-    // (see `Global`).
+    let top = kernel_stack_top(cpu);
+    // SAFETY: as above: this CPU's elements only.
     unsafe {
         let gdt = &mut *GDT.get();
-        gdt[8] = low;
-        gdt[9] = tss_base >> 32;
-        let tss = &mut *TSS.get();
-        tss.rsp[0] = kernel_stack_top();
-        let percpu = &mut *PERCPU.get();
-        percpu.kernel_rsp = kernel_stack_top();
+        gdt[8 + 2 * cpu] = low;
+        gdt[9 + 2 * cpu] = tss_base >> 32;
+        let tss = &mut (*TSS.get())[cpu];
+        tss.rsp[0] = top;
+        // Double faults (IST1) restart at the top of this CPU's stack: a last-gasp report.
+        tss.ist[0] = top;
+        (*PERCPU.get())[cpu].kernel_rsp = top;
     }
-
-    // Gates are computed from the first stub's and patched for the exceptions; the loop is a
-    // few instructions per entry (ring 0 is emulated on the development KVM).
-    let base = core::ptr::addr_of!(TRAP_STUBS_START) as u64;
-    let gate = |handler: u64, ist: u64, type_attr: u64| {
-        (handler & 0xffff)
-            | (KERNEL_CS << 16)
-            | (ist << 32)
-            | (type_attr << 40)
-            | (((handler >> 16) & 0xffff) << 48)
-    };
-    let first = gate(base, 0, 0x8e);
-    // SAFETY: as above.
-    let idt = unsafe { &mut *IDT.get() };
-    let mut low = first;
-    for entry in idt.iter_mut() {
-        entry[0] = low;
-        entry[1] = base >> 32;
-        low += 16;
-    }
-    // int3 and into may be used by ring 3 (DPL 3); everything else is DPL 0.
-    idt[3][0] = gate(base + 3 * 16, 0, 0xee);
-    idt[4][0] = gate(base + 4 * 16, 0, 0xee);
-    // Double faults run on their own stack (IST1) so a kernel stack overflow still reports.
-    idt[8][0] = gate(base + 8 * 16, 1, 0x8e);
-    // SAFETY: as above.
-    unsafe { (*TSS.get()).ist[0] = kernel_stack_top() };
+    let tss_sel = TSS_SEL + 16 * cpu as u16;
 
     let gdtr = DescriptorPointer {
-        limit: (10 * 8 - 1) as u16,
+        limit: (GDT_ENTRIES * 8 - 1) as u16,
         base: GDT.get() as u64,
     };
     let idtr = DescriptorPointer {
-        limit: (32 * 16 - 1) as u16,
+        limit: (256 * 16 - 1) as u16,
         base: IDT.get() as u64,
     };
     // SAFETY: the tables are static and fully initialised above; the selectors used exist in
@@ -362,7 +505,7 @@ pub fn init_descriptors() {
             idtr = in(reg) &idtr,
             ds = in(reg) KERNEL_DS,
             cs = in(reg) KERNEL_CS,
-            tss = in(reg) TSS_SEL,
+            tss = in(reg) tss_sel,
             tmp = out(reg) _,
         );
     }
@@ -404,15 +547,20 @@ pub fn wrmsr(msr: u32, value: u64) {
     };
 }
 
-/// Sets up `syscall`: EFER.SCE, STAR selectors, LSTAR, SFMASK, and the per-CPU block.
-pub fn init_syscall() {
+/// Sets up `syscall` on this CPU: EFER.SCE, STAR selectors, LSTAR, SFMASK, and the per-CPU
+/// block.
+pub fn init_syscall(cpu: usize) {
     wrmsr(msr::EFER, rdmsr(msr::EFER) | 1);
     // sysret: CS = 0x23 + 16 = 0x33, SS = 0x23 + 8 = 0x2b; syscall: CS = 0x10, SS = 0x18.
     wrmsr(msr::STAR, (0x23 << 48) | (KERNEL_CS << 32));
     wrmsr(msr::LSTAR, syscall_entry_address());
     // Clear TF, IF, DF, IOPL, NT, AC on entry, as Linux does.
     wrmsr(msr::SFMASK, 0x4_7700);
-    wrmsr(msr::KERNEL_GS_BASE, PERCPU.get() as u64);
+    // SAFETY: only the address of this CPU's element is taken.
+    wrmsr(
+        msr::KERNEL_GS_BASE,
+        unsafe { core::ptr::addr_of_mut!((*PERCPU.get())[cpu]) } as u64,
+    );
     wrmsr(msr::GS_BASE, 0);
 }
 
@@ -465,6 +613,107 @@ pub fn halt_forever() -> ! {
         // SAFETY: hlt with interrupts disabled just stops the vCPU.
         unsafe { asm!("cli; hlt", options(nomem, nostack)) };
     }
+}
+
+/// x2APIC registers (MSR numbers).
+mod apic {
+    pub const BASE: u32 = 0x1b;
+    pub const TPR: u32 = 0x808;
+    pub const EOI: u32 = 0x80b;
+    pub const SVR: u32 = 0x80f;
+    pub const ICR: u32 = 0x830;
+    pub const LVT_TIMER: u32 = 0x832;
+    pub const TSC_DEADLINE: u32 = 0x6e0;
+}
+
+/// Whether the CPU has the TSC-deadline timer (CPUID.1:ECX[24]).
+pub fn has_tsc_deadline() -> bool {
+    let r = core::arch::x86_64::__cpuid(1);
+    r.ecx & (1 << 24) != 0
+}
+
+/// Puts this CPU's local APIC in x2APIC mode with the timer in TSC-deadline mode.
+pub fn apic_init() {
+    // EN | EXTD: x2APIC mode (registers are MSRs; no MMIO page needed).
+    wrmsr(apic::BASE, rdmsr(apic::BASE) | (1 << 11) | (1 << 10));
+    wrmsr(apic::SVR, 0x100 | VECTOR_SPURIOUS);
+    wrmsr(apic::TPR, 0);
+    wrmsr(apic::LVT_TIMER, VECTOR_TIMER | (0b10 << 17));
+}
+
+/// Acknowledges the interrupt being handled.
+pub fn apic_eoi() {
+    wrmsr(apic::EOI, 0);
+}
+
+/// Sends the wake-up IPI to `cpu` (its APIC id is its index: the VMM creates vCPU `i` with
+/// APIC id `i`).
+pub fn send_wakeup(cpu: usize) {
+    wrmsr(apic::ICR, ((cpu as u64) << 32) | VECTOR_IPI);
+}
+
+/// Arms this CPU's timer to fire when the TSC reaches `tsc` (0 disarms).
+pub fn arm_timer(tsc: u64) {
+    wrmsr(apic::TSC_DEADLINE, tsc);
+}
+
+/// Waits with interrupts enabled until one arrives (`sti; hlt` is atomic: an interrupt that
+/// is already pending wakes the `hlt` rather than being lost), then disables them again.
+pub fn wait_for_interrupt() {
+    // SAFETY: the trap path handles the interrupt vectors this CPU can receive; the kernel
+    // holds no lock across this call (callers guarantee it).
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+/// Per-CPU frames that `resume_user` returns through.
+static RESUME: Global<[TrapFrame; MAX_CPUS]> = Global::new([TrapFrame::ZERO; MAX_CPUS]);
+
+impl TrapFrame {
+    /// All zero.
+    pub const ZERO: TrapFrame = TrapFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: 0,
+        rsi: 0,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error: 0,
+        rip: 0,
+        cs: 0,
+        rflags: 0,
+        rsp: 0,
+        ss: 0,
+    };
+}
+
+/// Enters ring 3 with every register from `frame` (a new thread's first entry). The user
+/// segment selectors and flags are forced: a frame never carries kernel privilege.
+pub fn resume_user(frame: &TrapFrame) -> ! {
+    let cpu = current_cpu();
+    let mut f = *frame;
+    f.cs = USER_CS;
+    f.ss = USER_DS;
+    f.rflags = (f.rflags & 0x3c_0fd5) | 0x202;
+    // SAFETY: this CPU's element only (see `Global`).
+    let slot = unsafe {
+        let slots = &mut *RESUME.get();
+        slots[cpu] = f;
+        core::ptr::addr_of!(slots[cpu]) as u64
+    };
+    // SAFETY: `slot` holds a complete frame in the layout `trap_restore` pops; the selectors
+    // are the user ones, so `iretq` lands in ring 3 and the kernel stack is left behind (the
+    // next entry starts again at the top given by the TSS / per-CPU block).
+    unsafe { asm!("mov rsp, {}", "jmp {}", in(reg) slot, sym trap_restore, options(noreturn)) }
 }
 
 /// Leaves ring 0 for the program: jumps to `rip` in ring 3 with stack `rsp`, every general

@@ -5,26 +5,34 @@
 //! walking the page tables rooted at the CR3 sent along (docs/DESIGN.md "Offload"), so the
 //! LWK runs only a handful of ring-0 instructions per offloaded call.
 
-use crate::arch::{self, Global};
+use crate::arch::{self, Global, MAX_CPUS};
 use crate::phys;
 use offload_abi::{BridgeRequest, layout, op, port, req_flags};
 
-static REQUEST: Global<Option<&'static mut BridgeRequest>> = Global::new(None);
+/// Each vCPU's request page (vCPU `i` at `BRIDGE_GPA + 4096 * i`), taken at its boot.
+static REQUESTS: Global<[Option<&'static mut BridgeRequest>; MAX_CPUS]> =
+    Global::new([const { None }; MAX_CPUS]);
 
-/// Takes this vCPU's request page (boot, vCPU 0).
+fn page_of(cpu: usize) -> u64 {
+    layout::BRIDGE_GPA + 4096 * cpu as u64
+}
+
+/// Takes this vCPU's request page.
 pub fn init() {
-    // SAFETY: boot, single vCPU (see `arch::Global`).
-    unsafe { *REQUEST.get() = Some(phys::fixed_mut(layout::BRIDGE_GPA)) };
+    let cpu = arch::current_cpu();
+    // SAFETY: this CPU's element only (see `arch::Global`).
+    unsafe { (*REQUESTS.get())[cpu] = Some(phys::fixed_mut(page_of(cpu))) };
 }
 
 /// Sends one request and returns `ret`/`val`. `val` is left as the caller set it (an input of
 /// some operations).
 fn call(opcode: u32, flags: u32, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
-    // SAFETY: single vCPU, no reentrancy: no other reference to the request page is live
-    // (see `arch::Global`).
-    let slot = unsafe { &mut *REQUEST.get() };
+    let cpu = arch::current_cpu();
+    // SAFETY: this CPU's element only, and no other reference to it is live on this CPU (the
+    // trap path does not nest; see `arch::Global`).
+    let slot = unsafe { &mut (*REQUESTS.get())[cpu] };
     // Taken lazily as well, so that a panic before `init` can still log.
-    let req = slot.get_or_insert_with(|| phys::fixed_mut(layout::BRIDGE_GPA));
+    let req = slot.get_or_insert_with(|| phys::fixed_mut(page_of(cpu)));
     req.op = opcode;
     req.flags = flags;
     req.nr = nr;
@@ -33,7 +41,7 @@ fn call(opcode: u32, flags: u32, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
     req.ret = -offload_abi::errno::ENOSYS;
     // The port write is an asm block the compiler cannot see through: the stores above happen
     // before it and the loads below after it.
-    arch::outl(port::OFFLOAD, 0);
+    arch::outl(port::OFFLOAD, cpu as u32);
     (req.ret, req.val)
 }
 
@@ -56,10 +64,11 @@ pub fn host_time() -> (u64, u64) {
 /// Reports a finished syscall for `--trace` (`result` None: it does not return).
 pub fn trace(nr: u64, args: [u64; 6], result: Option<i64>, ns: u64) {
     {
-        // SAFETY: single vCPU, no reentrancy; this borrow ends before `call` takes its own
-        // (see `arch::Global`).
-        let slot = unsafe { &mut *REQUEST.get() };
-        let req = slot.get_or_insert_with(|| phys::fixed_mut(layout::BRIDGE_GPA));
+        let cpu = arch::current_cpu();
+        // SAFETY: this CPU's element; this borrow ends before `call` takes its own (see
+        // `arch::Global`).
+        let slot = unsafe { &mut (*REQUESTS.get())[cpu] };
+        let req = slot.get_or_insert_with(|| phys::fixed_mut(page_of(cpu)));
         req.val = [result.unwrap_or(0) as u64, ns];
     }
     let flags = if result.is_none() {

@@ -19,11 +19,12 @@ mod bridge;
 mod loader;
 mod mm;
 mod phys;
+mod sched;
 mod syscall;
 mod time;
 mod trap;
 
-use arch::Global;
+use arch::SpinLock;
 use offload_abi::{
     BOOT_INFO_MAGIC, BootInfo, GuestStats, PROTOCOL_VERSION, exit_kind, layout, port,
 };
@@ -48,9 +49,11 @@ static ABI_NOTE: AbiNote = AbiNote {
     version: PROTOCOL_VERSION,
 };
 
-/// Everything the kernel knows, owned by the trap path after boot.
+/// Everything the kernel knows, shared by the CPUs under one lock after boot.
 pub struct Kernel {
     pub info: BootInfo,
+    /// CPUs and the threads on them.
+    pub sched: sched::Sched,
     pub frames: mm::Frames,
     pub aspace: mm::AddressSpace,
     pub process: syscall::Process,
@@ -60,16 +63,43 @@ pub struct Kernel {
     pub lstar: u64,
 }
 
-static KERNEL: Global<Option<Kernel>> = Global::new(None);
+static KERNEL: SpinLock<Option<Kernel>> = SpinLock::new(None);
 
-/// The kernel state, for the trap path.
-pub fn kernel() -> &'static mut Kernel {
-    // SAFETY: set once at the end of boot; afterwards only the (non-reentrant) trap path on
-    // the single vCPU uses it (see `arch::Global`).
-    match unsafe { &mut *KERNEL.get() } {
-        Some(k) => k,
-        None => panic!("trap before the kernel finished booting"),
+/// The locked kernel state. Dropping it unlocks; [`KernelGuard::unlocked`] lets a CPU halt
+/// without holding the lock.
+pub struct KernelGuard(Option<arch::SpinGuard<'static, Option<Kernel>>>);
+
+impl KernelGuard {
+    /// Runs `f` with the lock released, then takes it again.
+    pub fn unlocked(&mut self, f: impl FnOnce()) {
+        drop(self.0.take());
+        f();
+        self.0 = Some(KERNEL.lock());
     }
+}
+
+impl core::ops::Deref for KernelGuard {
+    type Target = Kernel;
+    fn deref(&self) -> &Kernel {
+        match self.0.as_deref() {
+            Some(Some(k)) => k,
+            _ => panic!("kernel state used before boot finished"),
+        }
+    }
+}
+
+impl core::ops::DerefMut for KernelGuard {
+    fn deref_mut(&mut self) -> &mut Kernel {
+        match self.0.as_deref_mut() {
+            Some(Some(k)) => k,
+            _ => panic!("kernel state used before boot finished"),
+        }
+    }
+}
+
+/// Locks the kernel state (trap path).
+pub fn kernel() -> KernelGuard {
+    KernelGuard(Some(KERNEL.lock()))
 }
 
 /// Ends the job: records how in the statistics page and tells the VMM (which never resumes
@@ -89,14 +119,27 @@ pub fn exit_job(kind: u32, code: u32) -> ! {
     arch::halt_forever()
 }
 
-/// Rust entry point, called by `_start` on the boot stack with RSI (boot info GPA) in RDI.
-extern "C" fn kmain(boot_info_gpa: u64) -> ! {
+/// Rust entry point, called by `_start` on this CPU's stack with the boot info GPA (RSI at
+/// entry) and the vCPU id (RDX at entry).
+extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
+    let cpu = cpu as usize;
+    if cpu != 0 {
+        ap_main(cpu);
+    }
     let t0 = arch::rdtsc();
     let info: BootInfo = phys::read(layout::BOOT_INFO_GPA);
     phys::init(info.mem_size);
-    arch::init_descriptors();
-    arch::init_syscall();
+    arch::build_idt();
+    arch::init_descriptors(0);
+    arch::init_syscall(0);
+    arch::apic_init();
     bridge::init();
+    if !arch::has_tsc_deadline() {
+        klog!(
+            bridge::level::ERROR,
+            "no TSC-deadline timer: futex waits and sleeps with a timeout will not time out"
+        );
+    }
     let stats: &'static mut GuestStats = phys::fixed_mut(layout::STATS_GPA);
     if boot_info_gpa != layout::BOOT_INFO_GPA
         || info.magic != BOOT_INFO_MAGIC
@@ -138,19 +181,33 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
         us(t2, t3)
     );
     let process = syscall::Process::new(&info, image.brk_start);
-    // SAFETY: boot, single vCPU; nothing else references KERNEL yet (see `arch::Global`).
-    unsafe {
-        *KERNEL.get() = Some(Kernel {
-            info,
-            frames,
-            aspace,
-            process,
-            clock,
-            stats,
-            lstar: arch::syscall_entry_address(),
-        });
+    let ncpus = (info.vcpu_count as usize).clamp(1, arch::MAX_CPUS);
+    *KERNEL.lock() = Some(Kernel {
+        info,
+        sched: sched::Sched::new(ncpus, info.pid),
+        frames,
+        aspace,
+        process,
+        clock,
+        stats,
+        lstar: arch::syscall_entry_address(),
+    });
+    if ncpus > 1 {
+        // The other vCPUs start now; the program starts once they can take threads.
+        arch::outl(port::START_APS, 0);
+        sched::wait_all_online(ncpus);
     }
     arch::enter_user(image.entry, image.stack_pointer)
+}
+
+/// Entry of vCPUs other than 0, after vCPU 0 wrote `port::START_APS`.
+fn ap_main(cpu: usize) -> ! {
+    arch::init_descriptors(cpu);
+    arch::init_syscall(cpu);
+    arch::apic_init();
+    bridge::init();
+    sched::cpu_online(cpu);
+    sched::idle(cpu)
 }
 
 #[panic_handler]

@@ -11,6 +11,8 @@ pub struct Clock {
     monotonic0: u64,
     /// Nanoseconds per TSC tick as a 32.32 fixed-point number.
     mult: u64,
+    /// TSC frequency.
+    khz: u64,
 }
 
 impl Clock {
@@ -25,6 +27,7 @@ impl Clock {
             realtime0,
             monotonic0,
             mult: (1_000_000u64 << 32) / khz,
+            khz,
         }
     }
 
@@ -38,6 +41,18 @@ impl Clock {
     /// CLOCK_MONOTONIC in nanoseconds (continues the host's monotonic clock).
     pub fn monotonic_ns(&self) -> u64 {
         self.monotonic0 + self.elapsed_ns()
+    }
+
+    /// The TSC value at which CLOCK_MONOTONIC reads `ns` (saturating at boot).
+    pub fn tsc_at_monotonic(&self, ns: u64) -> u64 {
+        let delta = ns.saturating_sub(self.monotonic0);
+        self.tsc0
+            .saturating_add(((u128::from(delta) * u128::from(self.khz)) / 1_000_000) as u64)
+    }
+
+    /// CLOCK_MONOTONIC minus CLOCK_REALTIME offset: realtime = monotonic + this.
+    pub fn realtime_offset(&self) -> i128 {
+        i128::from(self.realtime0) - i128::from(self.monotonic0)
     }
 
     /// CLOCK_REALTIME in nanoseconds since the epoch.

@@ -4,7 +4,7 @@
 //! send (full signal delivery to handlers comes with issue #7). A fault in ring 0 is a kernel
 //! bug: it is reported with the registers and ends the job with a distinct status.
 
-use crate::arch::{TrapFrame, VECTOR_SYSCALL};
+use crate::arch::{self, TrapFrame, VECTOR_IPI, VECTOR_SPURIOUS, VECTOR_SYSCALL, VECTOR_TIMER};
 use crate::{bridge, exit_job, kernel, klog, syscall};
 use offload_abi::exit_kind;
 
@@ -13,8 +13,17 @@ const PF_SYSCALL_ARRIVAL: u64 = 0x15;
 
 /// Called by `trap_common` with the saved state.
 pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
+    match frame.vector {
+        // A wake-up IPI or the deadline timer: whoever halted re-checks its condition.
+        VECTOR_IPI | VECTOR_TIMER => {
+            arch::apic_eoi();
+            return;
+        }
+        VECTOR_SPURIOUS => return,
+        _ => {}
+    }
     if frame.vector == VECTOR_SYSCALL {
-        let k = kernel();
+        let mut k = kernel();
         k.stats.entry_native += 1;
         syscall::handle(k, frame);
         return;
@@ -22,7 +31,7 @@ pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
     if frame.cs & 3 != 3 {
         kernel_fault(frame);
     }
-    let k = kernel();
+    let mut k = kernel();
     if frame.vector == 14 && frame.error == PF_SYSCALL_ARRIVAL && frame.rip == k.lstar {
         // kvm_pvm: `syscall` jumped to LSTAR in ring 3. RCX holds the return address and R11
         // the flags, exactly as for the ring-0 arrival.
@@ -36,6 +45,7 @@ pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
     if frame.vector == 14 {
         k.stats.page_faults += 1;
     }
+    drop(k);
     let (signal, name) = match frame.vector {
         0 | 16 | 19 => (8, "SIGFPE"),
         1 | 3 => (5, "SIGTRAP"),

@@ -61,8 +61,10 @@ tab=$(printf '\t')
 passed=0
 failed=0
 set -f  # args are split on whitespace and never globbed
-while IFS=$tab read -r name args; do
+while IFS=$tab read -r name args lwkargs; do
     [ -n "$name" ] || continue
+    [ "$args" = - ] && args=
+    [ "$lwkargs" = - ] && lwkargs=
     prog=/progs/$name
     say "RUN $name"
     rm -f /tmp/stats.json /tmp/n.out /tmp/n.err /tmp/l.out /tmp/l.err
@@ -73,7 +75,7 @@ while IFS=$tab read -r name args; do
     nrc=$?
     t1=$(uptime_cs)
     # shellcheck disable=SC2086
-    timeout -k 5 "$test_timeout" /bin/lwk-vmm run --stats-json /tmp/stats.json "$prog" $args \
+    timeout -k 5 "$test_timeout" /bin/lwk-vmm run --stats-json /tmp/stats.json $lwkargs "$prog" $args \
         </dev/null >/tmp/l.out 2>/tmp/l.err
     lrc=$?
     t2=$(uptime_cs)

@@ -11,6 +11,7 @@
 #   REALKVM_BOOT_TIMEOUT   seconds until the guest must have started /init (default 60)
 #   REALKVM_TIMEOUT        seconds for one whole boot (default 300)
 #   REALKVM_CACHE          cache directory (default <repo>/target/realkvm-cache)
+#   REALKVM_SMP            guest CPUs (default 2: the thread tests run 2 vCPUs on 2 cores)
 #   REALKVM_QEMU_CPU       QEMU -cpu model (default max; e.g. qemu64,-svm checks the harness's
 #                          "kvm_amd did not load" path)
 set -euo pipefail
@@ -177,14 +178,14 @@ for m in "${mods[@]}"; do cp "$kdir/$m.ko" "$root/modules/"; done
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
 tab=$(printf '\t')
-while IFS=$tab read -r name args; do
+while IFS=$tab read -r name args lwkargs; do
     [ -n "$name" ] || continue
     if [ -n "${REALKVM_ONLY:-}" ] && ! printf '%s\n' "$name" | grep -Eq -- "$REALKVM_ONLY"; then
         continue
     fi
     is_static "$progs/$name" || die "$progs/$name is not statically linked"
     cp "$progs/$name" "$root/progs/"
-    printf '%s\t%s\n' "$name" "$args" >>"$root/progs/manifest.tsv"
+    printf '%s\t%s\t%s\n' "$name" "$args" "$lwkargs" >>"$root/progs/manifest.tsv"
 done <"$progs/manifest.tsv"
 [ -s "$root/progs/manifest.tsv" ] || die "no test selected (REALKVM_ONLY='${REALKVM_ONLY:-}')"
 ntests=$(grep -c . "$root/progs/manifest.tsv")
@@ -200,7 +201,7 @@ say "initramfs: $ntests tests, $(($(stat -c %s "$initrd") / 1024)) KiB ($initrd)
 boot() {
     local logf=$1 tpid t0 now size last_size=-1 last_change end_at=
     : >"$logf"
-    qemu-system-x86_64 -accel tcg -cpu "${REALKVM_QEMU_CPU:-max}" -machine pc -m 2G -smp 1 -nographic -no-reboot \
+    qemu-system-x86_64 -accel tcg -cpu "${REALKVM_QEMU_CPU:-max}" -machine pc -m 2G -smp "${REALKVM_SMP:-2}" -nographic -no-reboot \
         -kernel "$kdir/vmlinuz" -initrd "$initrd" \
         -append "console=ttyS0 panic=-1 quiet realkvm.timeout=$test_timeout" \
         </dev/null >"$logf" 2>&1 &

@@ -6,13 +6,15 @@ use crate::program::{self, ProgramError};
 use crate::stats::{JobStats, VcpuPlacement};
 use crate::vcpu::{self, ExitCounts, VcpuError};
 use kvm_ioctls::Kvm;
-use lwk_devices::{Doorbell, DoorbellHandler, ExitPort, PortBus};
+use lwk_devices::{Doorbell, DoorbellHandler, ExitPort, Gate, PortBus, StartAps};
 use offload_abi::{GuestStats, boot_flags, exit_kind, layout};
 use offload_host::wire::Wire;
 use offload_host::{FdTable, JobContext, LogSink, Servicer};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -73,10 +75,18 @@ pub enum JobError {
         source: std::io::Error,
     },
     /// More vCPUs than this version runs.
-    #[error(
-        "--cpus {0}: this lwk-vmm runs one vCPU per job for now (threads on several vCPUs are not implemented yet)"
-    )]
+    #[error("--cpus {0}: between 1 and 64 vCPUs per job")]
     TooManyCpus(u32),
+    /// Fewer usable cores than vCPUs.
+    #[error(
+        "--cpus {asked}: each vCPU needs its own host core, and lwk-vmm may use only {allowed}"
+    )]
+    NotEnoughCores {
+        /// vCPUs asked for.
+        asked: usize,
+        /// The allowed cores.
+        allowed: String,
+    },
     /// A core in --cpu-list that this process may not use.
     #[error("--cpu-list: host CPU {cpu} is not available to lwk-vmm (allowed: {allowed})")]
     CpuNotAllowed {
@@ -275,41 +285,143 @@ fn pin_to(cpu: usize) -> bool {
     unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one) == 0 }
 }
 
-/// Chooses the host core of vCPU 0 — the one in `--cpu-list`, else an isolated core this
-/// process may use, else the first allowed core — and pins the calling thread to it.
-fn pick_and_pin_cpu(requested: &[usize]) -> Result<Option<usize>, JobError> {
+/// Chooses one host core per vCPU: the `--cpu-list` ones (each must be allowed), else the
+/// isolated cores lwk-vmm may use, then its other allowed cores. Never two vCPUs on one core.
+fn choose_cores(n: usize, requested: &[usize]) -> Result<Vec<usize>, JobError> {
     let allowed = allowed_cpus();
-    let cpu = match requested.first() {
-        Some(&c) => {
-            if !allowed.contains(&c) {
-                let list = allowed
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                return Err(JobError::CpuNotAllowed {
-                    cpu: c,
-                    allowed: list,
-                });
-            }
-            c
-        }
-        None => {
-            let isolated =
-                std::fs::read_to_string("/sys/devices/system/cpu/isolated").unwrap_or_default();
-            let isolated = crate::config::parse_cpu_list(isolated.trim()).unwrap_or_default();
-            match allowed
-                .iter()
-                .copied()
-                .find(|c| isolated.contains(c))
-                .or_else(|| allowed.first().copied())
-            {
-                Some(c) => c,
-                None => return Ok(None),
-            }
-        }
+    let list = || {
+        allowed
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     };
-    Ok(pin_to(cpu).then_some(cpu))
+    if n > offload_abi::layout::MAX_VCPUS as usize {
+        return Err(JobError::TooManyCpus(n as u32));
+    }
+    if !requested.is_empty() {
+        if let Some(&c) = requested.iter().find(|c| !allowed.contains(c)) {
+            return Err(JobError::CpuNotAllowed {
+                cpu: c,
+                allowed: list(),
+            });
+        }
+        return Ok(requested.to_vec());
+    }
+    let isolated = std::fs::read_to_string("/sys/devices/system/cpu/isolated").unwrap_or_default();
+    let isolated = crate::config::parse_cpu_list(isolated.trim()).unwrap_or_default();
+    let mut cores: Vec<usize> = allowed
+        .iter()
+        .copied()
+        .filter(|c| isolated.contains(c))
+        .collect();
+    cores.extend(allowed.iter().copied().filter(|c| !isolated.contains(c)));
+    if cores.len() < n {
+        return Err(JobError::NotEnoughCores {
+            asked: n,
+            allowed: list(),
+        });
+    }
+    cores.truncate(n);
+    Ok(cores)
+}
+
+/// Stops vCPU threads blocked in KVM_RUN: a signal with a no-op handler makes the ioctl
+/// return EINTR, after which the thread sees the stop flag.
+fn kick_signal() -> i32 {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+extern "C" fn ignore_signal(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// Runs every vCPU in its own thread pinned to its core; vCPUs other than 0 start when vCPU 0
+/// opens `gate`. The first vCPU to end the job (or fail) stops the others.
+fn run_vcpus(
+    vcpus: Vec<kvm_ioctls::VcpuFd>,
+    cores: &[usize],
+    bus: &Mutex<PortBus>,
+    gate: &Gate,
+) -> (Result<(), VcpuError>, ExitCounts, Vec<VcpuPlacement>) {
+    let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), ignore_signal);
+    let stop = AtomicBool::new(false);
+    // Each vCPU thread's pthread_t, for kicking it out of KVM_RUN.
+    let threads: Vec<std::sync::atomic::AtomicU64> = cores
+        .iter()
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for (id, (mut fd, &core)) in vcpus.into_iter().zip(cores).enumerate() {
+            let stop = &stop;
+            let me = &threads[id];
+            let done = done_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("vcpu{id}"))
+                .spawn_scoped(scope, move || {
+                    // SAFETY: pthread_self has no preconditions.
+                    me.store(unsafe { libc::pthread_self() } as u64, Ordering::Release);
+                    let pinned = pin_to(core).then_some(core);
+                    let mut counts = ExitCounts::default();
+                    let result = if id == 0 || gate.wait(|| stop.load(Ordering::Acquire)) {
+                        vcpu::run(&mut fd, bus, &mut counts, stop)
+                    } else {
+                        Ok(())
+                    };
+                    stop.store(true, Ordering::Release);
+                    let _ = done.send(());
+                    (
+                        result,
+                        counts,
+                        VcpuPlacement {
+                            id: id as u32,
+                            host_cpu: pinned,
+                        },
+                    )
+                });
+            match handle {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    stop.store(true, Ordering::Release);
+                    tracing::error!("cannot start a vCPU thread: {e}");
+                }
+            }
+        }
+        drop(done_tx);
+        // The first vCPU that finishes ends the job; kick the others until all are back.
+        let _ = done_rx.recv();
+        stop.store(true, Ordering::Release);
+        while handles.iter().any(|h| !h.is_finished()) {
+            for (h, t) in handles.iter().zip(&threads) {
+                let id = t.load(Ordering::Acquire);
+                if !h.is_finished() && id != 0 {
+                    // SAFETY: `id` is the pthread_t of a scoped thread that has not been
+                    // joined yet (the scope keeps it alive); the signal has a no-op handler.
+                    unsafe { libc::pthread_kill(id as libc::pthread_t, kick_signal()) };
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let mut result = Ok(());
+        let mut total = ExitCounts::default();
+        let mut placements = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok((r, counts, placement)) => {
+                    if result.is_ok() {
+                        result = r;
+                    }
+                    for (reason, n) in counts.by_reason {
+                        *total.by_reason.entry(reason).or_default() += n;
+                    }
+                    placements.push(placement);
+                }
+                Err(_) => result = Err(VcpuError::GuestFailure("a vCPU thread panicked".into())),
+            }
+        }
+        placements.sort_by_key(|p| p.id);
+        (result, total, placements)
+    })
 }
 
 fn open_kvm() -> Result<Kvm, JobError> {
@@ -338,9 +450,6 @@ fn stack_size() -> u64 {
 /// Runs the job to its end.
 pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     let started = Instant::now();
-    if opts.cpus != 1 {
-        return Err(JobError::TooManyCpus(opts.cpus));
-    }
     let inherited = inherited_fds();
     let (root_fd, root_path) = open_root(&opts.root)?;
     let cwd = job_cwd(&root_path, opts.cwd.as_ref())?;
@@ -376,12 +485,30 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
 
     let entry = boot::load_kernel(&ram.mem)?;
     let cr3 = boot::build_page_tables(&ram.mem, ram.size)?;
-    let mut vcpu = vm.create_vcpu(0).map_err(|source| JobError::Kvm {
-        what: "creating vCPU 0",
+    let cores = choose_cores(opts.cpus as usize, &opts.cpu_list)?;
+    // The in-kernel LAPICs carry the LWK's wake-up IPIs and TSC-deadline timers.
+    vm.create_irq_chip().map_err(|source| JobError::Kvm {
+        what: "creating the interrupt controller",
         source,
     })?;
-    let features = vcpu::setup_cpuid(&kvm, &vcpu, 0)?;
-    let tsc_khz = vcpu.get_tsc_khz().map_err(|source| JobError::Kvm {
+    let mut vcpus = Vec::with_capacity(cores.len());
+    let mut features = None;
+    for id in 0..cores.len() as u32 {
+        let fd = vm
+            .create_vcpu(u64::from(id))
+            .map_err(|source| JobError::Kvm {
+                what: "creating a vCPU",
+                source,
+            })?;
+        let f = vcpu::setup_cpuid(&kvm, &fd, id)?;
+        vcpu::setup_registers(&fd, id, entry, cr3, &f)?;
+        features.get_or_insert(f);
+        vcpus.push(fd);
+    }
+    let Some(features) = features else {
+        return Err(JobError::TooManyCpus(0));
+    };
+    let tsc_khz = vcpus[0].get_tsc_khz().map_err(|source| JobError::Kvm {
         what: "reading the TSC frequency",
         source,
     })?;
@@ -394,7 +521,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     let host = HostFacts {
         tsc_khz: u64::from(tsc_khz),
         hwcap: features.hwcap,
-        vcpu_count: 1,
+        vcpu_count: cores.len() as u32,
     };
     let trace_out: Option<Box<dyn std::io::Write + Send>> = match &opts.trace {
         None => None,
@@ -415,7 +542,6 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         flags |= boot_flags::TRACE;
     }
     boot::write_boot_info(&ram.mem, ram.size, stack_size(), &start, &host, flags)?;
-    vcpu::setup_registers(&vcpu, entry, cr3, &features)?;
 
     let servicer = Servicer::new(
         guest_fd_table(&inherited),
@@ -426,31 +552,33 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
             exe: prog.exe_path.clone(),
         },
     );
+    let gate = Arc::new(Gate::default());
     let mut bus = PortBus::new();
     let offload = OffloadExit {
         mem: ram.mem.clone(),
         servicer,
         log: LwkLog { trace: trace_out },
     };
-    // The two registrations use distinct fixed ports; they cannot overlap.
+    // Distinct fixed ports: the registrations cannot overlap.
     let _ = bus.register(ExitPort::PORT, 1, Box::new(ExitPort));
+    let _ = bus.register(StartAps::PORT, 1, Box::new(StartAps::new(gate.clone())));
     let _ = bus.register(
         Doorbell::<OffloadExit>::PORT,
         1,
         Box::new(Doorbell::new(offload)),
     );
+    let bus = Mutex::new(bus);
 
-    let host_cpu = pick_and_pin_cpu(&opts.cpu_list)?;
     tracing::info!(
-        "{} MiB guest memory ({}), vCPU 0 on host CPU {}, TSC {} kHz",
+        "{} MiB guest memory ({}), {} vCPU(s) on host CPU(s) {:?}, TSC {} kHz",
         ram.size >> 20,
         ram.backing.name(),
-        host_cpu.map_or("?".to_string(), |c| c.to_string()),
+        cores.len(),
+        cores,
         tsc_khz
     );
-    let mut exits = ExitCounts::default();
     let setup = started.elapsed();
-    let run_result = vcpu::run(&mut vcpu, &mut bus, &mut exits);
+    let (run_result, exits, placements) = run_vcpus(vcpus, &cores, &bus, &gate);
     tracing::info!(
         "host setup {:.2} ms, guest run {:.2} ms",
         setup.as_secs_f64() * 1e3,
@@ -484,7 +612,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         &exits,
         guest.as_ref(),
         ram.backing.name(),
-        vec![VcpuPlacement { id: 0, host_cpu }],
+        placements,
         started.elapsed(),
     );
     Ok((outcome, stats))

@@ -9,6 +9,8 @@ use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
 use lwk_devices::{PortAction, PortBus};
 use offload_abi::layout;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Errors setting up or running a vCPU.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,9 @@ pub fn setup_cpuid(kvm: &Kvm, vcpu: &VcpuFd, id: u32) -> Result<CpuFeatures, Vcp
     let mut cpuid: CpuId = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm_err("reading supported CPUID"))?;
+    // KVM emulates the TSC-deadline timer but leaves advertising it to userspace; the LWK
+    // times futex waits and sleeps with it.
+    let tsc_deadline = kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer);
     let mut hwcap = 0;
     let mut xsave = false;
     let mut xcr0_supported = 0;
@@ -52,6 +57,9 @@ pub fn setup_cpuid(kvm: &Kvm, vcpu: &VcpuFd, id: u32) -> Result<CpuFeatures, Vcp
             (1, _) => {
                 // Initial APIC id in EBX[31:24].
                 e.ebx = (e.ebx & 0x00ff_ffff) | (id << 24);
+                if tsc_deadline {
+                    e.ecx |= 1 << 24;
+                }
                 hwcap = u64::from(e.edx);
                 xsave = e.ecx & (1 << 26) != 0;
                 // The OS enables XSAVE (CR4.OSXSAVE) when the CPU has it.
@@ -98,10 +106,12 @@ fn data_segment() -> kvm_segment {
     }
 }
 
-/// Puts the vCPU in 64-bit mode at `entry` with paging on (CR3 = `cr3`) and RSI pointing to the
-/// boot info.
+/// Puts the vCPU in 64-bit mode at `entry` with paging on (CR3 = `cr3`), RSI pointing to the
+/// boot info and RDX = its id (the LWK picks its per-CPU stack from it). vCPUs other than 0
+/// are made runnable directly (no INIT/SIPI: they start in long mode like vCPU 0).
 pub fn setup_registers(
     vcpu: &VcpuFd,
+    id: u32,
     entry: u64,
     cr3: u64,
     features: &CpuFeatures,
@@ -160,10 +170,18 @@ pub fn setup_registers(
     let regs = kvm_regs {
         rip: entry,
         rsi: layout::BOOT_INFO_GPA,
+        rdx: u64::from(id),
         rflags: 0x2,
         ..Default::default()
     };
     vcpu.set_regs(&regs).map_err(kvm_err("setting registers"))?;
+    if id != 0 {
+        let runnable = kvm_bindings::kvm_mp_state {
+            mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE,
+        };
+        vcpu.set_mp_state(runnable)
+            .map_err(kvm_err("making the vCPU runnable"))?;
+    }
     Ok(())
 }
 
@@ -281,9 +299,18 @@ impl ExitCounts {
     }
 }
 
-/// Runs the vCPU until the guest ends the job or fails.
-pub fn run(vcpu: &mut VcpuFd, bus: &mut PortBus, counts: &mut ExitCounts) -> Result<(), VcpuError> {
+/// Runs the vCPU until the guest ends the job, fails, or `stop` is set (another vCPU ended
+/// the job; the caller interrupts KVM_RUN with a signal so that `stop` is seen).
+pub fn run(
+    vcpu: &mut VcpuFd,
+    bus: &Mutex<PortBus>,
+    counts: &mut ExitCounts,
+    stop: &AtomicBool,
+) -> Result<(), VcpuError> {
     loop {
+        if stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let exit = match vcpu.run() {
             Ok(VcpuExit::IoOut(port, data)) => Exit::PortOut {
                 port,
@@ -293,7 +320,7 @@ pub fn run(vcpu: &mut VcpuFd, bus: &mut PortBus, counts: &mut ExitCounts) -> Res
                 let len = data.len();
                 let mut buf = [0u8; 8];
                 let slot = buf.get_mut(..len).unwrap_or_default();
-                let flow = handle_exit(&Exit::PortIn { port, len }, bus, slot);
+                let flow = handle_exit(&Exit::PortIn { port, len }, &mut lock_bus(bus), slot);
                 data.copy_from_slice(slot);
                 *counts.by_reason.entry("io_in").or_default() += 1;
                 match flow {
@@ -322,7 +349,7 @@ pub fn run(vcpu: &mut VcpuFd, bus: &mut PortBus, counts: &mut ExitCounts) -> Res
             }
         };
         *counts.by_reason.entry(exit.reason()).or_default() += 1;
-        match handle_exit(&exit, bus, &mut []) {
+        match handle_exit(&exit, &mut lock_bus(bus), &mut []) {
             Flow::Continue => {}
             Flow::Done => return Ok(()),
             Flow::Fail(msg) => {
@@ -333,6 +360,13 @@ pub fn run(vcpu: &mut VcpuFd, bus: &mut PortBus, counts: &mut ExitCounts) -> Res
             }
         }
     }
+}
+
+/// The bus, even if another vCPU thread panicked while holding it (its devices stay usable:
+/// they keep no invariants across a panic that matter more than ending the job cleanly).
+fn lock_bus(bus: &Mutex<PortBus>) -> std::sync::MutexGuard<'_, PortBus> {
+    bus.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One line of vCPU state for crash reports.

@@ -7,11 +7,12 @@
 
 mod mem;
 mod process;
+mod thread;
 mod time;
 
-use crate::Kernel;
 use crate::arch::{self, TrapFrame};
 use crate::bridge;
+use crate::{Kernel, KernelGuard};
 use offload_abi::errno::{EFAULT, ENOSYS};
 use offload_abi::syscalls::{Disposition, MAX_NR, disposition, nr};
 use offload_abi::{BootInfo, RLIMIT_COUNT, boot_flags, layout};
@@ -27,8 +28,6 @@ pub struct Process {
     pub mmap_next: u64,
     /// Lowest address the mmap area may use.
     pub mmap_floor: u64,
-    pub clear_child_tid: u64,
-    pub robust_list: (u64, u64),
     pub rlimits: [[u64; 2]; RLIMIT_COUNT],
     pub pid: u32,
 }
@@ -46,8 +45,6 @@ impl Process {
             mmap_next: mmap_top,
             // Leave room for the heap to grow (1/2 of the space above the program).
             mmap_floor: brk_start + (mmap_top - brk_start) / 2,
-            clear_child_tid: 0,
-            robust_list: (0, 0),
             rlimits: info.rlimits,
             pid: info.pid,
         }
@@ -55,8 +52,9 @@ impl Process {
 }
 
 /// Serves the syscall in `frame` (RAX = number, args in RDI, RSI, RDX, R10, R8, R9) and puts
-/// the result in RAX.
-pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
+/// the result in RAX. Takes the kernel lock; releases it around offloaded calls (which may
+/// block on the host) and while a thread waits.
+pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
     let number = frame.rax;
     let args = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
@@ -76,11 +74,35 @@ pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
     let ret = match disposition(number) {
         Disposition::Local => {
             k.stats.syscalls_local += 1;
-            local(k, number, args)
+            match number {
+                nr::exit => thread::exit(k, args),
+                nr::clone => thread::clone(&mut k, frame, args),
+                nr::clone3 => thread::clone3(&mut k, frame, args),
+                nr::futex => thread::futex(&mut k, args),
+                nr::nanosleep => thread::nanosleep(&mut k, args),
+                nr::clock_nanosleep => thread::clock_nanosleep(&mut k, args),
+                nr::set_tid_address => thread::set_tid_address(&mut k, args),
+                nr::gettid => thread::gettid(&mut k),
+                nr::set_robust_list => thread::set_robust_list(&mut k, args),
+                nr::get_robust_list => thread::get_robust_list(&mut k, args),
+                nr::sched_getaffinity => thread::sched_getaffinity(&mut k, args),
+                nr::sched_setaffinity => thread::sched_setaffinity(&mut k, args),
+                nr::getcpu => thread::getcpu(&mut k, args),
+                nr::sched_getscheduler
+                | nr::sched_setscheduler
+                | nr::sched_getparam
+                | nr::sched_setparam => thread::sched_policy(&mut k, number, args),
+                nr::sched_get_priority_max | nr::sched_get_priority_min => {
+                    thread::priority_range(number, args)
+                }
+                _ => local(&mut k, number, args),
+            }
         }
         Disposition::Offload => {
             k.stats.syscalls_offloaded += 1;
-            bridge::user_syscall(number, args)
+            let mut r = 0;
+            k.unlocked(|| r = bridge::user_syscall(number, args));
+            r
         }
         Disposition::Unsupported(_) => {
             k.stats.syscalls_unsupported += 1;
@@ -90,11 +112,13 @@ pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
     frame.rax = ret as u64;
     if tracing {
         let ticks = arch::rdtsc().wrapping_sub(started);
+        let khz = k.info.tsc_khz.max(1);
+        drop(k);
         bridge::trace(
             number,
             args,
             Some(ret),
-            ticks.saturating_mul(1_000_000) / k.info.tsc_khz.max(1),
+            ticks.saturating_mul(1_000_000) / khz,
         );
     }
 }
@@ -110,8 +134,8 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::clock_getres => time::clock_getres(k, a),
         nr::gettimeofday => time::gettimeofday(k, a),
         nr::time => time::time(k, a),
-        nr::exit | nr::exit_group => process::exit(k, a),
-        nr::getpid | nr::gettid => process::getpid(k, a),
+        nr::exit_group => process::exit_group(k, a),
+        nr::getpid => process::getpid(k, a),
         nr::getppid => process::getppid(k, a),
         nr::getuid => i64::from(k.info.ids[0]),
         nr::geteuid => i64::from(k.info.ids[1]),
@@ -119,13 +143,10 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::getegid => i64::from(k.info.ids[3]),
         nr::uname => process::uname(k, a),
         nr::arch_prctl => process::arch_prctl(k, a),
-        nr::set_tid_address => process::set_tid_address(k, a),
-        nr::set_robust_list => process::set_robust_list(k, a),
-        nr::get_robust_list => process::get_robust_list(k, a),
         nr::prlimit64 => process::prlimit64(k, a),
         nr::getrlimit => process::getrlimit(k, a),
         nr::sched_yield => 0,
-        // The table marks a call local that this match does not serve: a kernel bug, but the
+        // The table marks a call local that neither match serves: a kernel bug, but the
         // program gets what Linux gives for an unknown call.
         _ => -ENOSYS,
     }

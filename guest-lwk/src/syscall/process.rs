@@ -6,12 +6,12 @@ use crate::{Kernel, exit_job};
 use offload_abi::errno::{EINVAL, EPERM, ESRCH};
 use offload_abi::{RLIMIT_COUNT, exit_kind};
 
-/// exit(2) / exit_group(2): one thread per process for now, so both end the job.
-pub fn exit(_k: &mut Kernel, a: [u64; 6]) -> i64 {
+/// exit_group(2): ends the job (all threads; the VMM stops every vCPU).
+pub fn exit_group(_k: &mut Kernel, a: [u64; 6]) -> i64 {
     exit_job(exit_kind::EXITED, (a[0] as i32 as u32) & 0xff)
 }
 
-/// getpid(2) / gettid(2): the single thread's id is the process id.
+/// getpid(2)
 pub fn getpid(k: &mut Kernel, _a: [u64; 6]) -> i64 {
     i64::from(k.process.pid)
 }
@@ -57,37 +57,6 @@ pub fn arch_prctl(k: &mut Kernel, a: [u64; 6]) -> i64 {
         ARCH_GET_FS => get(msr::FS_BASE),
         ARCH_GET_GS => get(msr::GS_BASE),
         _ => -EINVAL,
-    }
-}
-
-/// set_tid_address(2)
-pub fn set_tid_address(k: &mut Kernel, a: [u64; 6]) -> i64 {
-    k.process.clear_child_tid = a[0];
-    i64::from(k.process.pid)
-}
-
-/// set_robust_list(2): recorded; walked at thread exit once threads exist (issue #6).
-pub fn set_robust_list(k: &mut Kernel, a: [u64; 6]) -> i64 {
-    if a[1] != 24 {
-        return -EINVAL;
-    }
-    k.process.robust_list = (a[0], a[1]);
-    0
-}
-
-/// get_robust_list(2)
-pub fn get_robust_list(k: &mut Kernel, a: [u64; 6]) -> i64 {
-    let pid = a[0] as i32;
-    if pid != 0 && pid as u32 != k.process.pid {
-        return -ESRCH;
-    }
-    let (head, len) = k.process.robust_list;
-    if let Err(e) = put_user(k, a[1], &head.to_le_bytes()) {
-        return e;
-    }
-    match put_user(k, a[2], &len.to_le_bytes()) {
-        Ok(()) => 0,
-        Err(e) => e,
     }
 }
 

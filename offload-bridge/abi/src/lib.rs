@@ -66,6 +66,9 @@ pub mod port {
     pub const OFFLOAD: u16 = 0x7100;
     /// 32-bit write: the job is over; details are in [`super::GuestStats`].
     pub const EXIT: u16 = 0x7101;
+    /// 32-bit write by vCPU 0: shared kernel state is ready, the other vCPUs may start
+    /// (they begin at the image entry with RSI = boot info, RDX = vCPU id).
+    pub const START_APS: u16 = 0x7102;
 }
 
 /// Magic value at the start of [`BootInfo`] (`"LWKBOOT1"`).

@@ -26,10 +26,17 @@ pub fn kvm_usable() -> bool {
     ok
 }
 
-/// The test programs, built once per test process: (binary path, args).
-pub fn programs() -> &'static Vec<(PathBuf, Vec<String>)> {
-    static PROGRAMS: OnceLock<Vec<(PathBuf, Vec<String>)>> = OnceLock::new();
-    PROGRAMS.get_or_init(|| {
+/// One line of the manifest tests/programs/build.sh writes.
+struct Entry {
+    path: PathBuf,
+    args: Vec<String>,
+    /// Options for `lwk-vmm run` (`// lwk-vmm:` line), e.g. `--cpus 2`.
+    lwk_options: Vec<String>,
+}
+
+fn entries() -> &'static Vec<Entry> {
+    static ENTRIES: OnceLock<Vec<Entry>> = OnceLock::new();
+    ENTRIES.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs/build.sh");
         let status = Command::new("sh")
@@ -39,18 +46,46 @@ pub fn programs() -> &'static Vec<(PathBuf, Vec<String>)> {
             .expect("run tests/programs/build.sh");
         assert!(status.success(), "building the test programs failed");
         let manifest = std::fs::read_to_string(out.join("manifest.tsv")).expect("manifest.tsv");
+        let words = |f: Option<&str>| -> Vec<String> {
+            match f {
+                None | Some("-") => Vec::new(),
+                Some(f) => f.split_whitespace().map(str::to_string).collect(),
+            }
+        };
         manifest
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                let (name, args) = l.split_once('\t').unwrap_or((l, ""));
-                (
-                    out.join(name),
-                    args.split_whitespace().map(str::to_string).collect(),
-                )
+                let mut fields = l.split('\t');
+                let name = fields.next().unwrap_or(l);
+                Entry {
+                    path: out.join(name),
+                    args: words(fields.next()),
+                    lwk_options: words(fields.next()),
+                }
             })
             .collect()
     })
+}
+
+/// The test programs, built once per test process: (binary path, args).
+pub fn programs() -> &'static Vec<(PathBuf, Vec<String>)> {
+    static PROGRAMS: OnceLock<Vec<(PathBuf, Vec<String>)>> = OnceLock::new();
+    PROGRAMS.get_or_init(|| {
+        entries()
+            .iter()
+            .map(|e| (e.path.clone(), e.args.clone()))
+            .collect()
+    })
+}
+
+/// The `lwk-vmm run` options the manifest gives `prog` (empty for programs not in it).
+pub fn lwk_options(prog: &Path) -> Vec<String> {
+    entries()
+        .iter()
+        .find(|e| e.path == prog)
+        .map(|e| e.lwk_options.clone())
+        .unwrap_or_default()
 }
 
 pub fn program(name: &str) -> (PathBuf, Vec<String>) {
@@ -74,7 +109,7 @@ pub fn native(prog: &Path, args: &[String]) -> Output {
 
 pub fn lwk(prog: &Path, args: &[String], stats: Option<&Path>) -> Output {
     let mut cmd = Command::new(LWK_VMM);
-    cmd.arg("run");
+    cmd.arg("run").args(lwk_options(prog));
     if let Some(s) = stats {
         cmd.arg("--stats-json").arg(s);
     }

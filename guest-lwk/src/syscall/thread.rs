@@ -1,0 +1,534 @@
+//! Threads: clone/clone3 (threads only; new processes are issue #9), thread exit with
+//! CLEARTID, futex, sleeping, the tid/robust-list calls and the scheduling queries. See `sched`
+//! for the model: one thread per vCPU, no preemption.
+
+use super::{get_user, put_user};
+use crate::arch::{self, TrapFrame, msr};
+use crate::sched::{FutexWait, Start, Thread, block};
+use crate::{KernelGuard, bridge, exit_job, klog, sched};
+use offload_abi::errno::{EAGAIN, EFAULT, EINVAL, ENOSYS, ESRCH, ETIMEDOUT};
+use offload_abi::exit_kind;
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PARENT: u64 = 0x8000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_NEWNS: u64 = 0x20000;
+const CLONE_SYSVSEM: u64 = 0x40000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_DETACHED: u64 = 0x400000;
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// Flags a thread-creating clone may carry.
+const THREAD_FLAGS: u64 = CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED
+    | CLONE_CHILD_SETTID;
+
+fn ret(r: Result<i64, i64>) -> i64 {
+    match r {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+/// clone(2): x86_64 argument order (flags, stack, parent_tid, child_tid, tls).
+pub fn clone(k: &mut KernelGuard, frame: &TrapFrame, a: [u64; 6]) -> i64 {
+    ret(do_clone(k, frame, a[0], a[1], a[2], a[3], a[4]))
+}
+
+/// clone3(2): `struct clone_args` read from user memory.
+pub fn clone3(k: &mut KernelGuard, frame: &TrapFrame, a: [u64; 6]) -> i64 {
+    const CLONE_ARGS_MIN: u64 = 64; // CLONE_ARGS_SIZE_VER0
+    let size = a[1];
+    if !(CLONE_ARGS_MIN..=4096).contains(&size) {
+        return -EINVAL;
+    }
+    let mut raw = [0u8; 88];
+    let n = (size as usize).min(raw.len());
+    if get_user(k, a[0], &mut raw[..n]).is_err() {
+        return -EFAULT;
+    }
+    let field = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(b)
+    };
+    let (flags, pidfd, child_tid, parent_tid, exit_signal) =
+        (field(0), field(1), field(2), field(3), field(4));
+    let (stack, stack_size, tls) = (field(5), field(6), field(7));
+    if pidfd != 0 && flags & CLONE_PIDFD != 0 {
+        return -EINVAL;
+    }
+    if exit_signal != 0 && flags & CLONE_THREAD != 0 {
+        return -EINVAL;
+    }
+    let sp = if stack == 0 {
+        0
+    } else {
+        stack.wrapping_add(stack_size)
+    };
+    ret(do_clone(k, frame, flags, sp, parent_tid, child_tid, tls))
+}
+
+fn do_clone(
+    k: &mut KernelGuard,
+    frame: &TrapFrame,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> Result<i64, i64> {
+    if flags & CLONE_VM == 0 || flags & (CLONE_VFORK | CLONE_PARENT | CLONE_NEWNS) != 0 {
+        // New processes (fork, vfork, posix_spawn) come with issue #9.
+        return Err(-ENOSYS);
+    }
+    let thread_bits = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND;
+    if flags & thread_bits != thread_bits || flags & !(THREAD_FLAGS | 0xff) != 0 {
+        return Err(-EINVAL);
+    }
+    let Some(cpu) = k.sched.free_cpu() else {
+        if !k.sched.warned_full {
+            k.sched.warned_full = true;
+            let n = k.sched.ncpus;
+            klog!(
+                bridge::level::ERROR,
+                "clone: all {n} vCPUs run threads; more threads than vCPUs are refused (run with more --cpus)"
+            );
+        }
+        return Err(-EAGAIN);
+    };
+    let tid = k.sched.next_tid;
+    if flags & CLONE_PARENT_SETTID != 0 {
+        put_user(k, parent_tid, &tid.to_le_bytes())?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        // Threads share the address space: the parent can write the child's word now.
+        put_user(k, child_tid, &tid.to_le_bytes())?;
+    }
+    k.sched.next_tid = tid.wrapping_add(1);
+    let mut child = *frame;
+    child.rax = 0;
+    if stack != 0 {
+        child.rsp = stack;
+    }
+    let fs_base = if flags & CLONE_SETTLS != 0 {
+        if tls >= offload_abi::layout::USER_END {
+            return Err(-EINVAL);
+        }
+        tls
+    } else {
+        arch::rdmsr(msr::FS_BASE)
+    };
+    let clear = if flags & CLONE_CHILD_CLEARTID != 0 {
+        child_tid
+    } else {
+        0
+    };
+    let slot = &mut k.sched.cpus[cpu];
+    slot.thread = Some(Thread {
+        tid,
+        clear_child_tid: clear,
+        robust_list: (0, 0),
+    });
+    slot.start = Some(Start {
+        frame: child,
+        fs_base,
+    });
+    k.sched.live += 1;
+    arch::send_wakeup(cpu);
+    Ok(i64::from(tid))
+}
+
+/// exit(2): ends the calling thread (the job when it is the last one). CLEARTID: the tid word
+/// is zeroed and one futex waiter woken, as pthread_join expects.
+pub fn exit(mut k: KernelGuard, a: [u64; 6]) -> ! {
+    let status = (a[0] as i32 as u32) & 0xff;
+    let cpu = arch::current_cpu();
+    let thread = k.sched.cpus[cpu].thread.take();
+    k.sched.live = k.sched.live.saturating_sub(1);
+    if k.sched.live == 0 {
+        exit_job(exit_kind::EXITED, status);
+    }
+    if let Some(t) = thread
+        && t.clear_child_tid != 0
+        && put_user(&k, t.clear_child_tid, &0u32.to_le_bytes()).is_ok()
+    {
+        k.sched.futex_wake(t.clear_child_tid, 1, u32::MAX);
+    }
+    drop(k);
+    sched::idle(cpu)
+}
+
+/// set_tid_address(2)
+pub fn set_tid_address(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    let t = k.sched.current();
+    t.clear_child_tid = a[0];
+    i64::from(t.tid)
+}
+
+/// gettid(2)
+pub fn gettid(k: &mut KernelGuard) -> i64 {
+    i64::from(k.sched.current().tid)
+}
+
+/// set_robust_list(2): recorded per thread.
+pub fn set_robust_list(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    if a[1] != 24 {
+        return -EINVAL;
+    }
+    k.sched.current().robust_list = (a[0], a[1]);
+    0
+}
+
+/// get_robust_list(2)
+pub fn get_robust_list(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    let tid = a[0] as i32;
+    let found = if tid == 0 {
+        Some(k.sched.current().robust_list)
+    } else {
+        k.sched
+            .cpus
+            .iter()
+            .filter_map(|c| c.thread)
+            .find(|t| t.tid as i32 == tid)
+            .map(|t| t.robust_list)
+    };
+    let Some((head, len)) = found else {
+        return -ESRCH;
+    };
+    if let Err(e) = put_user(k, a[1], &head.to_le_bytes()) {
+        return e;
+    }
+    ret(put_user(k, a[2], &len.to_le_bytes()).map(|()| 0))
+}
+
+const FUTEX_WAIT: i32 = 0;
+const FUTEX_WAKE: i32 = 1;
+const FUTEX_REQUEUE: i32 = 3;
+const FUTEX_CMP_REQUEUE: i32 = 4;
+const FUTEX_WAKE_OP: i32 = 5;
+const FUTEX_WAIT_BITSET: i32 = 9;
+const FUTEX_WAKE_BITSET: i32 = 10;
+const FUTEX_PRIVATE_FLAG: i32 = 128;
+const FUTEX_CLOCK_REALTIME: i32 = 256;
+
+fn read_u32(k: &KernelGuard, addr: u64) -> Result<u32, i64> {
+    let mut b = [0u8; 4];
+    get_user(k, addr, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_timespec(k: &KernelGuard, addr: u64) -> Result<u64, i64> {
+    let mut b = [0u8; 16];
+    get_user(k, addr, &mut b)?;
+    let mut s = [0u8; 8];
+    s.copy_from_slice(&b[..8]);
+    let sec = i64::from_le_bytes(s);
+    s.copy_from_slice(&b[8..]);
+    let nsec = i64::from_le_bytes(s);
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(-EINVAL);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec as u64))
+}
+
+/// The TSC deadline for an absolute time on `realtime` or CLOCK_MONOTONIC.
+fn deadline_abs(k: &KernelGuard, ns: u64, realtime: bool) -> u64 {
+    let mono = if realtime {
+        (i128::from(ns) - k.clock.realtime_offset()).clamp(0, i128::from(u64::MAX)) as u64
+    } else {
+        ns
+    };
+    k.clock.tsc_at_monotonic(mono)
+}
+
+/// Waits on `key` if it still holds `val`: 0 when woken, -EAGAIN, -ETIMEDOUT.
+fn futex_wait(k: &mut KernelGuard, key: u64, val: u32, bitset: u32, deadline: Option<u64>) -> i64 {
+    match read_u32(k, key) {
+        Ok(v) if v != val => return -EAGAIN,
+        Ok(_) => {}
+        Err(e) => return e,
+    }
+    let cpu = arch::current_cpu();
+    k.sched.cpus[cpu].futex = Some(FutexWait { key, bitset });
+    k.sched.cpus[cpu].woken = false;
+    let woken = block(k, deadline);
+    k.sched.cpus[cpu].futex = None;
+    if woken { 0 } else { -ETIMEDOUT }
+}
+
+/// The FUTEX_WAKE_OP operation on `*uaddr2`; returns the old value.
+fn wake_op(k: &mut KernelGuard, uaddr2: u64, encoded: u32) -> Result<u32, i64> {
+    let op = (encoded >> 28) & 7;
+    let shift = encoded & (8 << 28) != 0;
+    let mut oparg = (encoded >> 12) & 0xfff;
+    if shift {
+        oparg = 1u32.checked_shl(oparg).unwrap_or(0);
+    }
+    let old = read_u32(k, uaddr2)?;
+    let new = match op {
+        0 => oparg,
+        1 => old.wrapping_add(oparg),
+        2 => old | oparg,
+        3 => old & !oparg,
+        4 => old ^ oparg,
+        _ => return Err(-ENOSYS),
+    };
+    put_user(k, uaddr2, &new.to_le_bytes())?;
+    Ok(old)
+}
+
+fn wake_op_cmp(old: u32, encoded: u32) -> bool {
+    let cmp = (encoded >> 24) & 15;
+    let arg = encoded & 0xfff;
+    let old = old as i32;
+    let arg = arg as i32;
+    match cmp {
+        0 => old == arg,
+        1 => old != arg,
+        2 => old < arg,
+        3 => old <= arg,
+        4 => old > arg,
+        5 => old >= arg,
+        _ => false,
+    }
+}
+
+/// futex(2). Keys are user addresses (one address space per job). PI futexes are ENOSYS.
+pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    let (uaddr, op, val, uaddr2, val3) = (a[0], a[1] as i32, a[2] as u32, a[4], a[5] as u32);
+    let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    if uaddr % 4 != 0 {
+        return -EINVAL;
+    }
+    if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
+        return -ENOSYS;
+    }
+    match cmd {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            let bitset = if cmd == FUTEX_WAIT { u32::MAX } else { val3 };
+            if bitset == 0 {
+                return -EINVAL;
+            }
+            let deadline = if a[3] == 0 {
+                None
+            } else {
+                let ns = match read_timespec(k, a[3]) {
+                    Ok(ns) => ns,
+                    Err(e) => return e,
+                };
+                Some(if cmd == FUTEX_WAIT {
+                    // Relative, on CLOCK_MONOTONIC (CLOCK_REALTIME only changes the clock for
+                    // absolute timeouts).
+                    let now = k.clock.monotonic_ns();
+                    k.clock.tsc_at_monotonic(now.saturating_add(ns))
+                } else {
+                    deadline_abs(k, ns, op & FUTEX_CLOCK_REALTIME != 0)
+                })
+            };
+            futex_wait(k, uaddr, val, bitset, deadline)
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+            let bitset = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
+            if bitset == 0 {
+                return -EINVAL;
+            }
+            i64::from(k.sched.futex_wake(uaddr, val, bitset))
+        }
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            if uaddr2 % 4 != 0 || (val as i32) < 0 {
+                return -EINVAL;
+            }
+            if cmd == FUTEX_CMP_REQUEUE {
+                match read_u32(k, uaddr) {
+                    Ok(v) if v != val3 => return -EAGAIN,
+                    Ok(_) => {}
+                    Err(e) => return e,
+                }
+            }
+            let woken = k.sched.futex_wake(uaddr, val, u32::MAX);
+            let moved = k.sched.futex_requeue(uaddr, uaddr2, a[3] as u32);
+            i64::from(woken + if cmd == FUTEX_CMP_REQUEUE { moved } else { 0 })
+        }
+        FUTEX_WAKE_OP => {
+            if uaddr2 % 4 != 0 {
+                return -EINVAL;
+            }
+            let old = match wake_op(k, uaddr2, val3) {
+                Ok(old) => old,
+                Err(e) => return e,
+            };
+            let mut n = k.sched.futex_wake(uaddr, val, u32::MAX);
+            if wake_op_cmp(old, val3) {
+                n += k.sched.futex_wake(uaddr2, a[3] as u32, u32::MAX);
+            }
+            i64::from(n)
+        }
+        // FUTEX_LOCK_PI, UNLOCK_PI, TRYLOCK_PI, WAIT_REQUEUE_PI, CMP_REQUEUE_PI, LOCK_PI2.
+        _ => -ENOSYS,
+    }
+}
+
+fn sleep_until(k: &mut KernelGuard, deadline: u64) {
+    let cpu = arch::current_cpu();
+    k.sched.cpus[cpu].woken = false;
+    while !block(k, Some(deadline)) {
+        if arch::rdtsc() >= deadline {
+            break;
+        }
+    }
+}
+
+/// nanosleep(2) (never interrupted: signals come with issue #7, so `rem` is left alone).
+pub fn nanosleep(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    let ns = match read_timespec(k, a[0]) {
+        Ok(ns) => ns,
+        Err(e) => return e,
+    };
+    let now = k.clock.monotonic_ns();
+    let deadline = k.clock.tsc_at_monotonic(now.saturating_add(ns));
+    sleep_until(k, deadline);
+    0
+}
+
+/// clock_nanosleep(2): relative or TIMER_ABSTIME on the realtime/monotonic/boottime clocks.
+pub fn clock_nanosleep(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    const TIMER_ABSTIME: i32 = 1;
+    let clock = a[0] as i32;
+    let realtime = match clock {
+        0 => true,               // CLOCK_REALTIME
+        1 | 7 => false,          // CLOCK_MONOTONIC, CLOCK_BOOTTIME
+        2 | 3 => return -ENOSYS, // CPU-time clocks: not sleepable here
+        _ => return -EINVAL,
+    };
+    let ns = match read_timespec(k, a[2]) {
+        Ok(ns) => ns,
+        Err(e) => return e,
+    };
+    let deadline = if a[1] as i32 & TIMER_ABSTIME != 0 {
+        deadline_abs(k, ns, realtime)
+    } else {
+        let now = k.clock.monotonic_ns();
+        k.clock.tsc_at_monotonic(now.saturating_add(ns))
+    };
+    sleep_until(k, deadline);
+    0
+}
+
+/// sched_getaffinity(2): the job's vCPUs, numbered 0..N.
+pub fn sched_getaffinity(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    let len = a[1];
+    if len < 8 || !len.is_multiple_of(8) {
+        return -EINVAL;
+    }
+    if !tid_exists(k, a[0] as i32) {
+        return -ESRCH;
+    }
+    let n = k.sched.ncpus;
+    let mask: u64 = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    ret(put_user(k, a[2], &mask.to_le_bytes()).map(|()| 8))
+}
+
+/// sched_setaffinity(2): threads stay on their vCPU; a mask that includes it is accepted.
+pub fn sched_setaffinity(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    if !tid_exists(k, a[0] as i32) {
+        return -ESRCH;
+    }
+    let mut b = [0u8; 8];
+    let n = (a[1] as usize).min(8);
+    if n == 0 {
+        return -EINVAL;
+    }
+    if let Err(e) = get_user(k, a[2], &mut b[..n]) {
+        return e;
+    }
+    let mask = u64::from_le_bytes(b);
+    let cpu = thread_cpu(k, a[0] as i32).unwrap_or(0);
+    if mask & (1 << cpu) == 0 {
+        // Moving a thread to another vCPU is not supported: one thread owns one vCPU.
+        return -EINVAL;
+    }
+    0
+}
+
+fn thread_cpu(k: &KernelGuard, tid: i32) -> Option<usize> {
+    if tid == 0 {
+        return Some(arch::current_cpu());
+    }
+    k.sched
+        .cpus
+        .iter()
+        .position(|c| c.thread.is_some_and(|t| t.tid as i32 == tid))
+}
+
+fn tid_exists(k: &KernelGuard, tid: i32) -> bool {
+    thread_cpu(k, tid).is_some()
+}
+
+/// getcpu(2): the vCPU, node 0.
+pub fn getcpu(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    let cpu = arch::current_cpu() as u32;
+    if a[0] != 0
+        && let Err(e) = put_user(k, a[0], &cpu.to_le_bytes())
+    {
+        return e;
+    }
+    if a[1] != 0
+        && let Err(e) = put_user(k, a[1], &0u32.to_le_bytes())
+    {
+        return e;
+    }
+    0
+}
+
+/// sched_getscheduler(2) / sched_setscheduler(2) / sched_getparam(2) / sched_setparam(2):
+/// every thread runs SCHED_OTHER with priority 0 and owns its vCPU; requests are accepted.
+pub fn sched_policy(k: &mut KernelGuard, number: u64, a: [u64; 6]) -> i64 {
+    use offload_abi::syscalls::nr;
+    if !tid_exists(k, a[0] as i32) {
+        return -ESRCH;
+    }
+    match number {
+        nr::sched_getscheduler => 0,
+        nr::sched_getparam => ret(put_user(k, a[1], &0u32.to_le_bytes()).map(|()| 0)),
+        nr::sched_setscheduler => {
+            let policy = a[1] as i32 & !0x4000_0000; // SCHED_RESET_ON_FORK
+            if !(0..=6).contains(&policy) || policy == 4 {
+                return -EINVAL;
+            }
+            ret(read_u32(k, a[2]).map(|_| 0))
+        }
+        _ => ret(read_u32(k, a[1]).map(|_| 0)),
+    }
+}
+
+/// sched_get_priority_max(2) / sched_get_priority_min(2), as Linux.
+pub fn priority_range(number: u64, a: [u64; 6]) -> i64 {
+    use offload_abi::syscalls::nr;
+    match a[0] as i32 {
+        1 | 2 => {
+            if number == nr::sched_get_priority_max {
+                99
+            } else {
+                1
+            }
+        }
+        0 | 3 | 5 | 6 => 0,
+        _ => -EINVAL,
+    }
+}
