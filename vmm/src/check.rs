@@ -160,9 +160,10 @@ pub fn run() -> bool {
     let usable_iso = allowed.iter().filter(|c| iso.contains(c)).count();
     let _ = writeln!(
         out,
-        "cores for vCPUs:    {} allowed to lwk-vmm ({} of them isolated); a job gets 1 vCPU today",
+        "cores for vCPUs:    {} allowed to lwk-vmm ({} of them isolated): a job can have up to {} vCPUs",
         allowed.len(),
-        usable_iso
+        usable_iso,
+        allowed.len().min(offload_abi::layout::MAX_VCPUS as usize)
     );
     if usable_iso == 0 {
         advice.push(

@@ -96,11 +96,50 @@ pub fn program(name: &str) -> (PathBuf, Vec<String>) {
         .unwrap_or_else(|| panic!("no test program {name}"))
 }
 
+/// Longest a single program run may take before the test fails (a hung guest must fail the
+/// test, not hang CI).
+const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs `cmd` with stdin from /dev/null and `LWK_TEST_VAR=hello`, collecting its output;
+/// panics (failing the test) if it runs longer than `RUN_TIMEOUT`.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .env("LWK_TEST_VAR", "hello")
-        .output()
-        .expect("spawn")
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
 }
 
 pub fn native(prog: &Path, args: &[String]) -> Output {

@@ -1,0 +1,88 @@
+//! Threads on pinned vCPUs: placement on distinct host cores, the oversubscription policy,
+//! OpenMP's default team size. (The pthread/OpenMP/futex programs themselves run native vs
+//! lwk-vmm in the main integration test, with the `--cpus` their `// lwk-vmm:` line asks.)
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[test]
+fn vcpus_land_on_distinct_host_cores() {
+    if !kvm_usable() || host_cpus() < 2 {
+        return;
+    }
+    let (prog, args) = program("threads-glibc");
+    let stats = stats_path("threads-placement");
+    let o = run(Command::new(LWK_VMM)
+        .args(["run", "--cpus", "2", "--stats-json"])
+        .arg(&stats)
+        .arg(&prog)
+        .args(&args));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = read_stats(&stats);
+    let vcpus = s["vcpus"].as_array().expect("vcpus");
+    assert_eq!(vcpus.len(), 2, "{s}");
+    let cores: Vec<u64> = vcpus
+        .iter()
+        .map(|v| v["host_cpu"].as_u64().expect("pinned"))
+        .collect();
+    assert_ne!(cores[0], cores[1], "two vCPUs on one core: {s}");
+    assert!(
+        s["syscalls_by_name"]["clone3"]
+            .as_u64()
+            .or(s["syscalls_by_name"]["clone"].as_u64())
+            .unwrap_or(0)
+            >= 1
+    );
+}
+
+#[test]
+fn more_threads_than_vcpus_are_refused_with_eagain() {
+    if !kvm_usable() {
+        return;
+    }
+    let (prog, args) = program("threads-musl");
+    let o = run(Command::new(LWK_VMM)
+        .args(["run", "--cpus", "1"])
+        .arg(&prog)
+        .args(&args));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("pthread_create failed"), "{out}");
+    assert_eq!(
+        err.matches("more threads than vCPUs are refused").count(),
+        1,
+        "one warning line: {err}"
+    );
+    // Asking for more vCPUs than cores is an error before anything runs.
+    let o = run(Command::new(LWK_VMM)
+        .args(["run", "--cpus", &(host_cpus() + 1).to_string()])
+        .arg(&prog));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("each vCPU needs its own host core"));
+}
+
+#[test]
+fn openmp_team_size_is_the_vcpu_count() {
+    if !kvm_usable() {
+        return;
+    }
+    let (prog, _) = program("openmp-glibc");
+    for cpus in 1..=host_cpus().min(2) {
+        let o = run(Command::new(LWK_VMM)
+            .args(["run", "--cpus", &cpus.to_string()])
+            .arg(&prog));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("omp default threads={cpus}")),
+            "--cpus {cpus}: {err}"
+        );
+    }
+}
