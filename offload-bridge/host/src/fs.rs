@@ -279,7 +279,11 @@ fn do_readlinkat<M: GuestMemoryBackend>(
         Some(_) => return Err(Errno(EINVAL)),
         None => {
             let fd = s.object_fd(dirfd, &path, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
-            sys::readlink_fd(fd.as_fd())?
+            // Not a symlink: readlinkat(fd, "") says ENOENT, readlink(path) EINVAL.
+            sys::readlink_fd(fd.as_fd()).map_err(|e| match Errno::from_io(&e) {
+                Errno(ENOENT) if !path.is_empty() => Errno(EINVAL),
+                other => other,
+            })?
         }
     };
     let n = target.len().min(size as usize);

@@ -12,16 +12,18 @@
 //! msghdr, iovec and cmsg are parsed here from copied-out bytes; fds in SCM_RIGHTS travel
 //! through the guest's fd table in both directions (a guest can only send fds it has, and
 //! every fd it receives enters its table). Socket options that carry pointers or fds
-//! (SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_PEERPIDFD, TCP_ZEROCOPY_RECEIVE, ...) and levels not
-//! listed are refused with ENOPROTOOPT: the host kernel would follow a guest pointer in the
-//! VMM's address space or create an fd outside the guest's table.
+//! (SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_PEERPIDFD, TCP_ZEROCOPY_RECEIVE, ...) are refused with
+//! ENOPROTOOPT and levels not listed with EOPNOTSUPP: the host kernel would follow a guest
+//! pointer in the VMM's address space or create an fd outside the guest's table.
 
 use crate::fd::insert_pair;
 use crate::guest_mem::{GuestRange, MAX_COPY, Out};
 use crate::io::{UIO_MAXIOV, gather, iovecs_at, scatter, scatter_ranges};
 use crate::path::AT_FDCWD;
 use crate::{Call, Errno, Servicer, SysResult, sys};
-use offload_abi::errno::{EADDRINUSE, EBADF, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOPROTOOPT};
+use offload_abi::errno::{
+    EADDRINUSE, EBADF, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOPROTOOPT, EOPNOTSUPP,
+};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use vm_memory::GuestMemoryBackend;
 
@@ -545,7 +547,32 @@ pub(crate) fn recvmmsg<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_,
 }
 
 /// Whether a socket option may pass to the host: its value is plain data and it creates no
-/// fd (see the module comment).
+/// fd (see the module comment). Refusals: ENOPROTOOPT for an option of a known level,
+/// EOPNOTSUPP (what Linux's protocols mostly answer) for a level not listed.
+fn sockopt_check(level: i32, name: i32) -> Result<(), Errno> {
+    if !known_level(level) {
+        return Err(Errno(EOPNOTSUPP));
+    }
+    if !sockopt_allowed(level, name) {
+        return Err(Errno(ENOPROTOOPT));
+    }
+    Ok(())
+}
+
+fn known_level(level: i32) -> bool {
+    matches!(
+        level,
+        libc::SOL_SOCKET
+            | libc::IPPROTO_TCP
+            | libc::IPPROTO_IP
+            | libc::IPPROTO_IPV6
+            | libc::IPPROTO_UDP
+            | libc::IPPROTO_ICMPV6
+            | libc::SOL_RAW
+            | libc::SOL_NETLINK
+    )
+}
+
 fn sockopt_allowed(level: i32, name: i32) -> bool {
     match level {
         // SO_ATTACH_FILTER/SO_GET_FILTER (26), SO_ATTACH_BPF (50),
@@ -571,9 +598,7 @@ pub(crate) fn getsockopt<M: GuestMemoryBackend>(
 ) -> SysResult {
     let fd = s.fds.get(c.args[0])?;
     let (level, name) = (c.args[1] as i32, c.args[2] as i32);
-    if !sockopt_allowed(level, name) {
-        return Err(Errno(ENOPROTOOPT));
-    }
+    sockopt_check(level, name)?;
     let room = c.mem.read_u32(c.args[4])? as i32;
     if room < 0 {
         return Err(Errno(EINVAL));
@@ -596,9 +621,7 @@ pub(crate) fn setsockopt<M: GuestMemoryBackend>(
 ) -> SysResult {
     let fd = s.fds.get(c.args[0])?;
     let (level, name) = (c.args[1] as i32, c.args[2] as i32);
-    if !sockopt_allowed(level, name) {
-        return Err(Errno(ENOPROTOOPT));
-    }
+    sockopt_check(level, name)?;
     let len = c.args[4] as i32;
     if len < 0 || len as u64 > OPT_MAX {
         return Err(Errno(EINVAL));
