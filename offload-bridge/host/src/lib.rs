@@ -41,6 +41,8 @@ pub mod wire;
 mod dir;
 mod fd;
 mod fs;
+#[cfg(test)]
+mod hostile;
 mod io;
 mod misc;
 mod net;
