@@ -573,6 +573,18 @@ fn the_process_view_is_the_guests() {
         matches!(r, Err(Errno(EACCES)) | Err(Errno(ENOENT))),
         "{via_task}: {r:?}"
     );
+    // A symlink into the view (like /dev/stdin -> /proc/self/fd/0) is followed by hand to
+    // the guest's fd (the kernel refuses the magic link with ELOOP where /proc is mounted;
+    // this scratch root has no /proc, so the walk is called directly).
+    let (r, _w) = pipe(&g, &mut s);
+    std::os::unix::fs::symlink(format!("../proc/self/fd/{r}"), sc.root().join("sub/in")).unwrap();
+    std::os::unix::fs::symlink("sub", sc.root().join("s")).unwrap();
+    assert_eq!(
+        s.expand_to_node(b"/s/./in", true),
+        Some(crate::procview::ProcNode::Fd(r as i32))
+    );
+    assert_eq!(s.expand_to_node(b"/s/in", false), None);
+    assert_eq!(s.expand_to_node(b"/inside", true), None);
     // Written files cannot be opened for writing.
     let a = g.cstr(BIG, "/proc/self/status");
     assert_eq!(g.call(&mut s, nr::open, &[a, 1, 0]), Err(Errno(EACCES)));

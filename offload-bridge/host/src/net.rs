@@ -42,6 +42,8 @@ const MSG_DONTWAIT: i32 = libc::MSG_DONTWAIT;
 const CONTROL_MAX: u64 = 64 << 10;
 /// Largest socket option value passed on.
 const OPT_MAX: u64 = 64 << 10;
+/// Most AF_UNIX name translations kept.
+const UNIX_NAMES_MAX: usize = 4096;
 /// `struct msghdr` on x86_64.
 const MSGHDR_SIZE: u64 = 56;
 /// `struct mmsghdr` on x86_64.
@@ -113,6 +115,11 @@ impl Servicer {
             return Err(Errno(ENAMETOOLONG));
         }
         if bind {
+            // Bounded: a guest binding sockets forever cannot grow the VMM without limit
+            // (past the bound, some earlier names lose their translation).
+            if self.unix_names.len() >= UNIX_NAMES_MAX {
+                self.unix_names.pop_first();
+            }
             self.unix_names.insert(host_path.clone(), path);
         }
         Ok(HostAddr {

@@ -165,22 +165,35 @@ impl Servicer {
 
     /// The backstop: an fd the host opened for the guest that is a file of the VMM's own
     /// /proc/<pid> (or one of its tasks) is swapped for the program's view of that file, or
-    /// refused. Directories and `O_PATH` fds (names and metadata only) pass.
+    /// refused. Directories pass, and `O_PATH` fds (metadata only) of anything but a link.
     pub(crate) fn vet(&self, fd: OwnedFd, flags: u64, maps: Maps<'_>) -> Result<OwnedFd, Errno> {
-        if sys::fs_type(fd.as_fd()).ok() != Some(PROC_SUPER_MAGIC) || flags & O_PATH != 0 {
+        if sys::fs_type(fd.as_fd()).ok() != Some(PROC_SUPER_MAGIC) {
             return Ok(fd);
         }
         let Ok(target) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
             return Err(Errno(EACCES));
         };
-        let Some(rest) = vmm_proc_rest(target.as_os_str().as_bytes()) else {
+        let Some(rest) = vmm_proc_rest_of(&target) else {
             return Ok(fd);
         };
-        let is_dir = sys::fstat(fd.as_fd())
-            .map(|st| stat_mode(&st) & libc::S_IFMT == libc::S_IFDIR)
-            .unwrap_or(false);
-        if is_dir {
+        let kind = sys::fstat(fd.as_fd()).map_or(0, |st| stat_mode(&st) & libc::S_IFMT);
+        if kind == libc::S_IFDIR {
             return Ok(fd);
+        }
+        if flags & O_PATH != 0 {
+            // Metadata only; but no handle on the VMM's own magic links (fd/N, exe, ns/...),
+            // which a later reopen would follow.
+            if kind != libc::S_IFLNK {
+                return Ok(fd);
+            }
+            let link = vmm_proc_rest_of(&target)
+                .and_then(|rest| procview::self_node(&rest))
+                .and_then(|node| node.host_link(self));
+            return match link {
+                // The view's own link of that name (fd/N of a guest fd, exe, cwd, root).
+                Some(link) => open_host_link(link),
+                None => Err(Errno(EACCES)),
+            };
         }
         match procview::self_node(&rest) {
             Some(node) => self.open_node(node, flags, maps),
@@ -202,13 +215,79 @@ impl Servicer {
         if path.is_empty() {
             return Err(Errno(ENOENT));
         }
-        if let Some(node) = self
-            .guest_abs(dirfd, path)
-            .and_then(|a| procview::classify(self, &a))
-        {
+        let abs = self.guest_abs(dirfd, path);
+        if let Some(node) = abs.as_ref().and_then(|a| procview::classify(self, a)) {
             return self.open_node(node, flags, maps);
         }
-        self.open_in_root(dirfd, path, flags, mode, extra_resolve, maps)
+        match self.open_in_root(dirfd, path, flags, mode, extra_resolve, maps) {
+            // A symlink into the process view (/dev/stdin -> /proc/self/fd/0): the kernel
+            // refuses the magic link at its end; follow the links by hand.
+            Err(Errno(ELOOP)) => {
+                let follow_last = flags & O_NOFOLLOW == 0;
+                match abs.and_then(|a| self.expand_to_node(&a, follow_last)) {
+                    Some(node) => self.open_node(node, flags, maps),
+                    None => Err(Errno(ELOOP)),
+                }
+            }
+            r => r,
+        }
+    }
+
+    /// Follows the symlinks of the absolute guest path `abs` one component at a time, inside
+    /// the root, until it names a node of the process view; None if it never does (or does
+    /// not resolve, or loops). Used only after the kernel said ELOOP, so it costs nothing on
+    /// ordinary paths.
+    pub(crate) fn expand_to_node(&self, abs: &[u8], follow_last: bool) -> Option<ProcNode> {
+        let mut todo: Vec<Vec<u8>> = abs
+            .split(|&b| b == b'/')
+            .rev()
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut done: Vec<u8> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = todo.pop() {
+            match part.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    let cut = done.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                    done.truncate(cut);
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(b'/');
+            done.extend_from_slice(&part);
+            let mut whole = done.clone();
+            for rest in todo.iter().rev() {
+                whole.push(b'/');
+                whole.extend_from_slice(rest);
+            }
+            if let Some(node) = procview::classify(self, &whole) {
+                return Some(node);
+            }
+            if todo.is_empty() && !follow_last {
+                return None;
+            }
+            let fd = self
+                .open_in_root(AT_FDCWD as u64, &done, O_PATH | O_NOFOLLOW, 0, 0, None)
+                .ok()?;
+            let st = sys::fstat(fd.as_fd()).ok()?;
+            if stat_mode(&st) & libc::S_IFMT != libc::S_IFLNK {
+                continue;
+            }
+            links += 1;
+            if links > 40 {
+                return None;
+            }
+            let target = sys::readlink_fd(fd.as_fd()).ok()?;
+            let cut = done.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            done.truncate(cut);
+            if target.first() == Some(&b'/') {
+                done.clear();
+            }
+            todo.extend(target.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
+        }
+        None
     }
 
     /// Opens what a /proc view node stands for.
@@ -287,37 +366,33 @@ impl Servicer {
             };
         }
         let nofollow = at_flags & AT_SYMLINK_NOFOLLOW != 0;
-        if let Some(node) = self
-            .guest_abs(dirfd, path)
-            .and_then(|a| procview::classify(self, &a))
-        {
-            if nofollow && let Some(link) = node.host_link(self) {
-                // The link itself (lstat): the VMM's own procfs link of the same kind.
-                let p = cstring(link.into_bytes())?;
-                let root = std::fs::File::open("/").map_err(Errno::from)?;
-                return Ok(sys::openat2(
-                    root.as_fd(),
-                    &p,
-                    O_PATH | O_NOFOLLOW | O_CLOEXEC,
-                    0,
-                    0,
-                )?);
-            }
-            return match node {
-                ProcNode::Fd(n) => Ok(self
-                    .fds
-                    .get(n as u64)
-                    .map_err(|_| Errno(ENOENT))?
-                    .try_clone_to_owned()?),
-                // Synthesised files are stat'ed as what the guest would read.
-                node => self.open_node(node, libc::O_RDONLY as u64, None),
-            };
-        }
+        let abs = self.guest_abs(dirfd, path);
         let mut flags = O_PATH;
         if nofollow {
             flags |= O_NOFOLLOW;
         }
-        self.open_in_root(dirfd, path, flags, 0, 0, None)
+        let node = match abs.as_ref().and_then(|a| procview::classify(self, a)) {
+            Some(node) => node,
+            None => match self.open_in_root(dirfd, path, flags, 0, 0, None) {
+                // See open_guest_path.
+                Err(Errno(ELOOP)) => abs
+                    .and_then(|a| self.expand_to_node(&a, !nofollow))
+                    .ok_or(Errno(ELOOP))?,
+                r => return r,
+            },
+        };
+        if nofollow && let Some(link) = node.host_link(self) {
+            return open_host_link(link);
+        }
+        match node {
+            ProcNode::Fd(n) => Ok(self
+                .fds
+                .get(n as u64)
+                .map_err(|_| Errno(ENOENT))?
+                .try_clone_to_owned()?),
+            // Synthesised files are stat'ed as what the guest would read.
+            node => self.open_node(node, libc::O_RDONLY as u64, None),
+        }
     }
 
     /// The parent directory (an `O_PATH` fd inside the root) and the last component of
@@ -352,6 +427,25 @@ impl Servicer {
         let dir = self.open_in_root(dirfd, parent, O_PATH | O_DIRECTORY, 0, 0, None)?;
         Ok((dir, cstring(name)?))
     }
+}
+
+/// An `O_PATH` handle on one of the VMM's procfs links standing for a link of the view (to
+/// lstat a link as a link): /proc/self/{exe,cwd,root}, or /proc/self/fd/N of the host fd
+/// behind a guest fd.
+fn open_host_link(link: String) -> Result<OwnedFd, Errno> {
+    let p = cstring(link.into_bytes())?;
+    let root = std::fs::File::open("/").map_err(Errno::from)?;
+    Ok(sys::openat2(
+        root.as_fd(),
+        &p,
+        O_PATH | O_NOFOLLOW | O_CLOEXEC,
+        0,
+        0,
+    )?)
+}
+
+fn vmm_proc_rest_of(target: &std::path::Path) -> Option<Vec<u8>> {
+    vmm_proc_rest(target.as_os_str().as_bytes())
 }
 
 /// The part of a host /proc path after `/proc/<pid>/` (or `/proc/<pid>/task/<tid>/`) when

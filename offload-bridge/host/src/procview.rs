@@ -9,8 +9,10 @@
 //! about the VMM itself pass through (mounts, mountinfo, cgroup, limits); everything else
 //! under /proc/self is ENOENT. The rest of /proc and /sys passes through untouched.
 //!
-//! Recognition is by the normalised path (`path::normalize`), with the open backstop in
-//! `path.rs` for the same files reached any other way.
+//! Recognition is by the normalised path (`path::normalize`); symlinks into the view
+//! (/dev/stdin -> /proc/self/fd/0, /dev/fd -> /proc/self/fd) are followed by hand when the
+//! kernel refuses them, and the open backstop in `path.rs` catches the same files reached
+//! any other way.
 
 use crate::guest_mem::GuestView;
 use crate::path::normalize;
@@ -92,20 +94,12 @@ pub(crate) fn classify(s: &Servicer, abs: &[u8]) -> Option<ProcNode> {
     match n.as_slice() {
         b"/proc/cpuinfo" => return Some(ProcNode::File(c"cpuinfo", Content::Cpuinfo)),
         b"/proc/meminfo" => return Some(ProcNode::File(c"meminfo", Content::Meminfo)),
-        b"/dev/stdin" => return Some(ProcNode::Fd(0)),
-        b"/dev/stdout" => return Some(ProcNode::Fd(1)),
-        b"/dev/stderr" => return Some(ProcNode::Fd(2)),
         _ => {}
     }
     if let Some(name) = n.strip_prefix(b"/sys/devices/system/cpu/")
         && cpu(name)
     {
         return Some(ProcNode::File(c"cpulist", Content::CpuList));
-    }
-    if let Some(k) = n.strip_prefix(b"/dev/fd/") {
-        let mut rest = b"fd/".to_vec();
-        rest.extend_from_slice(k);
-        return Some(self_node(&rest).unwrap_or(ProcNode::NotFound));
     }
     let rest = n.strip_prefix(b"/proc/")?;
     let (who, rest) = split(rest);
