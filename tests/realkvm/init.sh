@@ -105,6 +105,8 @@ while IFS=$tab read -r name args lwkargs; do
         echo "reason:$reasons" | detail
         echo "exit status: native=$nrc lwk-vmm=$lrc" | detail
         if ! cmp -s /tmp/n.out /tmp/l.out; then
+            echo "stdout diff (native < > lwk-vmm):" | detail
+            diff /tmp/n.out /tmp/l.out | head -n 20 | cut -c 1-200 | sed 's/^/    /' | detail
             echo "native stdout (first lines):" | detail
             head -n 8 /tmp/n.out | cut -c 1-200 | sed 's/^/    /' | detail
             echo "lwk-vmm stdout (first lines):" | detail

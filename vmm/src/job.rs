@@ -550,6 +550,14 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
             root_path,
             cwd,
             exe: prog.exe_path.clone(),
+            // The program's view of itself (/proc/self, /proc/cpuinfo, ...): issue #5.
+            process: offload_host::ProcessInfo {
+                pid: std::process::id(),
+                ppid: std::os::unix::process::parent_id(),
+                argv: argv.clone(),
+                vcpus: host.vcpu_count,
+                mem_size: ram.size,
+            },
         },
     );
     let gate = Arc::new(Gate::default());

@@ -30,6 +30,18 @@ pub const ELOOP: i64 = 40;
 pub const EOVERFLOW: i64 = 75;
 pub const EXDEV: i64 = 18;
 pub const ETIMEDOUT: i64 = 110;
+pub const ENXIO: i64 = 6;
+pub const EBUSY: i64 = 16;
+pub const EPIPE: i64 = 32;
+pub const ENOTEMPTY: i64 = 39;
+pub const ENOTSOCK: i64 = 88;
+pub const EMSGSIZE: i64 = 90;
+pub const ENOPROTOOPT: i64 = 92;
+pub const EOPNOTSUPP: i64 = 95;
+pub const EAFNOSUPPORT: i64 = 97;
+pub const EADDRINUSE: i64 = 98;
+pub const ENOBUFS: i64 = 105;
+pub const ENOTCONN: i64 = 107;
 
 /// Largest errno value; results in `-MAX_ERRNO..0` are errors.
 pub const MAX_ERRNO: i64 = 4095;

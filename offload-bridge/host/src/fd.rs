@@ -1,10 +1,11 @@
-//! Descriptor operations on the guest's fd table: close, dup, dup2, dup3, fcntl.
+//! Descriptor operations on the guest's fd table: close, close_range, dup, dup2, dup3, fcntl,
+//! flock, and the calls that make new anonymous fds: pipe, pipe2, eventfd, eventfd2.
 
 use crate::guest_mem::{GuestRange, In, Out};
 use crate::sys::{self, FLOCK_SIZE};
 use crate::{Call, Errno, Servicer, SysResult};
 use offload_abi::errno::{EBADF, EINVAL};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use vm_memory::GuestMemoryBackend;
 
 const F_DUPFD: i32 = 0;
@@ -18,9 +19,15 @@ const F_SETLKW: i32 = 7;
 const F_OFD_GETLK: i32 = 36;
 const F_OFD_SETLK: i32 = 37;
 const F_OFD_SETLKW: i32 = 38;
+const F_GETOWN: i32 = 9;
 const F_DUPFD_CLOEXEC: i32 = 1030;
 const F_SETPIPE_SZ: i32 = 1031;
 const F_GETPIPE_SZ: i32 = 1032;
+const F_ADD_SEALS: i32 = 1033;
+const F_GET_SEALS: i32 = 1034;
+const O_ASYNC: i64 = libc::O_ASYNC as i64;
+const CLOSE_RANGE_UNSHARE: u64 = 2;
+const CLOSE_RANGE_CLOEXEC: u64 = 4;
 const FD_CLOEXEC: i64 = 1;
 const O_CLOEXEC: u64 = libc::O_CLOEXEC as u64;
 
@@ -82,7 +89,16 @@ pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>
             s.fds.entry_mut(c.args[0])?.cloexec = (arg as i64) & FD_CLOEXEC != 0;
             Ok(0)
         }
-        F_GETFL | F_SETFL | F_GETPIPE_SZ | F_SETPIPE_SZ => {
+        F_SETFL if i64::from(arg as i32) & O_ASYNC != 0 => {
+            // SIGIO would be sent to the VMM process, not to the program (signals: issue #7).
+            s.fds.get(c.args[0])?;
+            Err(Errno(EINVAL))
+        }
+        F_GETOWN => {
+            s.fds.get(c.args[0])?;
+            Ok(0)
+        }
+        F_GETFL | F_SETFL | F_GETPIPE_SZ | F_SETPIPE_SZ | F_ADD_SEALS | F_GET_SEALS => {
             let fd = s.fds.get(c.args[0])?;
             Ok(sys::fcntl_int(fd, cmd, i64::from(arg as i32))?)
         }
@@ -98,10 +114,116 @@ pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>
             }
             Ok(r)
         }
+        // F_SETOWN, F_SETSIG, F_SETLEASE, F_NOTIFY and the like direct signals at the VMM
+        // process: refused until the LWK delivers signals (issue #7).
         _ => {
             // Validate the fd first, as Linux does.
             s.fds.get(c.args[0]).map_err(|_| Errno(EBADF))?;
             Err(Errno(EINVAL))
         }
     }
+}
+
+/// close_range(2): closes (or, with `CLOSE_RANGE_CLOEXEC`, marks) the guest fds in
+/// `first..=last`. The guest has one fd table (no threads sharing it yet), so
+/// `CLOSE_RANGE_UNSHARE` changes nothing.
+pub(crate) fn close_range<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+) -> SysResult {
+    let (first, last) = (c.args[0] as u32, c.args[1] as u32);
+    let flags = u64::from(c.args[2] as u32);
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno(EINVAL));
+    }
+    let hit: Vec<i32> = s
+        .fds
+        .numbers()
+        .filter(|&n| (first..=last).contains(&(n as u32)))
+        .collect();
+    for n in hit {
+        if flags & CLOSE_RANGE_CLOEXEC != 0 {
+            s.fds.entry_mut(n as u64)?.cloexec = true;
+        } else {
+            drop(s.fds.remove(n as u64)?);
+        }
+    }
+    Ok(0)
+}
+
+/// flock(2)
+pub(crate) fn flock<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::flock(s.fds.get(c.args[0])?, c.args[1] as i32)?;
+    Ok(0)
+}
+
+/// Enters two new host fds into the guest table and writes their numbers as `int[2]` at
+/// `addr` (checked writable before anything is created, so failure leaves no fds behind).
+pub(crate) fn insert_pair<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    addr: u64,
+    make: impl FnOnce() -> std::io::Result<(OwnedFd, OwnedFd)>,
+    cloexec: bool,
+) -> SysResult {
+    c.mem.check_writable(GuestRange::new(addr, 8))?;
+    let (a, b) = make()?;
+    let ga = s.fds.insert(a, cloexec)?;
+    let gb = match s.fds.insert(b, cloexec) {
+        Ok(n) => n,
+        Err(e) => {
+            drop(s.fds.remove(ga as u64));
+            return Err(e);
+        }
+    };
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&ga.to_le_bytes());
+    out[4..].copy_from_slice(&gb.to_le_bytes());
+    if let Err(e) = c.mem.write_at(addr, &out) {
+        drop(s.fds.remove(ga as u64));
+        drop(s.fds.remove(gb as u64));
+        return Err(e);
+    }
+    Ok(0)
+}
+
+/// pipe(2)
+pub(crate) fn pipe<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    insert_pair(s, c, c.args[0], || sys::pipe2(0), false)
+}
+
+/// pipe2(2)
+pub(crate) fn pipe2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let flags = c.args[1] as i32;
+    let known = libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT | libc::O_EXCL;
+    if flags & !known != 0 {
+        return Err(Errno(EINVAL));
+    }
+    let cloexec = flags & libc::O_CLOEXEC != 0;
+    insert_pair(
+        s,
+        c,
+        c.args[0],
+        || sys::pipe2(flags & !libc::O_CLOEXEC),
+        cloexec,
+    )
+}
+
+/// eventfd(2)
+pub(crate) fn eventfd<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    make_eventfd(s, c.args[0] as u32, 0)
+}
+
+/// eventfd2(2)
+pub(crate) fn eventfd2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    make_eventfd(s, c.args[0] as u32, c.args[1] as i32)
+}
+
+fn make_eventfd(s: &mut Servicer, initval: u32, flags: i32) -> SysResult {
+    let known = libc::EFD_CLOEXEC | libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE;
+    if flags & !known != 0 {
+        return Err(Errno(EINVAL));
+    }
+    let fd = sys::eventfd(initval, flags & !libc::EFD_CLOEXEC)?;
+    Ok(i64::from(s.fds.insert(fd, flags & libc::EFD_CLOEXEC != 0)?))
 }

@@ -97,6 +97,11 @@ impl FdTable {
             .ok_or(Errno(EBADF))
     }
 
+    /// One past the largest number the table may hold (RLIMIT_NOFILE).
+    pub fn limit(&self) -> u64 {
+        self.limit as u64
+    }
+
     /// Guest numbers in use.
     pub fn numbers(&self) -> impl Iterator<Item = i32> + '_ {
         self.entries.keys().copied()

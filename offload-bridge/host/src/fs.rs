@@ -1,152 +1,170 @@
-//! Paths and metadata: open, openat, stat family, readlink(at), access family, getcwd.
+//! Opening and metadata: open family, stat family, statx, statfs, readlink, access, chmod,
+//! chown, utimensat and friends, truncate.
 //!
-//! Every path the guest names resolves inside the job's root with openat2(RESOLVE_IN_ROOT |
-//! RESOLVE_NO_MAGICLINKS): `..`, absolute paths and symlink targets cannot leave it, and the
-//! kernel does the resolution atomically (no check-then-use race). `/proc/self/exe` names the
-//! program, not the VMM.
+//! Every path resolves inside the job's root through `path.rs`; metadata calls act on an
+//! `O_PATH` fd of the object (`Servicer::object_fd`), never on a path checked earlier.
 
 use crate::guest_mem::{GuestRange, Out};
+use crate::path::{
+    AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_SYMLINK_NOFOLLOW, PATH_MAX, stat_mode,
+};
+use crate::procview::{self, ProcNode};
 use crate::{Call, Errno, Servicer, SysResult, sys};
-use offload_abi::errno::{EINVAL, ENOENT, ERANGE};
-use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use offload_abi::errno::{E2BIG, EINVAL, EISDIR, ENOENT};
+use std::os::fd::AsFd;
 use vm_memory::GuestMemoryBackend;
 
-const AT_FDCWD: i32 = -100;
-const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_EACCESS: u64 = 0x200;
-const AT_EMPTY_PATH: u64 = 0x1000;
-const PATH_MAX: usize = 4096;
+const AT_STATX_SYNC_TYPE: u64 = 0x6000;
 const O_CLOEXEC: u64 = libc::O_CLOEXEC as u64;
 const O_CREAT: u64 = libc::O_CREAT as u64;
 const O_TMPFILE: u64 = libc::O_TMPFILE as u64;
-const O_PATH: u64 = libc::O_PATH as u64;
-const O_NOFOLLOW: u64 = libc::O_NOFOLLOW as u64;
-/// Open flags Linux's openat accepts (openat2 refuses unknown bits, openat ignores them).
+/// Open flags Linux's open/openat accept (they ignore unknown bits; openat2 refuses them).
 const VALID_OPEN_FLAGS: u64 = 0o37_777_777 & !0o40_000_000;
+const RESOLVE_BENEATH: u64 = 0x08;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+/// Size of `struct open_how` version 0.
+const OPEN_HOW_SIZE_VER0: u64 = 24;
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
 
-fn cstring(bytes: Vec<u8>) -> Result<CString, Errno> {
-    CString::new(bytes).map_err(|_| Errno(EINVAL))
+/// Reads a guest path argument (NUL-terminated, at most PATH_MAX with its NUL).
+pub(crate) fn read_path<M: GuestMemoryBackend>(
+    c: &Call<'_, '_, M>,
+    addr: u64,
+) -> Result<Vec<u8>, Errno> {
+    c.mem.read_cstr(addr, PATH_MAX - 1)
 }
 
 impl Servicer {
-    /// The directory and the path relative to it that `(dirfd, path)` names, for openat2 with
-    /// RESOLVE_IN_ROOT. Paths relative to the cwd or to a directory fd inside the root are made
-    /// root-relative so that `..` behaves as on Linux up to the root and no further.
-    fn resolve_at(&self, dirfd: u64, path: &[u8]) -> Result<(BorrowedFd<'_>, CString), Errno> {
-        if path.first() == Some(&b'/') {
-            return Ok((self.ctx.root.as_fd(), cstring(path.to_vec())?));
-        }
-        let base = if dirfd as i32 == AT_FDCWD {
-            self.ctx.cwd.clone()
-        } else {
-            let dir = self.fds.get(dirfd)?;
-            match self.path_in_root(dir) {
-                Some(p) => p,
-                // A directory outside the root (inherited): resolution stays beneath it.
-                None => return Ok((dir, cstring(path.to_vec())?)),
-            }
-        };
-        let mut joined = base;
-        if joined.last() != Some(&b'/') {
-            joined.push(b'/');
-        }
-        joined.extend_from_slice(path);
-        Ok((self.ctx.root.as_fd(), cstring(joined)?))
+    /// `mode` with the job's umask applied, for calls that create something.
+    pub(crate) fn create_mode(&self, mode: u64) -> u64 {
+        u64::from(mode as u32) & 0o7777 & !u64::from(self.umask & 0o777)
     }
-
-    /// The absolute path inside the root of an open directory, if it is inside the root.
-    fn path_in_root(&self, fd: BorrowedFd<'_>) -> Option<Vec<u8>> {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-        let rel = target.strip_prefix(&self.ctx.root_path).ok()?;
-        let mut out = b"/".to_vec();
-        out.extend_from_slice(rel.as_os_str().as_bytes());
-        Some(out)
-    }
-
-    /// Opens `(dirfd, path)` inside the root.
-    fn open_in_root(
-        &self,
-        dirfd: u64,
-        path: &[u8],
-        flags: u64,
-        mode: u64,
-    ) -> Result<OwnedFd, Errno> {
-        if path.is_empty() {
-            return Err(Errno(ENOENT));
-        }
-        let (dir, rel) = self.resolve_at(dirfd, path)?;
-        let resolve = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS;
-        Ok(sys::openat2(dir, &rel, flags, mode, resolve)?)
-    }
-
-    /// An `O_PATH` fd for `(dirfd, path)` honouring `AT_SYMLINK_NOFOLLOW` / `AT_EMPTY_PATH`.
-    fn path_fd(&self, dirfd: u64, path: &[u8], at_flags: u64) -> Result<OwnedFd, Errno> {
-        if path.is_empty() && at_flags & AT_EMPTY_PATH != 0 {
-            let fd = if dirfd as i32 == AT_FDCWD {
-                self.open_in_root(dirfd, b".", O_PATH | O_CLOEXEC, 0)?
-            } else {
-                self.fds.get(dirfd)?.try_clone_to_owned()?
-            };
-            return Ok(fd);
-        }
-        let mut flags = O_PATH | O_CLOEXEC;
-        if at_flags & AT_SYMLINK_NOFOLLOW != 0 {
-            flags |= O_NOFOLLOW;
-        }
-        self.open_in_root(dirfd, path, flags, 0)
-    }
-
-    fn is_proc_self_exe(path: &[u8]) -> bool {
-        path == b"/proc/self/exe" || path == format!("/proc/{}/exe", std::process::id()).as_bytes()
-    }
-}
-
-fn read_path<M: GuestMemoryBackend>(c: &Call<'_, '_, M>, addr: u64) -> Result<Vec<u8>, Errno> {
-    c.mem.read_cstr(addr, PATH_MAX - 1)
 }
 
 /// open(2)
 pub(crate) fn open<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    do_openat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], c.args[2])
+    do_open(s, c, AT_FDCWD as u64, c.args[0], c.args[1], c.args[2], 0)
 }
 
 /// openat(2)
 pub(crate) fn openat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    do_openat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
+    do_open(s, c, c.args[0], c.args[1], c.args[2], c.args[3], 0)
 }
 
-fn do_openat<M: GuestMemoryBackend>(
+/// creat(2)
+pub(crate) fn creat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
+    do_open(s, c, AT_FDCWD as u64, c.args[0], flags, c.args[1], 0)
+}
+
+/// openat2(2): the guest's RESOLVE_* flags apply on top of the root's confinement.
+pub(crate) fn openat2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let size = c.args[3];
+    if size < OPEN_HOW_SIZE_VER0 {
+        return Err(Errno(EINVAL));
+    }
+    if size > 4096 {
+        return Err(Errno(E2BIG));
+    }
+    let how = c.mem.read(GuestRange::new(c.args[2], size))?;
+    // Fields this kernel does not know must be zero (copy_struct_from_user).
+    if how
+        .iter()
+        .skip(OPEN_HOW_SIZE_VER0 as usize)
+        .any(|&b| b != 0)
+    {
+        return Err(Errno(E2BIG));
+    }
+    let field = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(how.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(b)
+    };
+    let (flags, mode, resolve) = (field(0), field(1), field(2));
+    if flags & !(VALID_OPEN_FLAGS | O_CLOEXEC) != 0 || mode & !0o7777 != 0 {
+        return Err(Errno(EINVAL));
+    }
+    if mode != 0 && flags & (O_CREAT | O_TMPFILE) == 0 {
+        return Err(Errno(EINVAL));
+    }
+    let path = read_path(c, c.args[1])?;
+    if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) != 0 {
+        // The guest confines the lookup to `dirfd` itself, which is at least as strict as
+        // the job's root.
+        let dir = if c.args[0] as i32 == AT_FDCWD {
+            s.object_fd(AT_FDCWD as u64, b"", AT_EMPTY_PATH)?
+        } else {
+            s.fds.get(c.args[0])?.try_clone_to_owned()?
+        };
+        let p = crate::path::cstring(path)?;
+        let host = sys::openat2(
+            dir.as_fd(),
+            &p,
+            flags | O_CLOEXEC,
+            s.create_mode(mode),
+            resolve | sys::RESOLVE_NO_MAGICLINKS,
+        )?;
+        let view = c.mem;
+        let maps = move || procview::maps(view);
+        let host = s.vet(host, flags, Some(&maps))?;
+        return Ok(i64::from(s.fds.insert(host, flags & O_CLOEXEC != 0)?));
+    }
+    do_open_path(s, c, c.args[0], path, flags, mode, resolve)
+}
+
+fn do_open<M: GuestMemoryBackend>(
     s: &mut Servicer,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
     flags: u64,
     mode: u64,
+    resolve: u64,
 ) -> SysResult {
     let path = read_path(c, path)?;
     let flags = u64::from(flags as u32) & VALID_OPEN_FLAGS;
+    do_open_path(s, c, dirfd, path, flags, mode, resolve)
+}
+
+fn do_open_path<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    dirfd: u64,
+    path: Vec<u8>,
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+) -> SysResult {
     let mode = if flags & (O_CREAT | O_TMPFILE) != 0 {
-        u64::from(mode as u32) & 0o7777
+        s.create_mode(mode)
     } else {
         0
     };
-    let host = s.open_in_root(dirfd, &path, flags | O_CLOEXEC, mode)?;
+    let view = c.mem;
+    let maps = move || procview::maps(view);
+    let host = s.open_guest_path(dirfd, &path, flags, mode, resolve, Some(&maps))?;
     Ok(i64::from(s.fds.insert(host, flags & O_CLOEXEC != 0)?))
 }
 
-fn put_stat<M: GuestMemoryBackend>(c: &Call<'_, '_, M>, addr: u64, st: &[u8]) -> SysResult {
-    c.mem
-        .write(GuestRange::<Out>::new(addr, st.len() as u64), st)?;
-    Ok(0)
+/// The object `(dirfd, path ptr)` names, for a call with `AT_*` flags.
+fn object<M: GuestMemoryBackend>(
+    s: &Servicer,
+    c: &Call<'_, '_, M>,
+    dirfd: u64,
+    path: u64,
+    at_flags: u64,
+) -> Result<std::os::fd::OwnedFd, Errno> {
+    let path = read_path(c, path)?;
+    s.object_fd(dirfd, &path, at_flags)
 }
 
 /// fstat(2)
 pub(crate) fn fstat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let st = sys::fstat(s.fds.get(c.args[0])?)?;
-    put_stat(c, c.args[1], &st)
+    c.mem.write_at(c.args[1], &st)?;
+    Ok(0)
 }
 
 /// stat(2)
@@ -156,14 +174,8 @@ pub(crate) fn stat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>)
 
 /// lstat(2)
 pub(crate) fn lstat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    do_fstatat(
-        s,
-        c,
-        AT_FDCWD as u64,
-        c.args[0],
-        c.args[1],
-        AT_SYMLINK_NOFOLLOW,
-    )
+    let nofollow = AT_SYMLINK_NOFOLLOW;
+    do_fstatat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], nofollow)
 }
 
 /// newfstatat(2) (fstatat in C)
@@ -183,13 +195,51 @@ fn do_fstatat<M: GuestMemoryBackend>(
     flags: u64,
 ) -> SysResult {
     let flags = u64::from(flags as u32);
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800/* AT_NO_AUTOMOUNT */) != 0 {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
         return Err(Errno(EINVAL));
     }
-    let path = read_path(c, path)?;
-    let fd = s.path_fd(dirfd, &path, flags)?;
+    let fd = object(s, c, dirfd, path, flags)?;
     let st = sys::fstat(fd.as_fd())?;
-    put_stat(c, buf, &st)
+    c.mem.write_at(buf, &st)?;
+    Ok(0)
+}
+
+/// statx(2)
+pub(crate) fn statx<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let flags = u64::from(c.args[2] as u32);
+    let mask = c.args[3] as u32;
+    let known = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE;
+    if flags & !known != 0 || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE {
+        return Err(Errno(EINVAL));
+    }
+    if mask & 0x8000_0000 != 0 {
+        return Err(Errno(EINVAL)); // STATX__RESERVED
+    }
+    // Linux 6.11 accepts a NULL path with AT_EMPTY_PATH.
+    let path = if c.args[1] == 0 && flags & AT_EMPTY_PATH != 0 {
+        Vec::new()
+    } else {
+        read_path(c, c.args[1])?
+    };
+    let fd = s.object_fd(c.args[0], &path, flags)?;
+    let st = sys::statx_fd(fd.as_fd(), (flags & AT_STATX_SYNC_TYPE) as i32, mask)?;
+    c.mem.write_at(c.args[4], &st)?;
+    Ok(0)
+}
+
+/// statfs(2)
+pub(crate) fn statfs<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
+    let st = sys::fstatfs(fd.as_fd())?;
+    c.mem.write_at(c.args[1], &st)?;
+    Ok(0)
+}
+
+/// fstatfs(2)
+pub(crate) fn fstatfs<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let st = sys::fstatfs(s.fds.get(c.args[0])?)?;
+    c.mem.write_at(c.args[1], &st)?;
+    Ok(0)
 }
 
 /// readlink(2)
@@ -218,11 +268,23 @@ fn do_readlinkat<M: GuestMemoryBackend>(
         return Err(Errno(EINVAL));
     }
     let path = read_path(c, path)?;
-    let target = if Servicer::is_proc_self_exe(&path) {
-        s.ctx.exe.clone()
-    } else {
-        let fd = s.path_fd(dirfd, &path, AT_SYMLINK_NOFOLLOW)?;
-        sys::readlink_fd(fd.as_fd())?
+    let node = s
+        .guest_abs(dirfd, &path)
+        .filter(|_| !path.is_empty())
+        .and_then(|a| procview::classify(s, &a));
+    let target = match node {
+        Some(ProcNode::Link(l)) => l.resolve(s),
+        Some(ProcNode::Fd(n)) => procview::fd_link(s, n).ok_or(Errno(ENOENT))?,
+        Some(ProcNode::NotFound) => return Err(Errno(ENOENT)),
+        Some(_) => return Err(Errno(EINVAL)),
+        None => {
+            let fd = s.object_fd(dirfd, &path, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
+            // Not a symlink: readlinkat(fd, "") says ENOENT, readlink(path) EINVAL.
+            sys::readlink_fd(fd.as_fd()).map_err(|e| match Errno::from_io(&e) {
+                Errno(ENOENT) if !path.is_empty() => Errno(EINVAL),
+                other => other,
+            })?
+        }
     };
     let n = target.len().min(size as usize);
     let out = target.get(..n).unwrap_or_default();
@@ -261,20 +323,209 @@ fn do_faccessat<M: GuestMemoryBackend>(
     if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno(EINVAL));
     }
-    let path = read_path(c, path)?;
-    let fd = s.path_fd(dirfd, &path, flags)?;
+    let fd = object(s, c, dirfd, path, flags)?;
     sys::faccess_fd(fd.as_fd(), mode, (flags & AT_EACCESS) as i32)?;
     Ok(0)
 }
 
-/// getcwd(2): the cwd inside the root; returns the length including the NUL.
-pub(crate) fn getcwd<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let mut cwd = s.ctx.cwd.clone();
-    cwd.push(0);
-    if (c.args[1] as usize) < cwd.len() {
-        return Err(Errno(ERANGE));
+/// chmod(2)
+pub(crate) fn chmod<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
+    sys::chmod_fd(fd.as_fd(), (c.args[1] as u32) & 0o7777)?;
+    Ok(0)
+}
+
+/// fchmod(2)
+pub(crate) fn fchmod<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::fchmod(s.fds.get(c.args[0])?, (c.args[1] as u32) & 0o7777)?;
+    Ok(0)
+}
+
+/// fchmodat(2) (the syscall has no flags argument)
+pub(crate) fn fchmodat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd = object(s, c, c.args[0], c.args[1], 0)?;
+    sys::chmod_fd(fd.as_fd(), (c.args[2] as u32) & 0o7777)?;
+    Ok(0)
+}
+
+/// fchmodat2(2)
+pub(crate) fn fchmodat2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let flags = u64::from(c.args[3] as u32);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno(EINVAL));
     }
-    c.mem
-        .write(GuestRange::<Out>::new(c.args[0], cwd.len() as u64), &cwd)?;
-    Ok(cwd.len() as i64)
+    let fd = object(s, c, c.args[0], c.args[1], flags)?;
+    sys::chmod_fd(fd.as_fd(), (c.args[2] as u32) & 0o7777)?;
+    Ok(0)
+}
+
+/// chown(2)
+pub(crate) fn chown<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
+    sys::chown_fd(fd.as_fd(), c.args[1] as u32, c.args[2] as u32)?;
+    Ok(0)
+}
+
+/// lchown(2)
+pub(crate) fn lchown<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd = object(s, c, AT_FDCWD as u64, c.args[0], AT_SYMLINK_NOFOLLOW)?;
+    sys::chown_fd(fd.as_fd(), c.args[1] as u32, c.args[2] as u32)?;
+    Ok(0)
+}
+
+/// fchown(2)
+pub(crate) fn fchown<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::chown_fd(s.fds.get(c.args[0])?, c.args[1] as u32, c.args[2] as u32)?;
+    Ok(0)
+}
+
+/// fchownat(2)
+pub(crate) fn fchownat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let flags = u64::from(c.args[4] as u32);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno(EINVAL));
+    }
+    let fd = object(s, c, c.args[0], c.args[1], flags)?;
+    sys::chown_fd(fd.as_fd(), c.args[2] as u32, c.args[3] as u32)?;
+    Ok(0)
+}
+
+/// Reads two `timespec`s (NULL: now) and checks them as Linux does.
+fn read_times<M: GuestMemoryBackend>(
+    c: &Call<'_, '_, M>,
+    addr: u64,
+) -> Result<Option<[sys::Timespec; 2]>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let raw = c.mem.read_array::<32>(addr)?;
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(raw.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
+        i64::from_le_bytes(b)
+    };
+    let mut out = [sys::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    }; 2];
+    for (i, t) in out.iter_mut().enumerate() {
+        let (sec, nsec) = (word(2 * i), word(2 * i + 1));
+        if !(0..1_000_000_000).contains(&nsec) && nsec != UTIME_NOW && nsec != UTIME_OMIT {
+            return Err(Errno(EINVAL));
+        }
+        t.tv_sec = sec;
+        t.tv_nsec = nsec;
+    }
+    Ok(Some(out))
+}
+
+/// Reads two `timeval`s (utimes) or a `utimbuf` (utime) as `timespec`s (NULL: now).
+fn read_old_times<M: GuestMemoryBackend>(
+    c: &Call<'_, '_, M>,
+    addr: u64,
+    timeval: bool,
+) -> Result<Option<[sys::Timespec; 2]>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let mut out = [sys::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    }; 2];
+    if timeval {
+        let raw = c.mem.read_array::<32>(addr)?;
+        for (i, t) in out.iter_mut().enumerate() {
+            let mut s = [0u8; 8];
+            let mut u = [0u8; 8];
+            s.copy_from_slice(raw.get(i * 16..i * 16 + 8).unwrap_or(&[0; 8]));
+            u.copy_from_slice(raw.get(i * 16 + 8..i * 16 + 16).unwrap_or(&[0; 8]));
+            let usec = i64::from_le_bytes(u);
+            if !(0..1_000_000).contains(&usec) {
+                return Err(Errno(EINVAL));
+            }
+            t.tv_sec = i64::from_le_bytes(s);
+            t.tv_nsec = usec * 1000;
+        }
+    } else {
+        let raw = c.mem.read_array::<16>(addr)?;
+        for (i, t) in out.iter_mut().enumerate() {
+            let mut s = [0u8; 8];
+            s.copy_from_slice(raw.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
+            t.tv_sec = i64::from_le_bytes(s);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// utimensat(2); a NULL path sets the times of `dirfd` itself (futimens).
+pub(crate) fn utimensat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let flags = u64::from(c.args[3] as u32);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno(EINVAL));
+    }
+    let times = read_times(c, c.args[2])?;
+    let fd = if c.args[1] == 0 {
+        if c.args[0] as i32 == AT_FDCWD {
+            return Err(Errno(libc::EFAULT as i64));
+        }
+        s.fds.get(c.args[0])?.try_clone_to_owned()?
+    } else {
+        object(s, c, c.args[0], c.args[1], flags)?
+    };
+    sys::utimens_fd(fd.as_fd(), times)?;
+    Ok(0)
+}
+
+/// utimes(2)
+pub(crate) fn utimes<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let times = read_old_times(c, c.args[1], true)?;
+    let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
+    sys::utimens_fd(fd.as_fd(), times)?;
+    Ok(0)
+}
+
+/// futimesat(2)
+pub(crate) fn futimesat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let times = read_old_times(c, c.args[2], true)?;
+    let fd = object(s, c, c.args[0], c.args[1], 0)?;
+    sys::utimens_fd(fd.as_fd(), times)?;
+    Ok(0)
+}
+
+/// utime(2)
+pub(crate) fn utime<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let times = read_old_times(c, c.args[1], false)?;
+    let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
+    sys::utimens_fd(fd.as_fd(), times)?;
+    Ok(0)
+}
+
+/// truncate(2): the object is found as `O_PATH`, checked to be a regular file, and reopened
+/// for writing through its own fd (no second lookup of the path).
+pub(crate) fn truncate<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let len = c.args[1] as i64;
+    if len < 0 {
+        return Err(Errno(EINVAL));
+    }
+    let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
+    let kind = stat_mode(&sys::fstat(fd.as_fd())?) & libc::S_IFMT;
+    if kind == libc::S_IFDIR {
+        return Err(Errno(EISDIR));
+    }
+    if kind != libc::S_IFREG {
+        return Err(Errno(EINVAL));
+    }
+    let w = sys::reopen(fd.as_fd(), libc::O_WRONLY)?;
+    sys::ftruncate(w.as_fd(), len)?;
+    Ok(0)
+}
+
+/// ftruncate(2)
+pub(crate) fn ftruncate<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let len = c.args[1] as i64;
+    if len < 0 {
+        return Err(Errno(EINVAL));
+    }
+    sys::ftruncate(s.fds.get(c.args[0])?, len)?;
+    Ok(0)
 }

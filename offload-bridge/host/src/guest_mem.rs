@@ -225,6 +225,119 @@ impl<'a, M: GuestMemoryBackend> GuestView<'a, M> {
         self.read_into(addr, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
+
+    /// Reads `N` bytes at `addr`.
+    pub fn read_array<const N: usize>(&self, addr: u64) -> Result<[u8; N], Errno> {
+        let mut b = [0u8; N];
+        self.read_into(addr, &mut b)?;
+        Ok(b)
+    }
+
+    /// Reads a little-endian u32 at `addr`.
+    pub fn read_u32(&self, addr: u64) -> Result<u32, Errno> {
+        self.read_array::<4>(addr).map(u32::from_le_bytes)
+    }
+
+    /// Writes `data` at `addr` (all of it or nothing).
+    pub fn write_at(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.write(GuestRange::new(addr, data.len() as u64), data)
+    }
+
+    /// The user half of the address space as runs of equally accessible memory, in address
+    /// order, from the page tables at this view's CR3 (what /proc/self/maps shows). The walk
+    /// reads at most [`MAX_TABLE_PAGES`] table pages (a hostile guest cannot make it loop) and
+    /// returns at most `max_runs` runs; page tables outside RAM end the walk of that subtree.
+    pub fn user_mappings(&self, max_runs: usize) -> Vec<Mapping> {
+        let mut w = Walk {
+            view: self,
+            runs: Vec::new(),
+            max_runs,
+            tables_left: MAX_TABLE_PAGES,
+        };
+        w.table(self.cr3, 3, 0, true, true);
+        w.runs
+    }
+}
+
+/// Most page-table pages [`GuestView::user_mappings`] reads.
+pub const MAX_TABLE_PAGES: usize = 1 << 16;
+const PTE_NX: u64 = 1 << 63;
+
+/// One run of user memory with the same access rights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// Writable by the program.
+    pub write: bool,
+    /// Executable by the program.
+    pub exec: bool,
+}
+
+struct Walk<'v, 'a, M: GuestMemoryBackend> {
+    view: &'v GuestView<'a, M>,
+    runs: Vec<Mapping>,
+    max_runs: usize,
+    tables_left: usize,
+}
+
+impl<M: GuestMemoryBackend> Walk<'_, '_, M> {
+    fn table(&mut self, table: u64, level: u32, base: u64, write: bool, exec: bool) {
+        if self.tables_left == 0 {
+            return;
+        }
+        self.tables_left -= 1;
+        let mut page = [0u8; PAGE as usize];
+        if self
+            .view
+            .mem
+            .read_slice(&mut page, GuestAddress(table))
+            .is_err()
+        {
+            return;
+        }
+        // The user half is the lower 256 PML4 slots.
+        let slots = if level == 3 { 256 } else { 512 };
+        for (i, raw) in page.chunks_exact(8).take(slots).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(raw);
+            let entry = u64::from_le_bytes(b);
+            if entry & (PTE_PRESENT | PTE_USER) != PTE_PRESENT | PTE_USER {
+                continue;
+            }
+            let shift = 12 + 9 * level;
+            let va = base | ((i as u64) << shift);
+            let w = write && entry & PTE_WRITABLE != 0;
+            let x = exec && entry & PTE_NX == 0;
+            let leaf = level == 0 || ((level == 1 || level == 2) && entry & PTE_HUGE != 0);
+            if leaf {
+                self.add(va, va + (1u64 << shift), w, x);
+            } else {
+                self.table(entry & PTE_ADDR, level - 1, va, w, x);
+            }
+        }
+    }
+
+    fn add(&mut self, start: u64, end: u64, write: bool, exec: bool) {
+        if let Some(last) = self.runs.last_mut()
+            && last.end == start
+            && last.write == write
+            && last.exec == exec
+        {
+            last.end = end;
+            return;
+        }
+        if self.runs.len() < self.max_runs {
+            self.runs.push(Mapping {
+                start,
+                end,
+                write,
+                exec,
+            });
+        }
+    }
 }
 
 /// Page size used by the walker (for callers splitting transfers).

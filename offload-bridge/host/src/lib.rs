@@ -11,8 +11,18 @@
 //! job's table and root; failures become Linux errnos for the guest.
 //!
 //! Modules: `guest_mem` (checked guest memory), `fdtable`, `sys` (the host syscalls, the only
-//! `unsafe`), and one file per handler family: `fs` (paths, metadata), `io` (read/write
-//! family, ioctl), `fd` (close, dup, fcntl), `misc`.
+//! `unsafe`), `path` (resolution inside the job root, shared by every path-taking call),
+//! `procview` (the program's /proc/self, /proc/cpuinfo, ... view), and one file per handler
+//! family: `fs` (open, metadata), `dir` (directories and directory entries), `io` (read/write
+//! family, zero-copy transfers, sync, ioctl), `fd` (close, dup, fcntl, pipes, eventfd),
+//! `net` (sockets), `poll` (poll, select, epoll), `misc` (getrandom, umask).
+//!
+//! Blocking: a handler that blocks (read on an empty pipe, accept, poll) blocks the thread
+//! serving the request — with the `exit` transport the calling vCPU's thread, which is the
+//! only thread of the program that is waiting. Interruption by signals (issue #7) will
+//! work by signalling that host thread (a no-op handler installed without `SA_RESTART`): the
+//! blocked host call returns `EINTR`, which the handler passes on for the LWK to deliver the
+//! signal and restart or fail the call as Linux would.
 //! Neighbours: `offload-abi` (the contract); used by `lwk-vmm`.
 #![cfg_attr(
     not(test),
@@ -28,10 +38,17 @@ pub mod fdtable;
 pub mod guest_mem;
 pub mod wire;
 
+mod dir;
 mod fd;
 mod fs;
+#[cfg(test)]
+mod hostile;
 mod io;
 mod misc;
+mod net;
+mod path;
+mod poll;
+mod procview;
 mod sys;
 pub mod trace;
 
@@ -86,6 +103,54 @@ pub struct JobContext {
     pub cwd: Vec<u8>,
     /// What /proc/self/exe names: the program, as an absolute path inside the root.
     pub exe: Vec<u8>,
+    /// What the program may learn about itself (/proc/self, /proc/cpuinfo, ...).
+    pub process: ProcessInfo,
+}
+
+/// The job's process as the program sees it, for the /proc views.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessInfo {
+    /// Process id the program sees.
+    pub pid: u32,
+    /// Parent process id the program sees.
+    pub ppid: u32,
+    /// The program's argv.
+    pub argv: Vec<Vec<u8>>,
+    /// Number of vCPUs of the LWK.
+    pub vcpus: u32,
+    /// Bytes of guest memory.
+    pub mem_size: u64,
+}
+
+/// Clears the VMM process's umask while any servicer lives, restoring it after the last one:
+/// the guest's umask is per job and applied by the servicer to every mode it passes, so the
+/// host's must not strip bits a second time.
+#[derive(Debug)]
+struct ProcessUmask;
+
+/// (live servicers, the umask they found).
+static UMASK_USERS: std::sync::Mutex<(usize, u32)> = std::sync::Mutex::new((0, 0));
+
+impl ProcessUmask {
+    /// Takes over the process umask; returns the guard and the umask the process had.
+    fn take() -> (Self, u32) {
+        let mut g = UMASK_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 == 0 {
+            g.1 = sys::umask(0);
+        }
+        g.0 += 1;
+        (ProcessUmask, g.1)
+    }
+}
+
+impl Drop for ProcessUmask {
+    fn drop(&mut self) {
+        let mut g = UMASK_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = g.0.saturating_sub(1);
+        if g.0 == 0 {
+            sys::umask(g.1);
+        }
+    }
 }
 
 /// What the LWK reports besides syscalls, for the VMM to print.
@@ -114,6 +179,12 @@ pub struct Servicer {
     pub ctx: JobContext,
     /// Counters.
     pub stats: ServicerStats,
+    /// The job's umask (umask(2) is per process; the host's own is 0 meanwhile).
+    pub umask: u32,
+    _host_umask: ProcessUmask,
+    /// AF_UNIX names: the address the host kernel reports for a socket the guest bound (a
+    /// `/proc/self/fd/N/name` spelling) -> the path the guest bound it to.
+    pub(crate) unix_names: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// Arguments of a syscall handler: the view of guest memory and the six raw arguments.
@@ -123,12 +194,17 @@ pub(crate) struct Call<'a, 'm, M: GuestMemoryBackend> {
 }
 
 impl Servicer {
-    /// A servicer with the given fd table and context.
+    /// A servicer with the given fd table and context. While servicers exist the VMM
+    /// process's umask is 0 (each job applies its own; it starts as the process's).
     pub fn new(fds: FdTable, ctx: JobContext) -> Self {
+        let (guard, umask) = ProcessUmask::take();
         Servicer {
             fds,
             ctx,
             stats: ServicerStats::default(),
+            umask,
+            _host_umask: guard,
+            unix_names: Default::default(),
         }
     }
 
@@ -228,26 +304,114 @@ impl Servicer {
             nr::pwrite64 => io::pwrite64(self, &c),
             nr::readv => io::readv(self, &c),
             nr::writev => io::writev(self, &c),
+            nr::preadv => io::preadv(self, &c),
+            nr::pwritev => io::pwritev(self, &c),
+            nr::preadv2 => io::preadv2(self, &c),
+            nr::pwritev2 => io::pwritev2(self, &c),
             nr::lseek => io::lseek(self, &c),
             nr::ioctl => io::ioctl(self, &c),
+            nr::sendfile => io::sendfile(self, &c),
+            nr::copy_file_range => io::copy_file_range(self, &c),
+            nr::splice => io::splice(self, &c),
+            nr::tee => io::tee(self, &c),
+            nr::fsync => io::fsync(self, &c),
+            nr::fdatasync => io::fdatasync(self, &c),
+            nr::sync => io::sync(self, &c),
+            nr::syncfs => io::syncfs(self, &c),
+            nr::fallocate => io::fallocate(self, &c),
+            nr::fadvise64 => io::fadvise64(self, &c),
+            nr::readahead => io::readahead(self, &c),
+            nr::sync_file_range => io::sync_file_range(self, &c),
             nr::open => fs::open(self, &c),
             nr::openat => fs::openat(self, &c),
+            nr::openat2 => fs::openat2(self, &c),
+            nr::creat => fs::creat(self, &c),
             nr::stat => fs::stat(self, &c),
             nr::lstat => fs::lstat(self, &c),
             nr::fstat => fs::fstat(self, &c),
             nr::newfstatat => fs::newfstatat(self, &c),
+            nr::statx => fs::statx(self, &c),
+            nr::statfs => fs::statfs(self, &c),
+            nr::fstatfs => fs::fstatfs(self, &c),
             nr::readlink => fs::readlink(self, &c),
             nr::readlinkat => fs::readlinkat(self, &c),
             nr::access => fs::access(self, &c),
             nr::faccessat => fs::faccessat(self, &c),
             nr::faccessat2 => fs::faccessat2(self, &c),
-            nr::getcwd => fs::getcwd(self, &c),
+            nr::chmod => fs::chmod(self, &c),
+            nr::fchmod => fs::fchmod(self, &c),
+            nr::fchmodat => fs::fchmodat(self, &c),
+            nr::fchmodat2 => fs::fchmodat2(self, &c),
+            nr::chown => fs::chown(self, &c),
+            nr::fchown => fs::fchown(self, &c),
+            nr::lchown => fs::lchown(self, &c),
+            nr::fchownat => fs::fchownat(self, &c),
+            nr::utimensat => fs::utimensat(self, &c),
+            nr::utimes => fs::utimes(self, &c),
+            nr::utime => fs::utime(self, &c),
+            nr::futimesat => fs::futimesat(self, &c),
+            nr::truncate => fs::truncate(self, &c),
+            nr::ftruncate => fs::ftruncate(self, &c),
+            nr::getcwd => dir::getcwd(self, &c),
+            nr::chdir => dir::chdir(self, &c),
+            nr::fchdir => dir::fchdir(self, &c),
+            nr::getdents => dir::getdents(self, &c),
+            nr::getdents64 => dir::getdents64(self, &c),
+            nr::mkdir => dir::mkdir(self, &c),
+            nr::mkdirat => dir::mkdirat(self, &c),
+            nr::mknod => dir::mknod(self, &c),
+            nr::mknodat => dir::mknodat(self, &c),
+            nr::rmdir => dir::rmdir(self, &c),
+            nr::unlink => dir::unlink(self, &c),
+            nr::unlinkat => dir::unlinkat(self, &c),
+            nr::rename => dir::rename(self, &c),
+            nr::renameat => dir::renameat(self, &c),
+            nr::renameat2 => dir::renameat2(self, &c),
+            nr::link => dir::link(self, &c),
+            nr::linkat => dir::linkat(self, &c),
+            nr::symlink => dir::symlink(self, &c),
+            nr::symlinkat => dir::symlinkat(self, &c),
             nr::close => fd::close(self, &c),
+            nr::close_range => fd::close_range(self, &c),
             nr::dup => fd::dup(self, &c),
             nr::dup2 => fd::dup2(self, &c),
             nr::dup3 => fd::dup3(self, &c),
             nr::fcntl => fd::fcntl(self, &c),
+            nr::flock => fd::flock(self, &c),
+            nr::pipe => fd::pipe(self, &c),
+            nr::pipe2 => fd::pipe2(self, &c),
+            nr::eventfd => fd::eventfd(self, &c),
+            nr::eventfd2 => fd::eventfd2(self, &c),
+            nr::socket => net::socket(self, &c),
+            nr::socketpair => net::socketpair(self, &c),
+            nr::bind => net::bind(self, &c),
+            nr::connect => net::connect(self, &c),
+            nr::listen => net::listen(self, &c),
+            nr::accept => net::accept(self, &c),
+            nr::accept4 => net::accept4(self, &c),
+            nr::shutdown => net::shutdown(self, &c),
+            nr::sendto => net::sendto(self, &c),
+            nr::recvfrom => net::recvfrom(self, &c),
+            nr::sendmsg => net::sendmsg(self, &c),
+            nr::recvmsg => net::recvmsg(self, &c),
+            nr::sendmmsg => net::sendmmsg(self, &c),
+            nr::recvmmsg => net::recvmmsg(self, &c),
+            nr::getsockopt => net::getsockopt(self, &c),
+            nr::setsockopt => net::setsockopt(self, &c),
+            nr::getsockname => net::getsockname(self, &c),
+            nr::getpeername => net::getpeername(self, &c),
+            nr::poll => poll::poll(self, &c),
+            nr::ppoll => poll::ppoll(self, &c),
+            nr::select => poll::select(self, &c),
+            nr::pselect6 => poll::pselect6(self, &c),
+            nr::epoll_create => poll::epoll_create(self, &c),
+            nr::epoll_create1 => poll::epoll_create1(self, &c),
+            nr::epoll_ctl => poll::epoll_ctl(self, &c),
+            nr::epoll_wait => poll::epoll_wait(self, &c),
+            nr::epoll_pwait => poll::epoll_pwait(self, &c),
+            nr::epoll_pwait2 => poll::epoll_pwait2(self, &c),
             nr::getrandom => misc::getrandom(self, &c),
+            nr::umask => misc::umask(self, &c),
             _ => Err(Errno(ENOSYS)),
         }
     }
@@ -268,6 +432,7 @@ mod tests {
                 root_path: "/".into(),
                 cwd: b"/".to_vec(),
                 exe: b"/bin/prog".to_vec(),
+                process: ProcessInfo::default(),
             },
         )
     }

@@ -1,4 +1,5 @@
-//! Calls that need the host for what the LWK cannot know or make.
+//! Calls that need the host for what the LWK cannot know or make, and per-job process state
+//! the host keeps (umask).
 
 use crate::guest_mem::{GuestRange, MAX_COPY, Out};
 use crate::{Call, Errno, Servicer, SysResult, sys};
@@ -22,4 +23,12 @@ pub(crate) fn getrandom<M: GuestMemoryBackend>(
     let n = sys::getrandom(&mut buf, flags)?;
     c.mem.write(dest, buf.get(..n).unwrap_or_default())?;
     Ok(n as i64)
+}
+
+/// umask(2): the job's umask lives in the servicer and is applied to every mode it passes to
+/// the host (whose own umask is 0 meanwhile).
+pub(crate) fn umask<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let old = s.umask;
+    s.umask = (c.args[0] as u32) & 0o777;
+    Ok(i64::from(old))
 }

@@ -1,0 +1,257 @@
+//! Directories and directory entries: getcwd, chdir, fchdir, getdents(64), mkdir, mknod,
+//! rmdir, unlink, rename, link, symlink (and their `*at` forms).
+//!
+//! Entry calls act on the parent directory, opened inside the root, and the last component
+//! (`Servicer::entry`); the cwd is per job, a path inside the root.
+
+use crate::fs::read_path;
+use crate::guest_mem::{GuestRange, MAX_COPY, Out};
+use crate::path::{AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, stat_mode};
+use crate::{Call, Errno, Servicer, SysResult, sys};
+use offload_abi::errno::{EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EPERM, ERANGE};
+use std::os::fd::{AsFd, BorrowedFd};
+use vm_memory::GuestMemoryBackend;
+
+const AT: u64 = AT_FDCWD as u64;
+
+/// getcwd(2): the cwd inside the root; returns the length including the NUL.
+pub(crate) fn getcwd<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let mut cwd = s.ctx.cwd.clone();
+    cwd.push(0);
+    if (c.args[1] as usize) < cwd.len() {
+        return Err(Errno(ERANGE));
+    }
+    c.mem.write_at(c.args[0], &cwd)?;
+    Ok(cwd.len() as i64)
+}
+
+/// Makes the directory `fd` the job's cwd (it must be a searchable directory inside the root).
+fn set_cwd(s: &mut Servicer, fd: BorrowedFd<'_>) -> SysResult {
+    if stat_mode(&sys::fstat(fd)?) & libc::S_IFMT != libc::S_IFDIR {
+        return Err(Errno(ENOTDIR));
+    }
+    sys::faccess_fd(fd, libc::X_OK, libc::AT_EACCESS)?;
+    // A directory outside the root (an inherited fd) cannot be the cwd: relative paths would
+    // have no spelling inside the root.
+    s.ctx.cwd = s.path_in_root(fd).ok_or(Errno(EACCES))?;
+    Ok(0)
+}
+
+/// chdir(2)
+pub(crate) fn chdir<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let path = read_path(c, c.args[0])?;
+    let fd = s.object_fd(AT, &path, 0)?;
+    set_cwd(s, fd.as_fd())
+}
+
+/// fchdir(2)
+pub(crate) fn fchdir<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd = s.fds.get(c.args[0])?.try_clone_to_owned()?;
+    set_cwd(s, fd.as_fd())
+}
+
+fn do_getdents<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, old: bool) -> SysResult {
+    let fd = s.fds.get(c.args[0])?;
+    let count = u64::from(c.args[2] as u32);
+    let dest = GuestRange::<Out>::new(c.args[1], count).prefix(MAX_COPY);
+    // Checked before the directory position moves.
+    c.mem.check_writable(dest)?;
+    let mut buf = vec![0u8; dest.len() as usize];
+    let n = sys::getdents(fd, &mut buf, old)?;
+    c.mem.write(dest, buf.get(..n).unwrap_or_default())?;
+    Ok(n as i64)
+}
+
+/// getdents64(2): `struct linux_dirent64` records are the same bytes on host and guest.
+pub(crate) fn getdents64<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+) -> SysResult {
+    do_getdents(s, c, false)
+}
+
+/// getdents(2) (the old `struct linux_dirent` records)
+pub(crate) fn getdents<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_getdents(s, c, true)
+}
+
+/// mkdir(2)
+pub(crate) fn mkdir<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_mkdirat(s, c, AT, c.args[0], c.args[1])
+}
+
+/// mkdirat(2)
+pub(crate) fn mkdirat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_mkdirat(s, c, c.args[0], c.args[1], c.args[2])
+}
+
+fn do_mkdirat<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    dirfd: u64,
+    path: u64,
+    mode: u64,
+) -> SysResult {
+    let path = read_path(c, path)?;
+    let (dir, name) = s.entry(dirfd, &path, EEXIST)?;
+    sys::mkdirat(dir.as_fd(), &name, s.create_mode(mode) as u32)?;
+    Ok(0)
+}
+
+/// mknod(2)
+pub(crate) fn mknod<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_mknodat(s, c, AT, c.args[0], c.args[1], c.args[2])
+}
+
+/// mknodat(2)
+pub(crate) fn mknodat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_mknodat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
+}
+
+fn do_mknodat<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    dirfd: u64,
+    path: u64,
+    mode: u64,
+    dev: u64,
+) -> SysResult {
+    let path = read_path(c, path)?;
+    let (dir, name) = s.entry(dirfd, &path, EEXIST)?;
+    let mode = (mode as u32 & libc::S_IFMT) | s.create_mode(mode) as u32;
+    sys::mknodat(dir.as_fd(), &name, mode, u64::from(dev as u32))?;
+    Ok(0)
+}
+
+/// rmdir(2)
+pub(crate) fn rmdir<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_unlinkat(s, c, AT, c.args[0], AT_REMOVEDIR)
+}
+
+/// unlink(2)
+pub(crate) fn unlink<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_unlinkat(s, c, AT, c.args[0], 0)
+}
+
+/// unlinkat(2)
+pub(crate) fn unlinkat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let flags = u64::from(c.args[2] as u32);
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno(EINVAL));
+    }
+    do_unlinkat(s, c, c.args[0], c.args[1], flags)
+}
+
+fn do_unlinkat<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    dirfd: u64,
+    path: u64,
+    flags: u64,
+) -> SysResult {
+    let path = read_path(c, path)?;
+    let at_root = if flags & AT_REMOVEDIR != 0 {
+        EBUSY
+    } else {
+        EISDIR
+    };
+    let (dir, name) = s.entry(dirfd, &path, at_root)?;
+    sys::unlinkat(dir.as_fd(), &name, flags as i32)?;
+    Ok(0)
+}
+
+/// rename(2)
+pub(crate) fn rename<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_renameat2(s, c, [AT, c.args[0], AT, c.args[1]], 0)
+}
+
+/// renameat(2)
+pub(crate) fn renameat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_renameat2(s, c, [c.args[0], c.args[1], c.args[2], c.args[3]], 0)
+}
+
+/// renameat2(2)
+pub(crate) fn renameat2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let a = c.args;
+    do_renameat2(s, c, [a[0], a[1], a[2], a[3]], a[4] as u32)
+}
+
+fn do_renameat2<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    [olddir, old, newdir, new]: [u64; 4],
+    flags: u32,
+) -> SysResult {
+    let old = read_path(c, old)?;
+    let new = read_path(c, new)?;
+    let (od, on) = s.entry(olddir, &old, EBUSY)?;
+    let (nd, nn) = s.entry(newdir, &new, EBUSY)?;
+    sys::renameat2(od.as_fd(), &on, nd.as_fd(), &nn, flags)?;
+    Ok(0)
+}
+
+/// link(2)
+pub(crate) fn link<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_linkat(s, c, [AT, c.args[0], AT, c.args[1]], 0)
+}
+
+/// linkat(2): without `AT_SYMLINK_FOLLOW` the old entry is named by its parent and last
+/// component; with it, the object it resolves to is linked through its own fd.
+pub(crate) fn linkat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let a = c.args;
+    do_linkat(s, c, [a[0], a[1], a[2], a[3]], u64::from(a[4] as u32))
+}
+
+fn do_linkat<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    [olddir, old, newdir, new]: [u64; 4],
+    flags: u64,
+) -> SysResult {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno(EINVAL));
+    }
+    let old = read_path(c, old)?;
+    let new = read_path(c, new)?;
+    let (nd, nn) = s.entry(newdir, &new, EEXIST)?;
+    if old.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        let fd = s.fds.get(olddir)?;
+        sys::linkat(Some(fd), c"", nd.as_fd(), &nn, libc::AT_EMPTY_PATH)?;
+    } else if flags & AT_SYMLINK_FOLLOW != 0 {
+        let fd = s.object_fd(olddir, &old, 0)?;
+        let magic = sys::magic_path(fd.as_fd());
+        sys::linkat(None, &magic, nd.as_fd(), &nn, libc::AT_SYMLINK_FOLLOW)?;
+    } else {
+        let (od, on) = s.entry(olddir, &old, EPERM)?;
+        sys::linkat(Some(od.as_fd()), &on, nd.as_fd(), &nn, 0)?;
+    }
+    Ok(0)
+}
+
+/// symlink(2)
+pub(crate) fn symlink<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_symlinkat(s, c, c.args[0], AT, c.args[1])
+}
+
+/// symlinkat(2): the target is stored as the guest wrote it; it is resolved (inside the
+/// root) only when the link is followed.
+pub(crate) fn symlinkat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    do_symlinkat(s, c, c.args[0], c.args[1], c.args[2])
+}
+
+fn do_symlinkat<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    target: u64,
+    dirfd: u64,
+    path: u64,
+) -> SysResult {
+    let target = read_path(c, target)?;
+    if target.is_empty() {
+        return Err(Errno(ENOENT));
+    }
+    let path = read_path(c, path)?;
+    let (dir, name) = s.entry(dirfd, &path, EEXIST)?;
+    sys::symlinkat(&crate::path::cstring(target)?, dir.as_fd(), &name)?;
+    Ok(0)
+}

@@ -1,0 +1,57 @@
+/* Shared by the offload test programs: print a call's outcome as "label: ok" or
+ * "label: -1 ENAME", never addresses, pids or timings, so that the native run and the
+ * lwk-vmm run print the same bytes. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+__attribute__((unused)) static const char *ename(int e)
+{
+    static char buf[16];
+    switch (e) {
+#define E(x) case x: return #x;
+    E(EPERM) E(ENOENT) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(EBADF) E(EAGAIN) E(ENOMEM)
+    E(EACCES) E(EFAULT) E(EBUSY) E(EEXIST) E(EXDEV) E(ENODEV) E(ENOTDIR) E(EISDIR)
+    E(EINVAL) E(EMFILE) E(ENOTTY) E(ESPIPE) E(EPIPE) E(ERANGE) E(ENAMETOOLONG) E(ENOSYS)
+    E(ENOTEMPTY) E(ELOOP) E(ENOTSOCK) E(EMSGSIZE) E(ENOPROTOOPT) E(EOPNOTSUPP)
+    E(EAFNOSUPPORT) E(EADDRINUSE) E(EADDRNOTAVAIL) E(ENETUNREACH) E(ECONNREFUSED)
+    E(ENOTCONN) E(EISCONN) E(EDESTADDRREQ) E(EOVERFLOW) E(ENOBUFS)
+#undef E
+    default:
+        snprintf(buf, sizeof buf, "E%d", e);
+        return buf;
+    }
+}
+
+__attribute__((unused)) static long report(const char *label, long r, int e)
+{
+    if (r < 0)
+        printf("%s: -1 %s\n", label, ename(e));
+    else
+        printf("%s: ok\n", label);
+    return r;
+}
+
+/* Runs `expr` (a call returning -1 and setting errno on failure) and prints its outcome. */
+#define TRY(label, expr) ({ errno = 0; long r_ = (long)(expr); report((label), r_, errno); })
+/* Same, printing the value on success. */
+#define VAL(label, expr) ({ errno = 0; long r_ = (long)(expr); report_val((label), r_, errno); })
+
+__attribute__((unused)) static long report_val(const char *label, long r, int e)
+{
+    if (r < 0)
+        printf("%s: -1 %s\n", label, ename(e));
+    else
+        printf("%s: %ld\n", label, r);
+    return r;
+}
+
+/* FNV-1a over a buffer: a checksum to print instead of contents. */
+__attribute__((unused)) static unsigned long fnv(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    unsigned long h = 1469598103934665603UL;
+    while (n--)
+        h = (h ^ *b++) * 1099511628211UL;
+    return h;
+}
