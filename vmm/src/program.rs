@@ -6,7 +6,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -41,33 +41,15 @@ pub struct Program {
 }
 
 fn openat2_in_root(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<OwnedFd> {
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
     let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: 0x10 | 0x02,
-    };
-    // SAFETY: `c` is NUL-terminated; `how` is a valid open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const OpenHow,
-            size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd returned by openat2, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    offload_host::openat2(
+        root,
+        &c,
+        flags,
+        0,
+        offload_host::RESOLVE_IN_ROOT | offload_host::RESOLVE_NO_MAGICLINKS,
+    )
 }
 
 /// Joins a guest path onto a guest directory.

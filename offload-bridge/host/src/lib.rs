@@ -54,6 +54,9 @@ pub mod trace;
 
 pub use fdtable::FdTable;
 pub use guest_mem::{GuestRange, GuestView};
+/// openat2 and its RESOLVE flags, for the VMM's own lookups of the program inside the root
+/// (the same resolution the guest's offloaded opens get).
+pub use sys::{RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2};
 
 use offload_abi::errno::{EIO, ENOSYS};
 use offload_abi::syscalls::{Disposition, disposition, nr};

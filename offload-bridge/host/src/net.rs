@@ -211,22 +211,26 @@ pub(crate) fn socketpair<M: GuestMemoryBackend>(
     insert_pair(s, c, c.args[3], make, ty & SOCK_CLOEXEC != 0)
 }
 
-/// bind(2)
-pub(crate) fn bind<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+fn bind_or_connect<M: GuestMemoryBackend>(
+    s: &mut Servicer,
+    c: &Call<'_, '_, M>,
+    connect: bool,
+) -> SysResult {
     let fd = s.fds.get(c.args[0])?.try_clone_to_owned()?;
     let raw = read_sockaddr(c, c.args[1], c.args[2])?;
-    let addr = s.host_addr(raw, true)?;
-    sys::bind_or_connect(fd.as_fd(), &addr.bytes, false)?;
+    let addr = s.host_addr(raw, !connect)?;
+    sys::bind_or_connect(fd.as_fd(), &addr.bytes, connect)?;
     Ok(0)
+}
+
+/// bind(2)
+pub(crate) fn bind<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    bind_or_connect(s, c, false)
 }
 
 /// connect(2)
 pub(crate) fn connect<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?.try_clone_to_owned()?;
-    let raw = read_sockaddr(c, c.args[1], c.args[2])?;
-    let addr = s.host_addr(raw, false)?;
-    sys::bind_or_connect(fd.as_fd(), &addr.bytes, true)?;
-    Ok(0)
+    bind_or_connect(s, c, true)
 }
 
 /// listen(2)
