@@ -26,9 +26,13 @@ pub enum Command {
 /// Options of `lwk-vmm run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Guest memory (e.g. 512M, 4G); programs get all of it but the LWK's 16 MiB.
+    /// Guest memory (e.g. 512M, 4G); programs get all of it but the LWK's 16 MiB and the
+    /// initial stack (RLIMIT_STACK).
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub memory: u64,
+    /// Map program memory on first touch (demand paging) instead of when brk/mmap grant it.
+    #[arg(long)]
+    pub no_prefault: bool,
     /// Host backing of guest memory: auto (1G, else 2M hugetlb pages, else THP, else 4K), 1G,
     /// 2M, thp or off.
     #[arg(long, value_enum, default_value = "auto", value_name = "POLICY")]

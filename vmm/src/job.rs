@@ -22,6 +22,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 pub struct RunOptions {
     /// Guest RAM in bytes.
     pub memory: u64,
+    /// Map program memory when it is granted (else on first touch).
+    pub prefault: bool,
     /// Host backing policy of guest RAM.
     pub hugepages: memory::HugepagePolicy,
     /// Where to write the JSON statistics.
@@ -373,11 +375,19 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         stack_size(),
         &start,
         &host,
-        boot_flags::PREFAULT,
+        if opts.prefault {
+            boot_flags::PREFAULT
+        } else {
+            0
+        } | if opts.verbose > 0 {
+            boot_flags::VERBOSE
+        } else {
+            0
+        },
     )?;
     vcpu::setup_registers(&vcpu, entry, cr3, &features)?;
 
-    let servicer = Servicer::new(
+    let mut servicer = Servicer::new(
         guest_fd_table(&inherited),
         JobContext {
             root: root_fd,
@@ -386,6 +396,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
             exe: prog.exe_path.clone(),
         },
     );
+    servicer.zero_method = ram.backing.zero_method();
     let mut bus = PortBus::new();
     let offload = OffloadExit {
         mem: ram.mem.clone(),
@@ -405,9 +416,8 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     let host_cpu = pick_and_pin_cpu();
     if opts.verbose > 0 {
         eprintln!(
-            "lwk-vmm: {} MiB guest memory ({}), vCPU 0 on host CPU {}, TSC {} kHz",
-            ram.size >> 20,
-            ram.backing.name(),
+            "lwk-vmm: {}, vCPU 0 on host CPU {}, TSC {} kHz",
+            ram.describe(),
             host_cpu.map_or("?".to_string(), |c| c.to_string()),
             tsc_khz
         );

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => {
             let opts = job::RunOptions {
                 memory: args.memory,
+                prefault: !args.no_prefault,
                 hugepages: args.hugepages,
                 stats_json: args.stats_json,
                 verbose: args.verbose,

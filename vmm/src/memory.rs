@@ -5,7 +5,13 @@
 //! madvise), `off` (4 KiB pages, THP explicitly refused), or `auto` (default): 1G if enough
 //! are free and the size allows, else 2M if enough are free, else THP if the host enables it,
 //! else 4 KiB. An explicit choice that cannot be satisfied is an error that says what to do.
-//! Fresh anonymous memory reads zero, which the LWK relies on for pages it hands out.
+//! Fresh anonymous memory reads zero, which the LWK relies on for pages it hands out; when it
+//! reuses memory it asks the host to zero it ([`Backing::zero_method`]).
+//!
+//! How much of it a program gets: guest RAM minus 16 MiB (the LWK image, its page tables and
+//! bridge pages), minus the initial stack block (RLIMIT_STACK, 2-64 MiB, always mapped), minus
+//! the LWK's own bookkeeping (~110 KiB) and the program's page tables (4 KiB per 2 MiB mapped
+//! with 4 KiB pages, next to nothing for 2 MiB pages). A request beyond that is ENOMEM.
 
 use std::io;
 use vm_memory::mmap::MmapRegionBuilder;
@@ -108,6 +114,17 @@ pub enum MemoryError {
     },
 }
 
+impl Backing {
+    /// How the host makes reused guest RAM read zero: hugetlb pages must stay (a dropped page
+    /// might not come back at refault), anonymous pages can be dropped.
+    pub fn zero_method(self) -> offload_host::ZeroMethod {
+        match self {
+            Backing::Hugetlb1G | Backing::Hugetlb2M => offload_host::ZeroMethod::Write,
+            Backing::Thp | Backing::Small => offload_host::ZeroMethod::Discard,
+        }
+    }
+}
+
 /// Guest RAM and how it is backed.
 pub struct GuestRam {
     /// The memory, guest-physical `0..size`.
@@ -116,15 +133,36 @@ pub struct GuestRam {
     pub size: u64,
     /// Host backing.
     pub backing: Backing,
+    /// What `--hugepages auto` tried before it got `backing` (empty for explicit choices).
+    pub tried: Vec<String>,
 }
 
+impl GuestRam {
+    /// One line for `-v`: size, backing and how auto decided.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} MiB guest memory ({})",
+            self.size >> 20,
+            self.backing.name()
+        );
+        if !self.tried.is_empty() {
+            s.push_str(&format!(" [auto: {}]", self.tried.join("; ")));
+        }
+        s
+    }
+}
+
+fn hugepage_count(kb: u64, what: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/kernel/mm/hugepages/hugepages-{kb}kB/{what}"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Hugetlb pages of `kb` that a new mapping can still reserve: free minus those other
+/// mappings reserved but have not touched yet.
 fn free_hugepages(kb: u64) -> u64 {
-    std::fs::read_to_string(format!(
-        "/sys/kernel/mm/hugepages/hugepages-{kb}kB/free_hugepages"
-    ))
-    .ok()
-    .and_then(|s| s.trim().parse().ok())
-    .unwrap_or(0)
+    hugepage_count(kb, "free_hugepages").saturating_sub(hugepage_count(kb, "resv_hugepages"))
 }
 
 fn thp_enabled() -> bool {
@@ -177,7 +215,12 @@ fn hugetlb(size: u64, one_gib: bool) -> Result<GuestRam, MemoryError> {
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | flag;
     let mem = build(size, flags, true)
         .map_err(|source| MemoryError::HugetlbMap { size: name, source })?;
-    Ok(GuestRam { mem, size, backing })
+    Ok(GuestRam {
+        mem,
+        size,
+        backing,
+        tried: Vec::new(),
+    })
 }
 
 fn small(size: u64, thp: bool) -> Result<GuestRam, MemoryError> {
@@ -194,7 +237,12 @@ fn small(size: u64, thp: bool) -> Result<GuestRam, MemoryError> {
     } else {
         Backing::Small
     };
-    Ok(GuestRam { mem, size, backing })
+    Ok(GuestRam {
+        mem,
+        size,
+        backing,
+        tried: Vec::new(),
+    })
 }
 
 /// Allocates `size` bytes (a multiple of 2 MiB) of guest RAM backed as `policy` asks.
@@ -206,16 +254,37 @@ pub fn allocate(size: u64, policy: HugepagePolicy) -> Result<GuestRam, MemoryErr
         HugepagePolicy::Thp => small(size, true),
         HugepagePolicy::Off => small(size, false),
         HugepagePolicy::Auto => {
-            if size.is_multiple_of(GIB)
-                && let Ok(ram) = hugetlb(size, true)
-            {
-                return Ok(ram);
+            let mut tried = Vec::new();
+            if size.is_multiple_of(GIB) {
+                match hugetlb(size, true) {
+                    Ok(ram) => return Ok(ram),
+                    Err(e) => tried.push(format!("1G: {}", short_reason(&e))),
+                }
+            } else {
+                tried.push("1G: size not a multiple of 1G".into());
             }
-            if let Ok(ram) = hugetlb(size, false) {
-                return Ok(ram);
+            match hugetlb(size, false) {
+                Ok(ram) => return Ok(GuestRam { tried, ..ram }),
+                Err(e) => tried.push(format!("2M: {}", short_reason(&e))),
             }
-            small(size, thp_enabled())
+            let thp = thp_enabled();
+            if !thp {
+                tried.push("thp: disabled on this host".into());
+            }
+            let ram = small(size, thp)?;
+            Ok(GuestRam { tried, ..ram })
         }
+    }
+}
+
+/// Why a hugetlb attempt failed, in a few words.
+fn short_reason(e: &MemoryError) -> String {
+    match e {
+        MemoryError::NotEnoughHugepages { need, free, .. } => {
+            format!("{free} free of {need} needed")
+        }
+        MemoryError::HugetlbMap { .. } => "the host refused the mapping".into(),
+        other => other.to_string(),
     }
 }
 

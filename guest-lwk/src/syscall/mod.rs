@@ -11,41 +11,25 @@ mod time;
 
 use crate::Kernel;
 use crate::arch::TrapFrame;
-use crate::bridge;
 use offload_abi::errno::{EFAULT, ENOSYS};
 use offload_abi::syscalls::{Disposition, MAX_NR, disposition, nr};
-use offload_abi::{BootInfo, RLIMIT_COUNT, layout};
+use offload_abi::{BootInfo, RLIMIT_COUNT};
 
 /// Per-process state the LWK keeps (one process for now; the struct is per process so that
 /// several can exist once fork arrives).
 pub struct Process {
-    pub brk_start: u64,
-    pub brk: u64,
-    /// Page-aligned end of the memory mapped for the heap.
-    pub brk_mapped: u64,
-    /// Next anonymous mapping ends here (mappings grow down from below the stack).
-    pub mmap_next: u64,
-    /// Lowest address the mmap area may use.
-    pub mmap_floor: u64,
+    /// The address space: page tables, areas, program break (`vm`).
+    pub mm: crate::vm::Mm,
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
     pub rlimits: [[u64; 2]; RLIMIT_COUNT],
     pub pid: u32,
 }
 
-/// Gap between the top of the stack area and the mmap area (Linux keeps at least 128 MiB).
-const STACK_GAP: u64 = 256 * 1024 * 1024;
-
 impl Process {
-    pub fn new(info: &BootInfo, brk_start: u64) -> Self {
-        let mmap_top = layout::USER_STACK_TOP - info.stack_size - STACK_GAP;
+    pub fn new(info: &BootInfo, mm: crate::vm::Mm) -> Self {
         Process {
-            brk_start,
-            brk: brk_start,
-            brk_mapped: brk_start,
-            mmap_next: mmap_top,
-            // Leave room for the heap to grow (1/2 of the space above the program).
-            mmap_floor: brk_start + (mmap_top - brk_start) / 2,
+            mm,
             clear_child_tid: 0,
             robust_list: (0, 0),
             rlimits: info.rlimits,
@@ -71,11 +55,11 @@ pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
     let ret = match disposition(number) {
         Disposition::Local => {
             k.stats.syscalls_local += 1;
-            local(k, number, args)
+            crate::vm::with_faults(k, |k| local(k, number, args))
         }
         Disposition::Offload => {
             k.stats.syscalls_offloaded += 1;
-            bridge::user_syscall(number, args)
+            crate::vm::offload(k, number, args)
         }
         Disposition::Unsupported(_) => {
             k.stats.syscalls_unsupported += 1;
@@ -92,6 +76,14 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::munmap => mem::munmap(k, a),
         nr::mprotect => mem::mprotect(k, a),
         nr::madvise => mem::madvise(k, a),
+        nr::mremap => mem::mremap(k, a),
+        nr::msync => mem::msync(k, a),
+        nr::mincore => mem::mincore(k, a),
+        nr::mlock => mem::mlock(k, a),
+        nr::mlock2 => mem::mlock2(k, a),
+        nr::munlock => mem::munlock(k, a),
+        nr::mlockall => mem::mlockall(k, a),
+        nr::munlockall => mem::munlockall(k, a),
         nr::clock_gettime => time::clock_gettime(k, a),
         nr::clock_getres => time::clock_getres(k, a),
         nr::gettimeofday => time::gettimeofday(k, a),
@@ -119,10 +111,18 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
 
 /// Writes a plain value to user memory, `-EFAULT` if it is not mapped user-writable.
 fn put_user(k: &Kernel, va: u64, bytes: &[u8]) -> Result<(), i64> {
-    k.aspace.copy_to_user(va, bytes).map_err(|()| -EFAULT)
+    k.process
+        .mm
+        .aspace
+        .copy_to_user(va, bytes)
+        .map_err(|()| -EFAULT)
 }
 
 /// Reads user memory, `-EFAULT` if it is not mapped user-readable.
 fn get_user(k: &Kernel, va: u64, out: &mut [u8]) -> Result<(), i64> {
-    k.aspace.copy_from_user(va, out).map_err(|()| -EFAULT)
+    k.process
+        .mm
+        .aspace
+        .copy_from_user(va, out)
+        .map_err(|()| -EFAULT)
 }

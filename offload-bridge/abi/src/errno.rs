@@ -29,6 +29,7 @@ pub const ENOSYS: i64 = 38;
 pub const ELOOP: i64 = 40;
 pub const EOVERFLOW: i64 = 75;
 pub const EXDEV: i64 = 18;
+pub const EBUSY: i64 = 16;
 
 /// Largest errno value; results in `-MAX_ERRNO..0` are errors.
 pub const MAX_ERRNO: i64 = 4095;

@@ -12,7 +12,7 @@
 //!
 //! Modules: `guest_mem` (checked guest memory), `fdtable`, `sys` (the host syscalls, the only
 //! `unsafe`), and one file per handler family: `fs` (paths, metadata), `io` (read/write
-//! family, ioctl), `fd` (close, dup, fcntl), `misc`.
+//! family, ioctl), `fd` (close, dup, fcntl), `misc`, `mem` (memory work for the LWK: zeroing).
 //! Neighbours: `offload-abi` (the contract); used by `lwk-vmm`.
 #![cfg_attr(
     not(test),
@@ -31,11 +31,13 @@ pub mod wire;
 mod fd;
 mod fs;
 mod io;
+mod mem;
 mod misc;
 mod sys;
 
 pub use fdtable::FdTable;
 pub use guest_mem::{GuestRange, GuestView};
+pub use mem::ZeroMethod;
 
 use offload_abi::errno::{EIO, ENOSYS};
 use offload_abi::syscalls::{Disposition, disposition, nr};
@@ -111,6 +113,8 @@ pub struct Servicer {
     pub ctx: JobContext,
     /// Counters.
     pub stats: ServicerStats,
+    /// How `op::ZERO_PHYS` makes guest RAM read zero (the VMM sets it from the RAM backing).
+    pub zero_method: ZeroMethod,
 }
 
 /// Arguments of a syscall handler: the view of guest memory and the six raw arguments.
@@ -126,6 +130,7 @@ impl Servicer {
             fds,
             ctx,
             stats: ServicerStats::default(),
+            zero_method: ZeroMethod::default(),
         }
     }
 
@@ -159,6 +164,7 @@ impl Servicer {
         match req.op {
             op::SYSCALL => {
                 req.ret = to_ret(self.syscall(&view, req.nr, req.args));
+                req.val = view.fault_report(req.ret);
             }
             op::HOST_TIME => {
                 req.val = [
@@ -176,6 +182,9 @@ impl Servicer {
                     }
                     Err(Errno(e)) => req.ret = -e,
                 }
+            }
+            op::ZERO_PHYS => {
+                req.ret = mem::zero_phys(mem, req.args[0], req.args[1], self.zero_method);
             }
             _ => {
                 self.stats.rejected += 1;
