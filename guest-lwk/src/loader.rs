@@ -317,7 +317,7 @@ fn load_segment(
         )?;
     }
     if end > data_end.max(fresh_start) {
-        aspace.populate(frames, data_end.max(fresh_start), end, flags, true)?;
+        aspace.populate(frames, data_end.max(fresh_start), end, flags, true, true)?;
     }
     mm.add_image_area(start, end, p)
         .map_err(|()| LoadError::NoMemory)?;

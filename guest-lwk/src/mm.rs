@@ -323,8 +323,9 @@ impl AddressSpace {
 
     /// Maps fresh zeroed memory wherever `[start, end)` has no frame yet, with `flags`. With
     /// `large`, naturally aligned 2 MiB blocks (1 GiB with `frames.giga_ok`) inside the range get
-    /// huge pages when a chunk is free. Returns the number of 4 KiB pages, 2 MiB and 1 GiB pages
-    /// it mapped.
+    /// huge pages when a chunk is free. `fresh` promises that nothing in the range is mapped (a
+    /// new area), which saves scanning the entries. Returns the number of 4 KiB, 2 MiB and
+    /// 1 GiB pages it mapped.
     pub fn populate(
         &self,
         frames: &mut Frames,
@@ -332,26 +333,22 @@ impl AddressSpace {
         end: u64,
         flags: u64,
         large: bool,
+        fresh: bool,
     ) -> Result<[u64; 3], MapError> {
         let mut counts = [0u64; 3];
         let mut va = start;
         while va < end {
             if large && frames.giga_ok != 0 && va & (GIGA - 1) == 0 && end - va >= GIGA {
-                match self.table_entry(frames, va, 2)? {
-                    None => {
-                        va += GIGA; // a 1 GiB leaf above? cannot be: level 2 is the PDPT
-                        continue;
-                    }
-                    Some(entry) => {
-                        if phys::read_u64(entry) == 0
-                            && let Some((pa, _)) = frames.alloc_chunk(GIGA, GIGA)
-                        {
-                            phys::write_u64(entry, pa | flags | pte::HUGE);
-                            counts[2] += 1;
-                            va += GIGA;
-                            continue;
-                        }
-                    }
+                let Some(entry) = self.table_entry(frames, va, 2)? else {
+                    unreachable!("no leaf above a PDPT entry");
+                };
+                if phys::read_u64(entry) == 0
+                    && let Some((pa, _)) = frames.alloc_chunk(GIGA, GIGA)
+                {
+                    phys::write_u64(entry, pa | flags | pte::HUGE);
+                    counts[2] += 1;
+                    va += GIGA;
+                    continue;
                 }
             }
             if large && va & (HUGE - 1) == 0 && end - va >= HUGE {
@@ -368,9 +365,19 @@ impl AddressSpace {
                         va += len;
                         continue;
                     }
-                } else if is_huge_leaf(phys::read_u64(pde)) {
-                    va += HUGE;
-                    continue;
+                } else {
+                    let e = phys::read_u64(pde);
+                    if is_huge_leaf(e) {
+                        va += phys::scan_u64(pde, most, is_huge_leaf) * HUGE;
+                        continue;
+                    }
+                    if fresh {
+                        // An empty table left by earlier unmaps: a 2 MiB page replaces it.
+                        phys::write_u64(pde, 0);
+                        Self::drop_empty_table(frames, e);
+                        arch::invlpg(va);
+                        continue;
+                    }
                 }
             }
             let Some(entry) = self.table_entry(frames, va, 0)? else {
@@ -378,12 +385,16 @@ impl AddressSpace {
                 continue;
             };
             let most = (512 - index(va, 0)).min((end - va) / PAGE);
-            let full = phys::scan_u64(entry, most, |e| e != 0);
-            if full > 0 {
-                va += full * PAGE;
-                continue;
-            }
-            let holes = phys::scan_u64(entry, most, |e| e == 0);
+            let holes = if fresh {
+                most
+            } else {
+                let full = phys::scan_u64(entry, most, |e| e != 0);
+                if full > 0 {
+                    va += full * PAGE;
+                    continue;
+                }
+                phys::scan_u64(entry, most, |e| e == 0)
+            };
             let (pa, got) = frames.alloc_run(holes).ok_or(MapError::NoMemory)?;
             phys::fill_u64_run(entry, got, pa | flags, PAGE);
             counts[0] += got;

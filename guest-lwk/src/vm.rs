@@ -174,6 +174,9 @@ pub struct Mm {
     /// 2 MiB chunk behind the heap's incomplete last block (0: none); see the module docs.
     heap_chunk: u64,
     mmap_base: u64,
+    /// Where the next top-down search starts (the last mapping's start, raised when memory
+    /// above it is unmapped): most searches then look at one gap instead of every area.
+    free_cache: u64,
     prefault: bool,
     /// mlockall(MCL_FUTURE): new areas are locked and mapped at once.
     lock_future: bool,
@@ -210,6 +213,7 @@ impl Mm {
             brk: 0,
             heap_chunk: 0,
             mmap_base: (layout::USER_STACK_TOP - gap) & !(HUGE - 1),
+            free_cache: (layout::USER_STACK_TOP - gap) & !(HUGE - 1),
             prefault: info.flags & boot_flags::PREFAULT != 0,
             lock_future: false,
             stack_limit: info.rlimits[3][0].max(info.stack_size),
@@ -275,10 +279,11 @@ impl Mm {
         }
     }
 
-    /// Finds room for `len` bytes: the hint if free, else top-down below `mmap_base`, else
-    /// anywhere. `offset` is the wanted start modulo 2 MiB (mremap keeps large pages large).
+    /// Finds room for `len` bytes: the hint if free, else top-down below `mmap_base` (first
+    /// from the free-area cache down), else anywhere. `offset` is the wanted start modulo 2 MiB
+    /// (mremap keeps large pages large).
     fn find_place(
-        &self,
+        &mut self,
         giga_ok: bool,
         place: Place,
         len: u64,
@@ -313,17 +318,21 @@ impl Mm {
             }
             _ => {}
         }
+        let cache = self.free_cache.min(self.mmap_base);
         for a in aligns {
             let off = if a == PAGE {
                 0
             } else {
                 offset & (a - 1) & !(PAGE - 1)
             };
-            for high in [self.mmap_base, TASK_SIZE] {
+            for high in [cache, self.mmap_base, TASK_SIZE] {
                 if let Some(va) = self
                     .vmas
                     .gap_top_down(len, a, off, MMAP_MIN, high, STACK_GUARD)
                 {
+                    if va < self.mmap_base {
+                        self.free_cache = va;
+                    }
                     return Some(va);
                 }
             }
@@ -331,11 +340,19 @@ impl Mm {
         None
     }
 
-    /// Maps fresh memory for `[start, end)` with `p`, 2 MiB pages where blocks fit.
-    fn fill(&self, frames: &mut Frames, start: u64, end: u64, p: u32) -> Result<(), i64> {
+    /// Maps fresh memory for `[start, end)` with `p`, 2 MiB pages where blocks fit. `fresh`:
+    /// nothing in the range is mapped yet (see [`AddressSpace::populate`]).
+    fn fill(
+        &self,
+        frames: &mut Frames,
+        start: u64,
+        end: u64,
+        p: u32,
+        fresh: bool,
+    ) -> Result<(), i64> {
         let counts = self
             .aspace
-            .populate(frames, start, end, leaf_flags(p), true)
+            .populate(frames, start, end, leaf_flags(p), true, fresh)
             .map_err(|_| -ENOMEM)?;
         count(|c| {
             for (m, n) in c.mapped.iter_mut().zip(counts) {
@@ -382,7 +399,7 @@ impl Mm {
                 kind,
             })
             .map_err(|_| -ENOMEM)?;
-        if populate && let Err(e) = self.fill(frames, va, end, r.prot) {
+        if populate && let Err(e) = self.fill(frames, va, end, r.prot, true) {
             let _ = self.aspace.unmap(frames, va, end, true);
             self.remove_areas(va, end);
             return Err(e);
@@ -401,7 +418,23 @@ impl Mm {
         if !self.vmas.intersects(start, end) {
             return Ok(());
         }
+        if end > self.free_cache {
+            // The hole can be found again by the next top-down search.
+            self.free_cache = end.min(self.mmap_base);
+        }
         self.release_heap_chunk(frames, start, end);
+        if self
+            .vmas
+            .find(start)
+            .is_some_and(|v| v.start == start && v.end == end)
+        {
+            // Exactly one area: no splitting.
+            self.aspace
+                .unmap(frames, start, end, true)
+                .map_err(|_| -ENOMEM)?;
+            self.vmas.remove_exact(start, end);
+            return Ok(());
+        }
         self.vmas.split(start).map_err(|_| -ENOMEM)?;
         self.vmas.split(end).map_err(|_| -ENOMEM)?;
         // Only the part that has areas can have page tables.
@@ -444,7 +477,7 @@ impl Mm {
                 .map_err(|_| -ENOMEM)?;
             if v.prot == 0 && p != 0 && self.wants_prefault(v.kind) {
                 // Not fatal: what cannot be mapped now is mapped on first touch.
-                let _ = self.fill(frames, cur, seg_end, p);
+                let _ = self.fill(frames, cur, seg_end, p, false);
             }
             self.vmas.merge_at(cur);
             cur = seg_end;
@@ -486,7 +519,10 @@ impl Mm {
         let rw = prot::READ | prot::WRITE;
         let heap_kind = kind::HEAP | if self.lock_future { kind::LOCKED } else { 0 };
         let prefault = self.wants_prefault(heap_kind);
-        if prefault && frames.available() < new_end - old_end + table_overhead(new_end - old_end) {
+        let delta = new_end - old_end;
+        if (prefault && frames.available() < delta + table_overhead(delta))
+            || (!prefault && delta > frames.total)
+        {
             return Err(());
         }
         match self.vmas.find(old_end.wrapping_sub(1)) {
@@ -536,7 +572,7 @@ impl Mm {
                     .map_err(|_| -ENOMEM)?;
                 count(|c| c.mapped[0] += (upto - va) / PAGE);
             } else {
-                self.fill(frames, va, upto, rw)?;
+                self.fill(frames, va, upto, rw, true)?;
             }
             va = upto;
             if va == block + HUGE && self.heap_chunk != 0 {
@@ -548,7 +584,7 @@ impl Mm {
         }
         let whole = to & !(HUGE - 1);
         if whole > va {
-            self.fill(frames, va, whole, rw)?;
+            self.fill(frames, va, whole, rw, true)?;
             va = whole;
         }
         if va < to {
@@ -560,7 +596,7 @@ impl Mm {
                         .map_err(|_| -ENOMEM)?;
                     count(|c| c.mapped[0] += (to - va) / PAGE);
                 }
-                None => self.fill(frames, va, to, rw)?,
+                None => self.fill(frames, va, to, rw, true)?,
             }
         }
         Ok(())
@@ -612,11 +648,13 @@ impl Mm {
         if old + old_len == v.end && grow_end <= TASK_SIZE && self.range_free(v.end, grow_end) {
             let prefault = v.prot != 0 && self.wants_prefault(v.kind);
             let delta = new_len - old_len;
-            if prefault && frames.available() < delta + table_overhead(delta) {
+            if (prefault && frames.available() < delta + table_overhead(delta))
+                || (!prefault && v.kind & kind::NORESERVE == 0 && delta > frames.total)
+            {
                 return Err(-ENOMEM);
             }
             self.vmas.set_end(v.end, grow_end);
-            if prefault && let Err(e) = self.fill(frames, v.end, grow_end, v.prot) {
+            if prefault && let Err(e) = self.fill(frames, v.end, grow_end, v.prot, true) {
                 let _ = self.aspace.unmap(frames, v.end, grow_end, true);
                 self.vmas.set_end(grow_end, v.end);
                 return Err(e);
@@ -662,6 +700,9 @@ impl Mm {
     ) -> Result<u64, i64> {
         let prefault = v.prot != 0 && self.wants_prefault(v.kind);
         let grow = new_len.saturating_sub(old_len);
+        if !prefault && v.kind & kind::NORESERVE == 0 && grow > frames.total {
+            return Err(-ENOMEM);
+        }
         let refill = if dont_unmap { old_len } else { 0 };
         if frames.available() < table_overhead(new_len) + if prefault { grow + refill } else { 0 } {
             return Err(-ENOMEM);
@@ -696,11 +737,11 @@ impl Mm {
                 ..v
             });
             if prefault {
-                let _ = self.fill(frames, old, old + old_len, v.prot);
+                let _ = self.fill(frames, old, old + old_len, v.prot, true);
             }
         }
         if prefault && grow > 0 {
-            let _ = self.fill(frames, new + old_len, new + new_len, v.prot);
+            let _ = self.fill(frames, new + old_len, new + new_len, v.prot, true);
         }
         Ok(new)
     }
@@ -768,7 +809,7 @@ impl Mm {
     pub fn populate(&mut self, frames: &mut Frames, start: u64, end: u64) -> Result<(), i64> {
         self.for_areas(frames, start, end, |mm, frames, v, lo, hi| {
             if v.prot != 0 {
-                mm.fill(frames, lo, hi, v.prot)?;
+                mm.fill(frames, lo, hi, v.prot, false)?;
             }
             Ok(())
         })
@@ -898,7 +939,7 @@ impl Mm {
             };
         let mapped = self
             .aspace
-            .populate(frames, lo, hi, leaf_flags(p), large)
+            .populate(frames, lo, hi, leaf_flags(p), large, true)
             .map(|counts| {
                 count(|c| {
                     for (m, n) in c.mapped.iter_mut().zip(counts) {
@@ -931,7 +972,7 @@ impl Mm {
         }
         self.vmas.extend_down(v.start, new_start);
         if self.wants_prefault(v.kind) {
-            let _ = self.fill(frames, new_start, v.start, v.prot);
+            let _ = self.fill(frames, new_start, v.start, v.prot, true);
         }
         Some(Vma {
             start: new_start,

@@ -83,11 +83,6 @@ impl VmaTable {
         self.len as usize
     }
 
-    /// The areas, highest first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> {
-        self.items[..self.len()].iter()
-    }
-
     /// Index of the first area (highest first) starting at or below `addr`.
     fn at_or_below(&self, addr: u64) -> usize {
         let (mut lo, mut hi) = (0, self.len());
@@ -100,6 +95,18 @@ impl VmaTable {
             }
         }
         lo
+    }
+
+    /// Removes the area that is exactly `[start, end)`; false if there is none.
+    pub fn remove_exact(&mut self, start: u64, end: u64) -> bool {
+        let i = self.at_or_below(start);
+        if i >= self.len() || self.items[i].start != start || self.items[i].end != end {
+            return false;
+        }
+        let n = self.len();
+        self.items.copy_within(i + 1..n, i);
+        self.len -= 1;
+        true
     }
 
     /// The area containing `addr`.
@@ -282,20 +289,29 @@ impl VmaTable {
             (a >= lo).then_some(a)
         };
         let mut hi = high;
-        for v in self.iter() {
-            let floor = if v.kind & kind::GROWSDOWN != 0 {
-                v.start.saturating_sub(guard)
-            } else {
-                v.start
-            };
+        // Areas starting at or above `high` cannot hold the gap; at most one of them (the
+        // first) reaches below it. Binary search skips them.
+        let first = self.at_or_below(high.saturating_sub(1));
+        if first > 0 {
+            let v = self.items[first - 1];
+            if v.kind & kind::GROWSDOWN != 0 {
+                hi = hi.min(v.start.saturating_sub(guard));
+            }
+        }
+        for v in &self.items[first..self.len()] {
             if v.end >= hi {
-                hi = hi.min(floor);
-                continue;
+                hi = hi.min(v.start);
+            } else {
+                if hi - v.end >= len
+                    && let Some(a) = fit(v.end.max(low), hi)
+                {
+                    return Some(a);
+                }
+                hi = v.start;
             }
-            if let Some(a) = fit(v.end.max(low), hi) {
-                return Some(a);
+            if v.kind & kind::GROWSDOWN != 0 {
+                hi = hi.saturating_sub(guard);
             }
-            hi = floor;
             if hi <= low {
                 return None;
             }

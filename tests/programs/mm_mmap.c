@@ -147,7 +147,8 @@ int main(void)
         {"no type", NULL, 4096, MAP_ANONYMOUS, -1, 0},
         {"unaligned offset", NULL, 4096, ANON, -1, 1},
         {"fixed unaligned", (void *)0x10000001, 4096, ANON | MAP_FIXED, -1, 0},
-        {"fixed beyond the user half", (void *)0x800000000000, 4096, ANON | MAP_FIXED, -1, 0},
+        /* Beyond any user half (also 5-level paging's). */
+        {"fixed beyond the user half", (void *)(1ull << 60), 4096, ANON | MAP_FIXED, -1, 0},
         {"huge length", NULL, (size_t)1 << 47, ANON, -1, 0},
         {"wrapping length", NULL, (size_t)-4096, ANON, -1, 0},
         {"more than memory (1 TiB)", NULL, (size_t)1 << 40, ANON, -1, 0},

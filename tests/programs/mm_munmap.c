@@ -49,7 +49,8 @@ int main(void)
     printf("middle munmap: %d\n", munmap(p + 6 * pg, 4 * pg));
     printf("head kept %d, tail kept %d, hole free %d\n", sum(p, 6 * pg) == head,
            sum(p + 10 * pg, 6 * pg) == tail, is_free(p + 6 * pg, 4 * pg));
-    printf("unmap across the hole: %d, all free %d\n", munmap(p, 16 * pg), is_free(p, 16 * pg));
+    int rc = munmap(p, 16 * pg);
+    printf("unmap across the hole: %d, all free %d\n", rc, is_free(p, 16 * pg));
 
     /* 2 MiB pages split by partial unmaps. */
     size_t big = 8 << 20;
@@ -72,7 +73,8 @@ int main(void)
     mmap(r + 8 * pg, 4 * pg, RW | PROT_EXEC, ANON | MAP_FIXED, -1, 0);
     r[0] = 1;
     r[8 * pg] = 2;
-    printf("unmap three mappings: %d, all free %d\n", munmap(r, 12 * pg), is_free(r, 12 * pg));
+    rc = munmap(r, 12 * pg);
+    printf("unmap three mappings: %d, all free %d\n", rc, is_free(r, 12 * pg));
 
     /* Unmapping nothing is fine; bad arguments are not. */
     printf("unmap a hole: %d\n", munmap(r, 12 * pg));
@@ -83,7 +85,7 @@ int main(void)
     } bad[] = {
         {"len 0", r, 0},
         {"unaligned", r + 1, pg},
-        {"beyond the user half", (void *)0x800000000000, pg},
+        {"beyond the user half", (void *)(1ull << 60), pg},
         {"wrapping", r, (size_t)-4096},
     };
     for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {

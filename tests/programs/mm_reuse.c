@@ -1,7 +1,8 @@
-/* Memory that was used and given back reads zero when it is handed out again: several rounds
- * of map, check zero, fill, unmap (together more than the LWK's default guest memory, so frames
- * are reused), also through malloc/free and brk. */
-// args: 6 256
+/* Memory that was used and given back reads zero when it is handed out again: ROUNDS rounds of
+ * map MIB MiB, check zero, fill, unmap; the same through calloc/free; many small blocks. The
+ * memory test target runs it in a small guest, where the rounds together need more memory than
+ * the guest has, so frames are reused (the default arguments keep the other tiers quick). */
+// args: 3 64
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
