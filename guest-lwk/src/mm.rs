@@ -25,6 +25,9 @@ pub mod pte {
     pub const PRESENT: u64 = 1 << 0;
     pub const WRITABLE: u64 = 1 << 1;
     pub const USER: u64 = 1 << 2;
+    /// Set by the CPU on access / write: never part of what the LWK compares.
+    pub const ACCESSED: u64 = 1 << 5;
+    pub const DIRTY: u64 = 1 << 6;
     /// Page size (1 GiB / 2 MiB leaf) in PDPT and PD entries.
     pub const HUGE: u64 = 1 << 7;
     /// Software bit: the entry holds a frame but the page is PROT_NONE (not present).
@@ -627,14 +630,15 @@ impl AddressSpace {
         };
         self.walk(old, end, |leaf| match leaf {
             Leaf::Huge { e, base, size, .. } => {
-                let flags = e & pte::FLAGS & !(pte::HUGE | 0x1000);
+                let flags = e & pte::FLAGS & !(pte::HUGE | 0x1000 | pte::ACCESSED | pte::DIRTY);
                 piece(base, e & pte::ADDR & !(size - 1), size, flags, frames);
             }
             Leaf::Ptes { pte, va, n, .. } => {
                 let mut page = va;
                 phys::scan_u64(pte, n, |e| {
                     if e & pte::HOLDS != 0 {
-                        piece(page, e & pte::ADDR, PAGE, e & pte::FLAGS, frames);
+                        let flags = e & pte::FLAGS & !(pte::ACCESSED | pte::DIRTY);
+                        piece(page, e & pte::ADDR, PAGE, flags, frames);
                     }
                     page += PAGE;
                     true
@@ -658,16 +662,17 @@ impl AddressSpace {
         if e0 & pte::PRESENT == 0 || e0 & pte::ADDR & (HUGE - 1) != 0 {
             return false;
         }
-        let mut want = e0;
+        let cpu_bits = pte::ACCESSED | pte::DIRTY;
+        let mut want = e0 & !cpu_bits;
         if phys::scan_u64(first, 512, |e| {
-            let ok = e == want;
+            let ok = e & !cpu_bits == want;
             want += PAGE;
             ok
         }) != 512
         {
             return false;
         }
-        phys::write_u64(pde, e0 | pte::HUGE);
+        phys::write_u64(pde, (e0 & !cpu_bits) | pte::HUGE);
         arch::flush_tlb();
         // The table's entries are not zero: it goes back as dirty memory.
         frames.free(first, PAGE);

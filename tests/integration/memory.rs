@@ -192,6 +192,31 @@ fn asking_for_more_than_the_guest_has_is_enomem() {
 }
 
 #[test]
+fn the_heap_grows_into_2mib_pages() {
+    if !kvm_usable() {
+        return;
+    }
+    let _one = serial();
+    // 100 brk steps of 132 KiB (as malloc grows the heap): the heap's 2 MiB blocks become
+    // 2 MiB pages as the break passes them (the -v memory summary counts them).
+    let (prog, args) = program("mm_brk-glibc");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (out, _) = lwk_with(&["-v"], &prog, &args, "brk-promote");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let promoted: u64 = stderr
+        .split(" heap blocks promoted")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no memory summary: {stderr}"));
+    assert!(
+        promoted >= 5,
+        "only {promoted} heap blocks became 2 MiB pages: {stderr}"
+    );
+}
+
+#[test]
 fn reused_memory_reads_zero() {
     if !kvm_usable() {
         return;
