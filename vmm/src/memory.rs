@@ -135,6 +135,73 @@ pub struct GuestRam {
     pub backing: Backing,
     /// What `--hugepages auto` tried before it got `backing` (empty for explicit choices).
     pub tried: Vec<String>,
+    /// The host mapping when it was made here (2 MiB aligned) rather than by vm-memory;
+    /// declared after `mem`, so it is unmapped after the memory object that points into it.
+    _mapping: Option<AlignedMapping>,
+}
+
+/// An anonymous host mapping at a 2 MiB-aligned address, unmapped on drop. Transparent huge
+/// pages need the alignment; kernels before 6.7 do not align large anonymous mappings by
+/// themselves, and host-side zeroing drops guest RAM in 2 MiB units that must be host THPs.
+struct AlignedMapping {
+    addr: usize,
+    len: usize,
+}
+
+impl AlignedMapping {
+    /// `len` bytes of private anonymous memory (MAP_NORESERVE) at a 2 MiB boundary.
+    fn new(len: usize) -> io::Result<AlignedMapping> {
+        let unit = MIB2 as usize;
+        let reserve = len.checked_add(unit).ok_or(io::ErrorKind::InvalidInput)?;
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        // SAFETY: a new mapping at an address the kernel picks; nothing refers to it yet.
+        let raw =
+            unsafe { libc::mmap(std::ptr::null_mut(), reserve, libc::PROT_NONE, flags, -1, 0) };
+        if raw == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let start = raw as usize;
+        let addr = start.next_multiple_of(unit);
+        // SAFETY: `addr..addr + len` lies inside the reservation just made, which only this
+        // function knows; MAP_FIXED replaces that part of it with accessible memory.
+        let mapped = unsafe {
+            libc::mmap(
+                addr as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        let error = (mapped == libc::MAP_FAILED).then(io::Error::last_os_error);
+        // SAFETY: the head and tail are parts of the reservation outside `addr..addr + len`
+        // (the whole reservation when the mapping failed); no one else refers to them.
+        unsafe {
+            if let Some(e) = error {
+                libc::munmap(raw, reserve);
+                return Err(e);
+            }
+            if addr > start {
+                libc::munmap(raw, addr - start);
+            }
+            if start + reserve > addr + len {
+                libc::munmap(
+                    (addr + len) as *mut libc::c_void,
+                    start + reserve - (addr + len),
+                );
+            }
+        }
+        Ok(AlignedMapping { addr, len })
+    }
+}
+
+impl Drop for AlignedMapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `new` and is unmapped once, here; the guest memory
+        // object pointing into it is dropped before (see `GuestRam`).
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
 }
 
 impl GuestRam {
@@ -220,12 +287,28 @@ fn hugetlb(size: u64, one_gib: bool) -> Result<GuestRam, MemoryError> {
         size,
         backing,
         tried: Vec::new(),
+        _mapping: None,
     })
 }
 
 fn small(size: u64, thp: bool) -> Result<GuestRam, MemoryError> {
-    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-    let mem = build(size, flags, false).map_err(|source| MemoryError::Mmap { size, source })?;
+    let mmap_error = |source| MemoryError::Mmap { size, source };
+    let mapping = AlignedMapping::new(size as usize)
+        .map_err(|e| mmap_error(vm_memory::mmap::MmapRegionError::Mmap(e)))?;
+    // SAFETY: `mapping` is a present mapping of exactly `size` bytes, and it outlives the region
+    // (both end up in the same `GuestRam`, the region first).
+    let builder = unsafe {
+        MmapRegionBuilder::new(size as usize).with_raw_mmap_pointer(mapping.addr as *mut u8)
+    };
+    let region = builder
+        .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
+        .with_mmap_flags(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE)
+        .build()
+        .map_err(mmap_error)?;
+    let region = GuestRegionMmap::new(region, GuestAddress(0))
+        .ok_or(vm_memory::mmap::MmapRegionError::InvalidPointer)
+        .map_err(mmap_error)?;
+    let mem = GuestMemoryMmap::from_regions(vec![region]).map_err(|_| MemoryError::Region)?;
     let advice = if thp {
         libc::MADV_HUGEPAGE
     } else {
@@ -242,6 +325,7 @@ fn small(size: u64, thp: bool) -> Result<GuestRam, MemoryError> {
         size,
         backing,
         tried: Vec::new(),
+        _mapping: Some(mapping),
     })
 }
 
