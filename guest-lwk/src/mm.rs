@@ -679,6 +679,36 @@ impl AddressSpace {
         true
     }
 
+    /// Calls `f(pa, len)` for the runs of frames of the 2 MiB chunk at `chunk` that the 2 MiB
+    /// block at `block` does not map in place (page i of the block mapping frame i of the
+    /// chunk): the unused part of a heap reservation.
+    pub fn unused_in_place(&self, block: u64, chunk: u64, mut f: impl FnMut(u64, u64)) {
+        match self.slot(block) {
+            Slot::Hole { .. } => f(chunk, HUGE),
+            Slot::Huge { .. } => {} // promoted: every frame is in use
+            Slot::Table { pte, .. } => {
+                let mut runs = Runs::new();
+                let mut frame = chunk;
+                phys::scan_u64(pte, 512, |e| {
+                    let in_place = e & pte::HOLDS != 0 && e & pte::ADDR == frame;
+                    if !in_place && let Some((pa, len)) = runs.push(frame, PAGE) {
+                        f(pa, len);
+                    }
+                    frame += PAGE;
+                    true
+                });
+                if let Some((pa, len)) = runs.finish() {
+                    f(pa, len);
+                }
+            }
+        }
+    }
+
+    /// Creates the page table that maps `va` with 4 KiB pages, if it is missing.
+    pub fn ensure_table(&self, frames: &mut Frames, va: u64) -> Result<(), MapError> {
+        self.table_entry(frames, va, 0).map(|_| ())
+    }
+
     /// Splits every 1 GiB leaf of the user half into 2 MiB leaves (the CPU refused them).
     pub fn split_all_giga(&self, frames: &mut Frames) -> Result<(), MapError> {
         for i in 0..256u64 {

@@ -173,6 +173,8 @@ pub struct Mm {
     brk: u64,
     /// 2 MiB chunk behind the heap's incomplete last block (0: none); see the module docs.
     heap_chunk: u64,
+    /// The 2 MiB block `heap_chunk` backs.
+    heap_block: u64,
     mmap_base: u64,
     /// Where the next top-down search starts (the last mapping's start, raised when memory
     /// above it is unmapped): most searches then look at one gap instead of every area.
@@ -212,6 +214,7 @@ impl Mm {
             brk_start: 0,
             brk: 0,
             heap_chunk: 0,
+            heap_block: 0,
             mmap_base: (layout::USER_STACK_TOP - gap) & !(HUGE - 1),
             free_cache: (layout::USER_STACK_TOP - gap) & !(HUGE - 1),
             prefault: info.flags & boot_flags::PREFAULT != 0,
@@ -252,19 +255,25 @@ impl Mm {
         k & kind::LOCKED != 0 || ((self.prefault || self.lock_future) && k & kind::NORESERVE == 0)
     }
 
-    /// Gives the heap's reserved chunk up when an operation other than brk touches the heap's
-    /// last block: its unused frames go back to the allocator (clean, they were never mapped).
+    /// Gives the heap's reserved chunk up when an operation other than brk growth touches its
+    /// block (see [`Mm::drop_heap_chunk`]).
     fn release_heap_chunk(&mut self, frames: &mut Frames, start: u64, end: u64) {
+        if self.heap_chunk != 0 && end > self.heap_block && start < self.heap_block + HUGE {
+            self.drop_heap_chunk(frames);
+        }
+    }
+
+    /// Ends the heap's reservation: the chunk's frames its block does not map in place go back
+    /// to the allocator (clean: never mapped); the mapped ones become ordinary pages. Callers
+    /// that unmap part of the block do so afterwards, so no frame is freed twice.
+    fn drop_heap_chunk(&mut self, frames: &mut Frames) {
         if self.heap_chunk == 0 {
             return;
         }
-        let heap_end = align_up(self.brk, PAGE);
-        let block = (heap_end - 1) & !(HUGE - 1);
-        if end <= block || start >= block + HUGE {
-            return;
-        }
-        let used = heap_end - block;
-        frames.free_clean(self.heap_chunk + used, HUGE - used);
+        self.aspace
+            .unused_in_place(self.heap_block, self.heap_chunk, |pa, len| {
+                frames.free_clean(pa, len)
+            });
         self.heap_chunk = 0;
     }
 
@@ -543,7 +552,7 @@ impl Mm {
             return Ok(());
         }
         if self.map_heap(frames, old_end, new_end).is_err() {
-            self.release_heap_chunk(frames, old_end, new_end);
+            self.drop_heap_chunk(frames);
             let _ = self.aspace.unmap(frames, old_end, new_end, true);
             self.remove_areas(old_end, new_end);
             return Err(());
@@ -588,9 +597,12 @@ impl Mm {
             va = whole;
         }
         if va < to {
+            // The page table first: once the chunk is reserved, mapping into it cannot fail.
+            self.aspace.ensure_table(frames, va).map_err(|_| -ENOMEM)?;
             match frames.alloc_chunk(HUGE, HUGE) {
                 Some((pa, _)) => {
                     self.heap_chunk = pa;
+                    self.heap_block = va;
                     self.aspace
                         .map_4k(frames, va, pa, (to - va) / PAGE, flags)
                         .map_err(|_| -ENOMEM)?;

@@ -10,7 +10,7 @@
 //!
 //! How much of it a program gets: guest RAM minus 16 MiB (the LWK image, its page tables and
 //! bridge pages), minus the initial stack block (RLIMIT_STACK, 2-64 MiB, always mapped), minus
-//! the LWK's own bookkeeping (~110 KiB) and the program's page tables (4 KiB per 2 MiB mapped
+//! the LWK's own bookkeeping (~140 KiB) and the program's page tables (4 KiB per 2 MiB mapped
 //! with 4 KiB pages, next to nothing for 2 MiB pages). A request beyond that is ENOMEM.
 
 use std::io;
