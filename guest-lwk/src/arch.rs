@@ -91,6 +91,15 @@ impl<T> SpinLock<T> {
         }
         SpinGuard { lock: self }
     }
+
+    /// Takes the lock if it is free (paths that must not wait, such as the panic path).
+    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        use core::sync::atomic::Ordering;
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| SpinGuard { lock: self })
+    }
 }
 
 impl<T> core::ops::Deref for SpinGuard<'_, T> {
@@ -598,6 +607,15 @@ pub fn invlpg(va: u64) {
     unsafe { asm!("invlpg [{}]", in(reg) va, options(nostack)) };
 }
 
+/// Invalidates every non-global TLB entry and the paging-structure caches (reloads CR3): one
+/// instruction instead of one `invlpg` per page for large ranges.
+pub fn flush_tlb() {
+    // SAFETY: writing back the current CR3 only makes the CPU drop cached translations.
+    unsafe {
+        asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
+    }
+}
+
 /// Reads the time-stamp counter.
 #[inline]
 pub fn rdtsc() -> u64 {
@@ -699,6 +717,7 @@ impl TrapFrame {
 /// Enters ring 3 with every register from `frame` (a new thread's first entry). The user
 /// segment selectors and flags are forced: a frame never carries kernel privilege.
 pub fn resume_user(frame: &TrapFrame) -> ! {
+    crate::tlb::to_user();
     let cpu = current_cpu();
     let mut f = *frame;
     f.cs = USER_CS;
@@ -719,6 +738,7 @@ pub fn resume_user(frame: &TrapFrame) -> ! {
 /// Leaves ring 0 for the program: jumps to `rip` in ring 3 with stack `rsp`, every general
 /// register zero (the x86_64 psABI start state: rdx = 0 means "no exit handler").
 pub fn enter_user(rip: u64, rsp: u64) -> ! {
+    crate::tlb::to_user();
     // SAFETY: `rip`/`rsp` are user addresses mapped by the loader; the user selectors exist in
     // the GDT; after iretq the CPU runs in ring 3 and can only come back through the IDT or
     // LSTAR, which use the kernel stack from the TSS / per-CPU block.

@@ -45,9 +45,21 @@ fn call(opcode: u32, flags: u32, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
     (req.ret, req.val)
 }
 
-/// Offloads a syscall made by the program (pointers are user addresses).
-pub fn user_syscall(nr: u64, args: [u64; 6]) -> i64 {
-    call(op::SYSCALL, 0, nr, args).0
+/// Offloads a syscall made by the program (pointers are user addresses). Returns `ret` and
+/// `val`: on `-EFAULT`, `val` tells which page was not present (`offload_abi::syscall_fault`).
+pub fn user_syscall(nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
+    call(op::SYSCALL, 0, nr, args)
+}
+
+/// Has the host zero the `count` [`offload_abi::PhysRange`]s listed at guest-physical `list`.
+pub fn zero_phys(list: u64, count: u64) -> i64 {
+    call(
+        op::ZERO_PHYS,
+        req_flags::KERNEL_ORIGIN,
+        0,
+        [list, count, 0, 0, 0, 0],
+    )
+    .0
 }
 
 /// Offloads a syscall on the kernel's own behalf (pointers may be kernel addresses).

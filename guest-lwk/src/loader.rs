@@ -3,7 +3,10 @@
 //! filled with the argv/envp strings, and writes argc/argv/envp/auxv as Linux does
 //! (System V x86_64 psABI §3.4.1; Linux fs/binfmt_elf.c create_elf_tables).
 
-use crate::mm::{AddressSpace, Frames, HUGE, MapError, PAGE, align_up, pte};
+use crate::frames::Frames;
+use crate::mm::{MapError, PAGE, align_up, pte};
+use crate::vm::Mm;
+use crate::vma::prot;
 use crate::{bridge, phys};
 use offload_abi::syscalls::nr;
 use offload_abi::{AUXV_WORDS, BootInfo, errno, layout};
@@ -12,8 +15,6 @@ use offload_abi::{AUXV_WORDS, BootInfo, errno, layout};
 pub struct Image {
     pub entry: u64,
     pub stack_pointer: u64,
-    /// First address after the highest segment: the initial program break.
-    pub brk_start: u64,
 }
 
 /// Why loading failed.
@@ -68,6 +69,7 @@ const PT_INTERP: u32 = 3;
 const PT_PHDR: u32 = 6;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
+const PF_R: u32 = 4;
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
 /// Where Linux places a static-PIE (ET_DYN without interpreter) on x86_64.
@@ -120,11 +122,7 @@ fn pread(fd: i64, pa: u64, len: u64, offset: u64) -> Result<(), LoadError> {
 }
 
 /// Loads the program named in the boot info and builds its initial stack.
-pub fn load(
-    info: &BootInfo,
-    frames: &mut Frames,
-    aspace: &AddressSpace,
-) -> Result<Image, LoadError> {
+pub fn load(info: &BootInfo, frames: &mut Frames, mm: &mut Mm) -> Result<Image, LoadError> {
     const AT_FDCWD: i64 = -100;
     const O_RDONLY_CLOEXEC: u64 = 0o2000000;
     let fd = bridge::kernel_syscall(
@@ -141,18 +139,25 @@ pub fn load(
     if fd < 0 {
         return Err(LoadError::Open(fd));
     }
-    let result = load_fd(fd, info, frames, aspace);
+    let result = load_fd(fd, info, frames, mm);
     bridge::kernel_syscall(nr::close, [fd as u64, 0, 0, 0, 0, 0]);
     result
 }
 
-fn load_fd(
+fn load_fd(fd: i64, info: &BootInfo, frames: &mut Frames, mm: &mut Mm) -> Result<Image, LoadError> {
+    let header_pa = frames.alloc_page().ok_or(LoadError::NoMemory)?;
+    let result = load_with_header(fd, info, frames, mm, header_pa);
+    frames.free(header_pa, PAGE);
+    result
+}
+
+fn load_with_header(
     fd: i64,
     info: &BootInfo,
     frames: &mut Frames,
-    aspace: &AddressSpace,
+    mm: &mut Mm,
+    header_pa: u64,
 ) -> Result<Image, LoadError> {
-    let header_pa = frames.alloc(1).ok_or(LoadError::NoMemory)?;
     let n = bridge::kernel_syscall(
         nr::pread64,
         [fd as u64, phys::virt(header_pa), PAGE, 0, 0, 0],
@@ -204,7 +209,7 @@ fn load_fd(
             PT_INTERP => return Err(LoadError::Dynamic),
             PT_PHDR => phdr_addr = ph.vaddr.wrapping_add(bias),
             PT_LOAD => {
-                let end = load_segment(fd, &ph, bias, stack_bottom, frames, aspace)?;
+                let end = load_segment(fd, &ph, bias, stack_bottom, frames, mm)?;
                 brk_start = brk_start.max(end);
                 if first_load_base.is_none() {
                     first_load_base = Some(ph.vaddr.wrapping_add(bias).wrapping_sub(ph.offset));
@@ -219,10 +224,11 @@ fn load_fd(
     if phdr_addr == 0 {
         phdr_addr = load_base.wrapping_add(phoff);
     }
+    mm.set_break(brk_start);
     let stack_pointer = build_stack(
         info,
         frames,
-        aspace,
+        mm,
         &Auxv {
             phdr: phdr_addr,
             phnum,
@@ -232,7 +238,6 @@ fn load_fd(
     Ok(Image {
         entry,
         stack_pointer,
-        brk_start,
     })
 }
 
@@ -243,7 +248,7 @@ fn load_segment(
     bias: u64,
     limit: u64,
     frames: &mut Frames,
-    aspace: &AddressSpace,
+    mm: &mut Mm,
 ) -> Result<u64, LoadError> {
     let va = ph.vaddr.checked_add(bias).ok_or(LoadError::BadSegment)?;
     let mem_end = va.checked_add(ph.memsz).ok_or(LoadError::BadSegment)?;
@@ -255,18 +260,24 @@ fn load_segment(
         .ok_or(LoadError::BadSegment)?;
     let start = va & !(PAGE - 1);
     let end = align_up(mem_end, PAGE);
-    let mut flags = pte::PRESENT | pte::USER;
+    let mut p = 0;
+    if ph.flags & PF_R != 0 {
+        p |= prot::READ;
+    }
     if ph.flags & PF_W != 0 {
-        flags |= pte::WRITABLE;
+        p |= prot::WRITE;
     }
-    if ph.flags & PF_X == 0 {
-        flags |= pte::NO_EXECUTE;
+    if ph.flags & PF_X != 0 {
+        p |= prot::EXEC;
     }
+    let flags = crate::vm::leaf_flags(p);
     // Segments are sorted and do not overlap, but the first page of one may be the last page of
-    // the previous one: it keeps its frame and gains this segment's permissions. Every other
-    // page gets a fresh frame from one contiguous allocation, mapped in one run, and the file
-    // bytes arrive with at most two preads. (Per-page work is what costs here: ring 0 is
-    // emulated on the development KVM.)
+    // the previous one: it keeps its frame and gains this segment's permissions. The pages that
+    // hold file bytes get fresh frames from one contiguous allocation, mapped in one run, and
+    // the bytes arrive with at most two preads; the zero-fill rest (.bss) is mapped like
+    // anonymous memory, with 2 MiB pages where whole blocks fit. (Per-page work is what costs
+    // here: ring 0 is emulated on the development KVM.)
+    let aspace = &mm.aspace;
     let mut fresh_start = start;
     let mut shared_pa = None;
     if let Some((entry, e, PAGE)) = aspace.leaf(start)
@@ -280,15 +291,16 @@ fn load_segment(
         shared_pa = Some(e & pte::ADDR);
         fresh_start = start + PAGE;
     }
-    let pages = (end.saturating_sub(fresh_start)) / PAGE;
+    let file_end = va + ph.filesz;
+    let data_end = align_up(file_end, PAGE).clamp(fresh_start.min(end), end);
+    let pages = data_end.saturating_sub(fresh_start) / PAGE;
     let fresh_pa = if pages > 0 {
-        let pa = frames.alloc(pages).ok_or(LoadError::NoMemory)?;
+        let pa = frames.alloc_contiguous(pages).ok_or(LoadError::NoMemory)?;
         aspace.map_4k(frames, fresh_start, pa, pages, flags)?;
         pa
     } else {
         0
     };
-    let file_end = va + ph.filesz;
     if let Some(pa) = shared_pa {
         let piece_end = file_end.min(fresh_start);
         if piece_end > va {
@@ -304,6 +316,11 @@ fn load_segment(
             ph.offset + (from - va),
         )?;
     }
+    if end > data_end.max(fresh_start) {
+        aspace.populate(frames, data_end.max(fresh_start), end, flags, true, true)?;
+    }
+    mm.add_image_area(start, end, p)
+        .map_err(|()| LoadError::NoMemory)?;
     Ok(end)
 }
 
@@ -318,21 +335,14 @@ struct Auxv {
 fn build_stack(
     info: &BootInfo,
     frames: &mut Frames,
-    aspace: &AddressSpace,
+    mm: &Mm,
     aux: &Auxv,
 ) -> Result<u64, LoadError> {
     let size = info.stack_size;
     let bottom = layout::USER_STACK_TOP - size;
     let flags = pte::PRESENT | pte::WRITABLE | pte::USER | pte::NO_EXECUTE;
-    if info.stack_gpa.is_multiple_of(HUGE) && size.is_multiple_of(HUGE) {
-        let mut off = 0;
-        while off < size {
-            aspace.map_2m(frames, bottom + off, info.stack_gpa + off, flags)?;
-            off += HUGE;
-        }
-    } else {
-        aspace.map_4k(frames, bottom, info.stack_gpa, size / PAGE, flags)?;
-    }
+    mm.aspace
+        .map_contiguous(frames, bottom, info.stack_gpa, size, flags, false)?;
 
     // The VMM wrote argc/argv/envp at `initial_sp` and the strings above; the LWK adds the
     // auxiliary vector, which only it knows.

@@ -7,22 +7,28 @@
 //! offloaded ones go to the VMM over the bridge, the rest return ENOSYS.
 //!
 //! Modules: `arch` (descriptor tables, entry stubs, MSRs; `unsafe`), `phys` (guest-physical
-//! memory through the direct map; `unsafe`), `mm` (frames, page tables, user copies), `bridge`
+//! memory through the direct map; `unsafe`), `frames` (the physical memory manager), `mm` (page
+//! tables, user copies), `vma` (areas), `vm` (a process's memory: mmap, brk, faults), `bridge`
 //! (offload requests), `loader` (ELF and initial stack), `trap` (exceptions, the two syscall
-//! arrivals), `syscall` (the dispatcher and local syscalls), `time` (TSC clock).
+//! arrivals), `syscall` (the dispatcher and local syscalls), `time` (TSC clock),
+//! `tlb` (TLB shootdown across vCPUs).
 //! Neighbours: `offload-abi` (the contract with the VMM); built and embedded by `vmm/build.rs`.
 #![no_std]
 #![no_main]
 
 mod arch;
 mod bridge;
+mod frames;
 mod loader;
 mod mm;
 mod phys;
 mod sched;
 mod syscall;
 mod time;
+mod tlb;
 mod trap;
+mod vm;
+mod vma;
 
 use arch::SpinLock;
 use offload_abi::{
@@ -54,8 +60,8 @@ pub struct Kernel {
     pub info: BootInfo,
     /// CPUs and the threads on them.
     pub sched: sched::Sched,
-    pub frames: mm::Frames,
-    pub aspace: mm::AddressSpace,
+    /// The physical memory manager (one for the whole machine).
+    pub frames: &'static mut frames::Frames,
     pub process: syscall::Process,
     pub clock: time::Clock,
     pub stats: &'static mut GuestStats,
@@ -111,6 +117,11 @@ pub fn exit_job(kind: u32, code: u32) -> ! {
         core::mem::offset_of!(GuestStats, exit_code)
             == core::mem::offset_of!(GuestStats, exit_kind) + 4
     );
+    vm::log_summary();
+    phys::write_u64(
+        layout::STATS_GPA + core::mem::offset_of!(GuestStats, tlb_shootdowns) as u64,
+        tlb::remote_count(),
+    );
     phys::write_u64(
         layout::STATS_GPA + core::mem::offset_of!(GuestStats, exit_kind) as u64,
         u64::from(kind) | (u64::from(code) << 32),
@@ -156,11 +167,15 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
     let t1 = arch::rdtsc();
     let clock = time::Clock::new(&info);
     let t2 = arch::rdtsc();
-    let mut frames = mm::Frames::new(&info);
-    let aspace = mm::AddressSpace {
-        pml4: arch::read_cr3() & mm::pte::ADDR,
+    let frames = frames::Frames::init(&info);
+    let Some(mut mm) = vm::Mm::new(frames, &info, arch::read_cr3() & mm::pte::ADDR) else {
+        klog!(
+            bridge::level::ERROR,
+            "not enough guest memory to start (raise --memory)"
+        );
+        exit_job(exit_kind::EXITED, 126);
     };
-    let image = match loader::load(&info, &mut frames, &aspace) {
+    let image = match loader::load(&info, frames, &mut mm) {
         Ok(image) => image,
         Err(e) => {
             klog!(
@@ -180,13 +195,12 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
         us(t1, t2),
         us(t2, t3)
     );
-    let process = syscall::Process::new(&info, image.brk_start);
+    let process = syscall::Process::new(&info, mm);
     let ncpus = (info.vcpu_count as usize).clamp(1, arch::MAX_CPUS);
     *KERNEL.lock() = Some(Kernel {
         info,
         sched: sched::Sched::new(ncpus, info.pid),
         frames,
-        aspace,
         process,
         clock,
         stats,

@@ -69,6 +69,62 @@ pub fn fill_u64_run(pa: u64, count: u64, first: u64, step: u64) {
     }
 }
 
+/// Number of leading u64s at `pa` (at most `count`) for which `f` holds: page-table scans with
+/// one range check and a few instructions per entry.
+#[inline]
+pub fn scan_u64(pa: u64, count: u64, mut f: impl FnMut(u64) -> bool) -> u64 {
+    let va = check(pa, count.saturating_mul(8));
+    let mut p = va as *const u64;
+    let mut n = 0;
+    while n < count {
+        // SAFETY: `check` proved `count` u64s from `pa` are guest RAM in the direct map; any bit
+        // pattern is a valid u64; page tables are read, never referenced.
+        let v = unsafe { core::ptr::read_volatile(p) };
+        if !f(v) {
+            break;
+        }
+        // SAFETY: stays inside the checked range (n < count).
+        p = unsafe { p.add(1) };
+        n += 1;
+    }
+    n
+}
+
+/// Replaces each of the `count` u64s at `pa` with `f(old)` (page-table runs that keep per-entry
+/// state, such as the frame each entry maps).
+#[inline]
+pub fn update_u64_run(pa: u64, count: u64, mut f: impl FnMut(u64) -> u64) {
+    let va = check(pa, count.saturating_mul(8));
+    let mut p = va as *mut u64;
+    for _ in 0..count {
+        // SAFETY: as in `fill_u64_run`: the whole range was checked to be guest RAM and no Rust
+        // reference points into page tables.
+        unsafe {
+            let old = core::ptr::read_volatile(p);
+            let new = f(old);
+            if new != old {
+                core::ptr::write_volatile(p, new);
+            }
+            p = p.add(1);
+        }
+    }
+}
+
+/// A kernel object of plain-data type `T` in frames the frame allocator handed out for it alone
+/// (zeroed, so the object starts as all-zero integers). The kernel keeps the frames for the
+/// object's whole life and never maps them to user space.
+pub fn owned_mut<T: PlainData>(pa: u64) -> &'static mut T {
+    let va = check(pa, core::mem::size_of::<T>() as u64);
+    assert!(
+        va.is_multiple_of(core::mem::align_of::<T>() as u64),
+        "misaligned kernel object"
+    );
+    // SAFETY: the range is guest RAM that the frame allocator gave to exactly this object (the
+    // caller's contract, stated above), so no other reference to it exists; `PlainData` types
+    // accept the zero bit pattern they start with.
+    unsafe { &mut *(va as *mut T) }
+}
+
 /// Writes the u64s of `words` at guest-physical `pa` (one range check for all).
 pub fn write_u64s(pa: u64, words: &[u64]) {
     let va = check(pa, words.len() as u64 * 8);

@@ -1,7 +1,9 @@
 //! Exceptions and the two arrivals of a syscall (see `arch` for the entry stubs).
 //!
-//! A fault in ring 3 that is not a syscall arrival ends the program with the signal Linux would
-//! send (full signal delivery to handlers comes with issue #7). A fault in ring 0 is a kernel
+//! A page fault in ring 3 that is not a syscall arrival goes to the memory manager (demand
+//! paging, stack growth, the 1 GiB-page fallback); any other fault, and a page fault it cannot
+//! serve, ends the program with the signal Linux would send (full signal delivery to handlers
+//! comes with issue #7). A fault in ring 0 is a kernel
 //! bug: it is reported with the registers and ends the job with a distinct status.
 
 use crate::arch::{self, TrapFrame, VECTOR_IPI, VECTOR_SPURIOUS, VECTOR_SYSCALL, VECTOR_TIMER};
@@ -13,6 +15,16 @@ const PF_SYSCALL_ARRIVAL: u64 = 0x15;
 
 /// Called by `trap_common` with the saved state.
 pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
+    if frame.cs & 3 == 3 {
+        crate::tlb::from_user();
+    }
+    dispatch(frame);
+    if frame.cs & 3 == 3 {
+        crate::tlb::to_user();
+    }
+}
+
+fn dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         // A wake-up IPI or the deadline timer: whoever halted re-checks its condition.
         VECTOR_IPI | VECTOR_TIMER => {
@@ -42,17 +54,23 @@ pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
         return;
     }
     let cr2 = crate::arch::read_cr2();
-    if frame.vector == 14 {
+    let (signal, name) = if frame.vector == 14 {
+        // A page fault of the program: demand paging, stack growth, or a real SIGSEGV.
         k.stats.page_faults += 1;
-    }
-    drop(k);
-    let (signal, name) = match frame.vector {
-        0 | 16 | 19 => (8, "SIGFPE"),
-        1 | 3 => (5, "SIGTRAP"),
-        6 => (4, "SIGILL"),
-        11 | 12 | 17 => (7, "SIGBUS"),
-        _ => (11, "SIGSEGV"),
+        match crate::vm::page_fault(&mut k, cr2, frame.error) {
+            None => return,
+            Some(killed) => killed,
+        }
+    } else {
+        match frame.vector {
+            0 | 16 | 19 => (8, "SIGFPE"),
+            1 | 3 => (5, "SIGTRAP"),
+            6 => (4, "SIGILL"),
+            11 | 12 | 17 => (7, "SIGBUS"),
+            _ => (11, "SIGSEGV"),
+        }
     };
+    drop(k);
     klog!(
         bridge::level::INFO,
         "program killed by {}: exception {} error {:#x} at rip {:#x} (fault address {:#x}, rsp {:#x})",

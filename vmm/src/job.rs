@@ -541,9 +541,12 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     if trace_out.is_some() {
         flags |= boot_flags::TRACE;
     }
+    if opts.verbose > 0 {
+        flags |= boot_flags::VERBOSE;
+    }
     boot::write_boot_info(&ram.mem, ram.size, stack_size(), &start, &host, flags)?;
 
-    let servicer = Servicer::new(
+    let mut servicer = Servicer::new(
         guest_fd_table(&inherited),
         JobContext {
             root: root_fd,
@@ -561,6 +564,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         },
     );
     let gate = Arc::new(Gate::default());
+    servicer.zero_method = ram.backing.zero_method();
     let mut bus = PortBus::new();
     let offload = OffloadExit {
         mem: ram.mem.clone(),
@@ -578,9 +582,8 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     let bus = Mutex::new(bus);
 
     tracing::info!(
-        "{} MiB guest memory ({}), {} vCPU(s) on host CPU(s) {:?}, TSC {} kHz",
-        ram.size >> 20,
-        ram.backing.name(),
+        "{}, {} vCPU(s) on host CPU(s) {:?}, TSC {} kHz",
+        ram.describe(),
         cores.len(),
         cores,
         tsc_khz

@@ -42,6 +42,8 @@ pub struct JobStats {
     pub syscall_entry: &'static str,
     /// Page faults in the guest that were not syscall arrivals.
     pub guest_page_faults: u64,
+    /// TLB shootdowns that interrupted another vCPU (memory changes while threads ran).
+    pub tlb_shootdowns: u64,
     /// Host backing of guest RAM.
     pub memory_backing: &'static str,
     /// vCPU placement.
@@ -83,7 +85,11 @@ impl JobStats {
             self.vm_exits,
             reasons.join(", ")
         );
-        let _ = writeln!(out, "  guest page faults: {}", self.guest_page_faults);
+        let _ = writeln!(
+            out,
+            "  guest page faults: {}, TLB shootdowns to other vCPUs: {}",
+            self.guest_page_faults, self.tlb_shootdowns
+        );
         let _ = writeln!(out, "  memory backing: {}", self.memory_backing);
         let cores: Vec<String> = self
             .vcpus
@@ -113,6 +119,7 @@ impl JobStats {
         let mut by_name = BTreeMap::new();
         let mut entry = "none";
         let mut faults = 0;
+        let mut shootdowns = 0;
         if let Some(g) = guest {
             syscalls = SyscallCounts {
                 local: g.syscalls_local,
@@ -134,6 +141,7 @@ impl JobStats {
                 "none"
             };
             faults = g.page_faults;
+            shootdowns = g.tlb_shootdowns;
         }
         JobStats {
             vm_exits: exits.total(),
@@ -142,6 +150,7 @@ impl JobStats {
             syscalls_by_name: by_name,
             syscall_entry: entry,
             guest_page_faults: faults,
+            tlb_shootdowns: shootdowns,
             memory_backing: backing,
             vcpus,
             wall_ms: wall.as_secs_f64() * 1000.0,

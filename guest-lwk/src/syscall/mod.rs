@@ -15,36 +15,21 @@ use crate::bridge;
 use crate::{Kernel, KernelGuard};
 use offload_abi::errno::{EFAULT, ENOSYS};
 use offload_abi::syscalls::{Disposition, MAX_NR, disposition, nr};
-use offload_abi::{BootInfo, RLIMIT_COUNT, boot_flags, layout};
+use offload_abi::{BootInfo, RLIMIT_COUNT, boot_flags};
 
 /// Per-process state the LWK keeps (one process for now; the struct is per process so that
 /// several can exist once fork arrives).
 pub struct Process {
-    pub brk_start: u64,
-    pub brk: u64,
-    /// Page-aligned end of the memory mapped for the heap.
-    pub brk_mapped: u64,
-    /// Next anonymous mapping ends here (mappings grow down from below the stack).
-    pub mmap_next: u64,
-    /// Lowest address the mmap area may use.
-    pub mmap_floor: u64,
+    /// The address space: page tables, areas, program break (`vm`).
+    pub mm: crate::vm::Mm,
     pub rlimits: [[u64; 2]; RLIMIT_COUNT],
     pub pid: u32,
 }
 
-/// Gap between the top of the stack area and the mmap area (Linux keeps at least 128 MiB).
-const STACK_GAP: u64 = 256 * 1024 * 1024;
-
 impl Process {
-    pub fn new(info: &BootInfo, brk_start: u64) -> Self {
-        let mmap_top = layout::USER_STACK_TOP - info.stack_size - STACK_GAP;
+    pub fn new(info: &BootInfo, mm: crate::vm::Mm) -> Self {
         Process {
-            brk_start,
-            brk: brk_start,
-            brk_mapped: brk_start,
-            mmap_next: mmap_top,
-            // Leave room for the heap to grow (1/2 of the space above the program).
-            mmap_floor: brk_start + (mmap_top - brk_start) / 2,
+            mm,
             rlimits: info.rlimits,
             pid: info.pid,
         }
@@ -78,31 +63,37 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
                 nr::exit => thread::exit(k, args),
                 nr::clone => thread::clone(&mut k, frame, args),
                 nr::clone3 => thread::clone3(&mut k, frame, args),
-                nr::futex => thread::futex(&mut k, args),
-                nr::nanosleep => thread::nanosleep(&mut k, args),
-                nr::clock_nanosleep => thread::clock_nanosleep(&mut k, args),
+                nr::futex => crate::vm::with_faults(&mut k, |k| thread::futex(k, args)),
+                nr::nanosleep => crate::vm::with_faults(&mut k, |k| thread::nanosleep(k, args)),
+                nr::clock_nanosleep => {
+                    crate::vm::with_faults(&mut k, |k| thread::clock_nanosleep(k, args))
+                }
                 nr::set_tid_address => thread::set_tid_address(&mut k, args),
                 nr::gettid => thread::gettid(&mut k),
                 nr::set_robust_list => thread::set_robust_list(&mut k, args),
-                nr::get_robust_list => thread::get_robust_list(&mut k, args),
-                nr::sched_getaffinity => thread::sched_getaffinity(&mut k, args),
+                nr::get_robust_list => {
+                    crate::vm::with_faults(&mut k, |k| thread::get_robust_list(k, args))
+                }
+                nr::sched_getaffinity => {
+                    crate::vm::with_faults(&mut k, |k| thread::sched_getaffinity(k, args))
+                }
                 nr::sched_setaffinity => thread::sched_setaffinity(&mut k, args),
-                nr::getcpu => thread::getcpu(&mut k, args),
+                nr::getcpu => crate::vm::with_faults(&mut k, |k| thread::getcpu(k, args)),
                 nr::sched_getscheduler
                 | nr::sched_setscheduler
                 | nr::sched_getparam
-                | nr::sched_setparam => thread::sched_policy(&mut k, number, args),
+                | nr::sched_setparam => {
+                    crate::vm::with_faults(&mut k, |k| thread::sched_policy(k, number, args))
+                }
                 nr::sched_get_priority_max | nr::sched_get_priority_min => {
                     thread::priority_range(number, args)
                 }
-                _ => local(&mut k, number, args),
+                _ => crate::vm::with_faults(&mut k, |k| local(k, number, args)),
             }
         }
         Disposition::Offload => {
             k.stats.syscalls_offloaded += 1;
-            let mut r = 0;
-            k.unlocked(|| r = bridge::user_syscall(number, args));
-            r
+            crate::vm::offload(&mut k, number, args)
         }
         Disposition::Unsupported(_) => {
             k.stats.syscalls_unsupported += 1;
@@ -130,6 +121,14 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::munmap => mem::munmap(k, a),
         nr::mprotect => mem::mprotect(k, a),
         nr::madvise => mem::madvise(k, a),
+        nr::mremap => mem::mremap(k, a),
+        nr::msync => mem::msync(k, a),
+        nr::mincore => mem::mincore(k, a),
+        nr::mlock => mem::mlock(k, a),
+        nr::mlock2 => mem::mlock2(k, a),
+        nr::munlock => mem::munlock(k, a),
+        nr::mlockall => mem::mlockall(k, a),
+        nr::munlockall => mem::munlockall(k, a),
         nr::clock_gettime => time::clock_gettime(k, a),
         nr::clock_getres => time::clock_getres(k, a),
         nr::gettimeofday => time::gettimeofday(k, a),
@@ -154,10 +153,18 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
 
 /// Writes a plain value to user memory, `-EFAULT` if it is not mapped user-writable.
 fn put_user(k: &Kernel, va: u64, bytes: &[u8]) -> Result<(), i64> {
-    k.aspace.copy_to_user(va, bytes).map_err(|()| -EFAULT)
+    k.process
+        .mm
+        .aspace
+        .copy_to_user(va, bytes)
+        .map_err(|()| -EFAULT)
 }
 
 /// Reads user memory, `-EFAULT` if it is not mapped user-readable.
 fn get_user(k: &Kernel, va: u64, out: &mut [u8]) -> Result<(), i64> {
-    k.aspace.copy_from_user(va, out).map_err(|()| -EFAULT)
+    k.process
+        .mm
+        .aspace
+        .copy_from_user(va, out)
+        .map_err(|()| -EFAULT)
 }

@@ -104,6 +104,8 @@ pub mod boot_flags {
     pub const PREFAULT: u64 = 1 << 0;
     /// Send an [`super::op::TRACE`] record after every syscall (`--trace`).
     pub const TRACE: u64 = 1 << 1;
+    /// `-v`: the LWK may log extra information (a memory summary at exit).
+    pub const VERBOSE: u64 = 1 << 2;
 }
 
 /// What the VMM tells the LWK at boot. Lives at [`layout::BOOT_INFO_GPA`]; RSI points to it.
@@ -198,6 +200,38 @@ pub mod op {
     /// A syscall the program made (`--trace`): `nr`, `args` as the program passed them,
     /// `val[0]` = result, `val[1]` = duration in ns; pointers resolve through `cr3`.
     pub const TRACE: u32 = 4;
+    /// Make guest-physical ranges read zero: `args[0]` = guest-physical address of an array of
+    /// `args[1]` (at most [`super::MAX_ZERO_RANGES`]) [`super::PhysRange`]s. Every range must
+    /// lie inside guest RAM (else `-EFAULT`, possibly after zeroing earlier ranges). The host
+    /// does the bulk work (memset, or dropping its pages where that reads back zero), so the
+    /// LWK never zeroes memory in ring 0 (docs/DESIGN.md "Memory").
+    pub const ZERO_PHYS: u32 = 5;
+}
+
+/// Most ranges in one [`op::ZERO_PHYS`] request (one 4 KiB page of [`PhysRange`]s).
+pub const MAX_ZERO_RANGES: u64 = 256;
+
+/// A guest-physical byte range (an element of an [`op::ZERO_PHYS`] list).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhysRange {
+    /// First guest-physical address.
+    pub gpa: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+const _: () = assert!(size_of::<PhysRange>() == 16);
+const _: () = assert!(MAX_ZERO_RANGES * size_of::<PhysRange>() as u64 == 4096);
+
+/// What an [`op::SYSCALL`] result carries in `val` when it is `-EFAULT` because a page was not
+/// present (demand paging): `val[0]` = the first such guest-virtual address, `val[1]` = these
+/// bits. The LWK maps the page if it belongs to the program and repeats the call (the host
+/// checks every buffer before doing anything irreversible, so a repeated call is safe).
+pub mod syscall_fault {
+    /// `val[0]` names a guest-virtual address that was not present.
+    pub const NOT_PRESENT: u64 = 1 << 0;
+    /// The host wanted to write there.
+    pub const WRITE: u64 = 1 << 1;
 }
 
 /// Bits of [`BridgeRequest::flags`].
@@ -271,9 +305,12 @@ pub struct GuestStats {
     pub exit_code: u32,
     /// Per-syscall-number counts.
     pub per_nr: [u32; syscalls::MAX_NR],
+    /// TLB shootdowns that had to interrupt another vCPU running the program (a mapping
+    /// was removed or narrowed while another thread ran in user mode).
+    pub tlb_shootdowns: u64,
 }
 const _: () = assert!(offset_of!(GuestStats, per_nr) == 64);
-const _: () = assert!(size_of::<GuestStats>() == 64 + 4 * syscalls::MAX_NR);
+const _: () = assert!(size_of::<GuestStats>() == 72 + 4 * syscalls::MAX_NR);
 const _: () = assert!(size_of::<GuestStats>() <= 4096);
 
 #[cfg(test)]

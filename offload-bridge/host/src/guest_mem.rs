@@ -10,6 +10,8 @@
 use crate::Errno;
 use offload_abi::errno::{EFAULT, ENAMETOOLONG};
 use offload_abi::layout::USER_END;
+use offload_abi::syscall_fault;
+use std::cell::Cell;
 use std::marker::PhantomData;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
@@ -76,6 +78,9 @@ pub struct GuestView<'a, M: GuestMemoryBackend> {
     mem: &'a M,
     cr3: u64,
     kernel_origin: bool,
+    /// The first page found not present, and whether it was to be written (demand paging:
+    /// the guest maps it and repeats the call).
+    not_present: Cell<Option<(u64, bool)>>,
 }
 
 impl<'a, M: GuestMemoryBackend> GuestView<'a, M> {
@@ -87,6 +92,19 @@ impl<'a, M: GuestMemoryBackend> GuestView<'a, M> {
             mem,
             cr3: cr3 & PTE_ADDR,
             kernel_origin,
+            not_present: Cell::new(None),
+        }
+    }
+
+    /// `val` of a syscall result `ret`: for `-EFAULT` caused by a page that was not present,
+    /// where and how (`offload_abi::syscall_fault`); else zero.
+    pub fn fault_report(&self, ret: i64) -> [u64; 2] {
+        match self.not_present.get() {
+            Some((va, write)) if ret == -EFAULT => [
+                va,
+                syscall_fault::NOT_PRESENT | if write { syscall_fault::WRITE } else { 0 },
+            ],
+            _ => [0, 0],
         }
     }
 
@@ -116,6 +134,9 @@ impl<'a, M: GuestMemoryBackend> GuestView<'a, M> {
             let index = (va >> (12 + 9 * level)) & 511;
             let entry = self.read_pte(table, index)?;
             if entry & need != need {
+                if entry & PTE_PRESENT == 0 && self.not_present.get().is_none() {
+                    self.not_present.set(Some((va, write)));
+                }
                 return Err(Errno(EFAULT));
             }
             let leaf = level == 0 || ((level == 1 || level == 2) && entry & PTE_HUGE != 0);

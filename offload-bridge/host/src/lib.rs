@@ -23,6 +23,8 @@
 //! work by signalling that host thread (a no-op handler installed without `SA_RESTART`): the
 //! blocked host call returns `EINTR`, which the handler passes on for the LWK to deliver the
 //! signal and restart or fail the call as Linux would.
+//!
+//! `mem` does memory work for the LWK (zeroing guest-physical ranges, `op::ZERO_PHYS`).
 //! Neighbours: `offload-abi` (the contract); used by `lwk-vmm`.
 #![cfg_attr(
     not(test),
@@ -44,6 +46,7 @@ mod fs;
 #[cfg(test)]
 mod hostile;
 mod io;
+mod mem;
 mod misc;
 mod net;
 mod path;
@@ -54,6 +57,7 @@ pub mod trace;
 
 pub use fdtable::FdTable;
 pub use guest_mem::{GuestRange, GuestView};
+pub use mem::ZeroMethod;
 /// openat2 and its RESOLVE flags, for the VMM's own lookups of the program inside the root
 /// (the same resolution the guest's offloaded opens get).
 pub use sys::{RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2};
@@ -188,6 +192,8 @@ pub struct Servicer {
     /// AF_UNIX names: the address the host kernel reports for a socket the guest bound (a
     /// `/proc/self/fd/N/name` spelling) -> the path the guest bound it to.
     pub(crate) unix_names: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    /// How `op::ZERO_PHYS` makes guest RAM read zero (the VMM sets it from the RAM backing).
+    pub zero_method: ZeroMethod,
 }
 
 /// Arguments of a syscall handler: the view of guest memory and the six raw arguments.
@@ -208,6 +214,7 @@ impl Servicer {
             umask,
             _host_umask: guard,
             unix_names: Default::default(),
+            zero_method: ZeroMethod::default(),
         }
     }
 
@@ -241,6 +248,7 @@ impl Servicer {
         match req.op {
             op::SYSCALL => {
                 req.ret = to_ret(self.syscall(&view, req.nr, req.args));
+                req.val = view.fault_report(req.ret);
             }
             op::HOST_TIME => {
                 req.val = [
@@ -278,6 +286,9 @@ impl Servicer {
                 );
                 log.trace(&line);
                 req.ret = 0;
+            }
+            op::ZERO_PHYS => {
+                req.ret = mem::zero_phys(mem, req.args[0], req.args[1], self.zero_method);
             }
             _ => {
                 self.stats.rejected += 1;

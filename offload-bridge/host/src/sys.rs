@@ -1011,3 +1011,32 @@ pub fn ids() -> [u32; 4] {
         ]
     }
 }
+
+/// Fills a range of guest RAM with zeros (the LWK's `op::ZERO_PHYS`).
+pub fn zero_guest<B: vm_memory::bitmap::BitmapSlice>(slice: &vm_memory::VolatileSlice<'_, B>) {
+    let guard = slice.ptr_guard_mut();
+    // SAFETY: vm-memory made the slice from a range it checked to lie inside the guest RAM
+    // mapping, which lives as long as the memory object the slice borrows; raw writes through
+    // the pointer create no Rust reference, so a vCPU touching the same bytes is a data race
+    // of the guest with itself, never host memory unsafety.
+    unsafe { std::ptr::write_bytes(guard.as_ptr(), 0, guard.len()) };
+    slice.bitmap().mark_dirty(0, slice.len());
+}
+
+/// Drops the host pages behind a range of guest RAM with MADV_DONTNEED: for private anonymous
+/// memory (and only that: the caller knows the backing) the range reads zero afterwards, and the
+/// host gets the memory back until the guest touches it again.
+pub fn discard_guest<B: vm_memory::bitmap::BitmapSlice>(
+    slice: &vm_memory::VolatileSlice<'_, B>,
+) -> io::Result<()> {
+    let guard = slice.ptr_guard_mut();
+    // SAFETY: as in `zero_guest`, the range is inside the guest RAM mapping; MADV_DONTNEED
+    // changes no mapping and no host data structure, only the range's contents (to zero).
+    let r = unsafe { libc::madvise(guard.as_ptr().cast(), guard.len(), libc::MADV_DONTNEED) };
+    if r == 0 {
+        slice.bitmap().mark_dirty(0, slice.len());
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
