@@ -234,6 +234,49 @@ pub mod syscall_fault {
     pub const WRITE: u64 = 1 << 1;
 }
 
+/// Host signals (issue #7): signals sent to `lwk-vmm` reach the program.
+///
+/// The VMM sets bit `sig - 1` of [`HostSignals::pending`] (atomic OR on the host mapping of
+/// guest RAM) and raises interrupt [`hostsig::VECTOR`] on vCPU 0 (MSI to x2APIC id 0); the LWK
+/// takes the bits with an atomic swap to zero and delivers them as process-directed signals
+/// (`kill` semantics, `si_code = SI_USER`, `si_pid = 0`). When a vCPU is blocked in an offloaded
+/// host call and the signal's bit is set in [`HostSignals::interrupting`], the VMM also
+/// interrupts that host call (it returns `-EINTR` to the LWK, which delivers the signal and
+/// restarts the call or returns EINTR as Linux would).
+pub mod hostsig {
+    /// Guest-physical address of the [`super::HostSignals`] block (the boot-info page, after
+    /// [`super::BootInfo`]).
+    pub const GPA: u64 = 0x1c00;
+    /// The interrupt vector the VMM raises on vCPU 0.
+    pub const VECTOR: u8 = 0xf2;
+    /// The signals lwk-vmm forwards: SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM,
+    /// SIGCONT, SIGWINCH (bit `sig - 1`).
+    pub const FORWARDED: u64 =
+        (1 << 0) | (1 << 1) | (1 << 2) | (1 << 9) | (1 << 11) | (1 << 14) | (1 << 17) | (1 << 27);
+    /// What [`super::HostSignals::interrupting`] holds until the LWK says otherwise: every
+    /// forwarded signal whose default action terminates (all but SIGCONT and SIGWINCH).
+    pub const DEFAULT_INTERRUPTING: u64 = FORWARDED & !((1 << 17) | (1 << 27));
+}
+
+/// The host-signal block at [`hostsig::GPA`], shared by the VMM and the LWK.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostSignals {
+    /// Signals sent to lwk-vmm and not yet taken by the LWK (bit `sig - 1`). Written by the
+    /// VMM (atomic OR), taken by the LWK (atomic swap).
+    pub pending: u64,
+    /// Signals whose arrival must interrupt an offloaded host call that blocks: those the
+    /// program neither ignores nor blocks in every thread. The VMM writes
+    /// [`hostsig::DEFAULT_INTERRUPTING`] before boot; the LWK rewrites it on every change of
+    /// disposition or mask.
+    pub interrupting: u64,
+}
+const _: () = assert!(size_of::<HostSignals>() == 16);
+const _: () = assert!(
+    hostsig::GPA >= layout::BOOT_INFO_GPA + size_of::<BootInfo>() as u64
+        && hostsig::GPA + size_of::<HostSignals>() as u64 <= layout::EXE_PATH_GPA
+);
+
 /// Bits of [`BridgeRequest::flags`].
 pub mod req_flags {
     /// Pointers in the request were made by the kernel: they may point to supervisor pages.
