@@ -24,7 +24,8 @@ pub enum LoadError {
     Read,
     NotElf,
     WrongArch,
-    Dynamic,
+    /// The interpreter named by PT_INTERP cannot be loaded (the detail is logged).
+    Interpreter,
     BadSegment,
     NoMemory,
     TooManyStrings,
@@ -40,8 +41,8 @@ impl LoadError {
             LoadError::Read => "the program file cannot be read",
             LoadError::NotElf => "the program is not an ELF executable",
             LoadError::WrongArch => "the program is not a 64-bit x86_64 little-endian executable",
-            LoadError::Dynamic => {
-                "the program is dynamically linked (PT_INTERP); only static programs run yet"
+            LoadError::Interpreter => {
+                "the program's interpreter (PT_INTERP, e.g. ld-linux) cannot be loaded"
             }
             LoadError::BadSegment => "the program has a malformed or overlapping segment",
             LoadError::NoMemory => "not enough guest memory to load the program (raise --memory)",
@@ -121,6 +122,50 @@ fn pread(fd: i64, pa: u64, len: u64, offset: u64) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// Reads up to `len` bytes of file `fd` from `offset` into the frames behind the user range
+/// `[start, start + len)`, which must be fully populated (every page has a frame; the frames
+/// read zero). The host writes straight into guest RAM through the direct map: no copy in ring
+/// 0. Stops at end of file (the rest stays zero). Returns the bytes read, or the host's errno.
+pub fn read_file_into(
+    aspace: &crate::mm::AddressSpace,
+    start: u64,
+    len: u64,
+    fd: i64,
+    offset: u64,
+) -> Result<(), i64> {
+    let mut done = 0u64;
+    let mut result = Ok(());
+    let mut eof = false;
+    aspace.frames_of(start, align_up(start + len, PAGE), |pa, run| {
+        let mut got = 0;
+        while result.is_ok() && !eof && got < run && done + got < len {
+            let want = (run - got).min(len - done - got);
+            let r = bridge::kernel_syscall(
+                nr::pread64,
+                [
+                    fd as u64,
+                    phys::virt(pa + got),
+                    want,
+                    offset + done + got,
+                    0,
+                    0,
+                ],
+            );
+            if r < 0 {
+                result = Err(r);
+            } else if r == 0 {
+                eof = true;
+            } else {
+                got += r as u64;
+            }
+        }
+        // Runs follow the range in address order; a short read leaves the rest of the run
+        // zero but keeps the file offset in step with the addresses.
+        done += run;
+    });
+    result
+}
+
 /// Loads the program named in the boot info and builds its initial stack.
 pub fn load(info: &BootInfo, frames: &mut Frames, mm: &mut Mm) -> Result<Image, LoadError> {
     const AT_FDCWD: i64 = -100;
@@ -195,6 +240,7 @@ fn load_with_header(
     let mut brk_start = 0;
     let mut phdr_addr = 0;
     let mut first_load_base = None;
+    let mut interp = None;
     for i in 0..phnum {
         let raw: [u8; 56] = phys::read(header_pa + phoff + i * 56);
         let ph = Phdr {
@@ -206,7 +252,7 @@ fn load_with_header(
             memsz: u64_at(&raw, 40),
         };
         match ph.kind {
-            PT_INTERP => return Err(LoadError::Dynamic),
+            PT_INTERP => interp = Some((ph.offset, ph.filesz)),
             PT_PHDR => phdr_addr = ph.vaddr.wrapping_add(bias),
             PT_LOAD => {
                 let end = load_segment(fd, &ph, bias, stack_bottom, frames, mm)?;
@@ -225,6 +271,13 @@ fn load_with_header(
         phdr_addr = load_base.wrapping_add(phoff);
     }
     mm.set_break(brk_start);
+    let (start, base) = match interp {
+        Some((offset, len)) => {
+            let (base, interp_entry) = load_interp(fd, offset, len, frames, mm)?;
+            (interp_entry, base)
+        }
+        None => (entry, 0),
+    };
     let stack_pointer = build_stack(
         info,
         frames,
@@ -233,10 +286,11 @@ fn load_with_header(
             phdr: phdr_addr,
             phnum,
             entry,
+            base,
         },
     )?;
     Ok(Image {
-        entry,
+        entry: start,
         stack_pointer,
     })
 }
@@ -324,10 +378,176 @@ fn load_segment(
     Ok(end)
 }
 
+/// Loads the program interpreter named by the PT_INTERP at `offset`/`len` of the program file
+/// `fd` (ld-linux, resolved inside the job root like every path) the way Linux's
+/// `load_elf_interp` does: one reservation for its whole span in the mmap area, then each
+/// PT_LOAD mapped there with its file bytes (the host reads them straight into the frames) and
+/// its zero-filled rest. Returns the load base and the interpreter's entry point.
+fn load_interp(
+    fd: i64,
+    offset: u64,
+    len: u64,
+    frames: &mut Frames,
+    mm: &mut Mm,
+) -> Result<(u64, u64), LoadError> {
+    let fail = |what: &str| {
+        crate::klog!(
+            bridge::level::ERROR,
+            "cannot load the program interpreter: {}",
+            what
+        );
+        LoadError::Interpreter
+    };
+    if !(2..=PAGE).contains(&len) {
+        return Err(fail("PT_INTERP has a bad size"));
+    }
+    let page = frames.alloc_page().ok_or(LoadError::NoMemory)?;
+    let result = (|| {
+        pread(fd, page, len, offset)?;
+        let last = page + len - 1;
+        if (phys::read_u64(last & !7) >> ((last & 7) * 8)) & 0xff != 0 {
+            return Err(fail("PT_INTERP is not NUL-terminated"));
+        }
+        const AT_FDCWD: i64 = -100;
+        const O_RDONLY_CLOEXEC: u64 = 0o2000000;
+        let ifd = bridge::kernel_syscall(
+            nr::openat,
+            [AT_FDCWD as u64, phys::virt(page), O_RDONLY_CLOEXEC, 0, 0, 0],
+        );
+        if ifd < 0 {
+            return Err(fail("it cannot be opened inside the job root"));
+        }
+        let r = interp_segments(ifd, page, frames, mm);
+        bridge::kernel_syscall(nr::close, [ifd as u64, 0, 0, 0, 0, 0]);
+        r
+    })();
+    frames.free(page, PAGE);
+    result
+}
+
+/// Maps the interpreter open as `fd`, using `page` as scratch for its headers.
+fn interp_segments(
+    fd: i64,
+    page: u64,
+    frames: &mut Frames,
+    mm: &mut Mm,
+) -> Result<(u64, u64), LoadError> {
+    use crate::vm::{MapRequest, Place};
+    use crate::vma::kind;
+    let n = bridge::kernel_syscall(nr::pread64, [fd as u64, phys::virt(page), PAGE, 0, 0, 0]);
+    if n < 64 {
+        return Err(LoadError::Interpreter);
+    }
+    let header: [u8; 64] = phys::read(page);
+    if header[0..4] != *b"\x7fELF"
+        || header[4] != 2
+        || header[5] != 1
+        || u16_at(&header, 18) != 62
+        || u16_at(&header, 16) != ET_DYN
+    {
+        return Err(LoadError::Interpreter);
+    }
+    let entry = u64_at(&header, 24);
+    let phoff = u64_at(&header, 32);
+    let phnum = u64::from(u16_at(&header, 56));
+    if u16_at(&header, 54) != 56 || phnum == 0 || phoff.saturating_add(phnum * 56) > n as u64 {
+        return Err(LoadError::Interpreter);
+    }
+    let mut segs = [(0u64, 0u64, 0u64, 0u64, 0u32); 8];
+    let mut count = 0;
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for i in 0..phnum {
+        let raw: [u8; 56] = phys::read(page + phoff + i * 56);
+        if u32_at(&raw, 0) != PT_LOAD {
+            continue;
+        }
+        let (flags, off, vaddr, filesz, memsz) = (
+            u32_at(&raw, 4),
+            u64_at(&raw, 8),
+            u64_at(&raw, 16),
+            u64_at(&raw, 32),
+            u64_at(&raw, 40),
+        );
+        let end = vaddr.checked_add(memsz).ok_or(LoadError::Interpreter)?;
+        if count == segs.len()
+            || filesz > memsz
+            || (vaddr ^ off) & (PAGE - 1) != 0
+            || end > 1 << 40
+            || off.checked_add(filesz).is_none()
+        {
+            return Err(LoadError::Interpreter);
+        }
+        let mut p = 0;
+        if flags & PF_R != 0 {
+            p |= prot::READ;
+        }
+        if flags & PF_W != 0 {
+            p |= prot::WRITE;
+        }
+        if flags & PF_X != 0 {
+            p |= prot::EXEC;
+        }
+        segs[count] = (off, vaddr, filesz, memsz, p);
+        count += 1;
+        lo = lo.min(vaddr & !(PAGE - 1));
+        hi = hi.max(end);
+    }
+    if count == 0 || entry < lo || entry >= hi {
+        return Err(LoadError::Interpreter);
+    }
+    let span = align_up(hi, PAGE) - lo;
+    // The reservation takes no frames (NORESERVE); the segments replace it.
+    let base = mm
+        .map_anon(
+            frames,
+            MapRequest {
+                place: Place::Hint(0),
+                len: span,
+                prot: 0,
+                kind: kind::NORESERVE,
+                populate: false,
+                align: PAGE,
+            },
+        )
+        .map_err(|_| LoadError::NoMemory)?
+        - lo;
+    for &(off, vaddr, filesz, memsz, p) in &segs[..count] {
+        let start = base + (vaddr & !(PAGE - 1));
+        let lead = vaddr & (PAGE - 1);
+        let file_end = align_up(base + vaddr + filesz, PAGE);
+        let end = align_up(base + vaddr + memsz, PAGE);
+        let map = |mm: &mut Mm, frames: &mut Frames, from: u64, to: u64| {
+            mm.map_anon(
+                frames,
+                MapRequest {
+                    place: Place::Fixed(from),
+                    len: to - from,
+                    prot: p,
+                    kind: 0,
+                    populate: true,
+                    align: PAGE,
+                },
+            )
+            .map_err(|_| LoadError::NoMemory)
+        };
+        if file_end > start {
+            map(mm, frames, start, file_end)?;
+            read_file_into(&mm.aspace, start, lead + filesz, fd, off - lead)
+                .map_err(|_| LoadError::Interpreter)?;
+        }
+        if end > file_end.max(start) {
+            map(mm, frames, file_end.max(start), end)?;
+        }
+    }
+    Ok((base, base + entry))
+}
+
 struct Auxv {
     phdr: u64,
     phnum: u64,
     entry: u64,
+    /// Where the interpreter was loaded (0: none).
+    base: u64,
 }
 
 /// Maps the stack block (2 MiB pages where aligned) and writes the auxiliary vector into the
@@ -364,7 +584,7 @@ fn build_stack(
         4, 56,                            // AT_PHENT
         5, aux.phnum,                     // AT_PHNUM
         6, PAGE,                          // AT_PAGESZ
-        7, 0,                             // AT_BASE (no interpreter)
+        7, aux.base,                      // AT_BASE
         8, 0,                             // AT_FLAGS
         9, aux.entry,                     // AT_ENTRY
         11, u64::from(info.ids[0]),       // AT_UID

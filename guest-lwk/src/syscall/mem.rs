@@ -1,7 +1,8 @@
 //! Memory syscalls on anonymous memory: argument checks and errnos in the order Linux makes them
 //! (mm/mmap.c, mm/mremap.c, mm/mprotect.c, mm/madvise.c, mm/mlock.c, mm/msync.c, mm/mincore.c);
-//! the work is done by the process's memory manager (`vm`). File mappings come with issue #9
-//! (ENODEV until then).
+//! the work is done by the process's memory manager (`vm`). File mappings (MAP_PRIVATE, and
+//! MAP_SHARED without PROT_WRITE) are anonymous memory filled from the file when they are
+//! made (see docs/DESIGN.md "File mappings").
 
 use super::put_user;
 use crate::Kernel;
@@ -9,7 +10,7 @@ use crate::bridge;
 use crate::mm::{GIGA, HUGE, PAGE, align_up};
 use crate::vm::{self, MapRequest, Place, TASK_SIZE};
 use crate::vma::{kind, prot};
-use offload_abi::errno::{EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM};
+use offload_abi::errno::{EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM};
 use offload_abi::syscalls::nr;
 
 const MAP_SHARED: u64 = 0x01;
@@ -50,8 +51,7 @@ pub fn brk(k: &mut Kernel, a: [u64; 6]) -> i64 {
     vm::timed(|| k.process.mm.brk(k.frames, a[0]) as i64)
 }
 
-/// mmap(2): anonymous mappings (private or shared). File mappings are issue #9: a bad fd is
-/// EBADF as in Linux, a good one ENODEV.
+/// mmap(2): anonymous mappings (private or shared) and file mappings (filled from the file).
 pub fn mmap(k: &mut Kernel, a: [u64; 6]) -> i64 {
     vm::timed(|| ret(mmap_inner(k, a)))
 }
@@ -61,16 +61,9 @@ fn mmap_inner(k: &mut Kernel, a: [u64; 6]) -> Result<u64, i64> {
     if off & (PAGE - 1) != 0 {
         return Err(-EINVAL);
     }
-    if flags & MAP_ANONYMOUS == 0 {
-        if fd as i32 as i64 >= 0 {
-            const F_GETFD: u64 = 1;
-            let (r, _) = bridge::user_syscall(nr::fcntl, [fd as i32 as u64, F_GETFD, 0, 0, 0, 0]);
-            if r < 0 {
-                return Err(r);
-            }
-            return Err(-ENODEV);
-        }
-        return Err(-EBADF);
+    let file = flags & MAP_ANONYMOUS == 0;
+    if file {
+        check_mappable(fd, off, flags, p)?;
     }
     let mut len = len;
     let mut align = PAGE;
@@ -131,8 +124,13 @@ fn mmap_inner(k: &mut Kernel, a: [u64; 6]) -> Result<u64, i64> {
         Place::Hint(addr)
     };
     let populate =
-        flags & MAP_LOCKED != 0 || (flags & MAP_POPULATE != 0 && flags & MAP_NONBLOCK == 0);
-    k.process.mm.map_anon(
+        file || flags & MAP_LOCKED != 0 || (flags & MAP_POPULATE != 0 && flags & MAP_NONBLOCK == 0);
+    if file {
+        // A private copy: sharing with the file is not kept (read-only MAP_SHARED reads the
+        // same bytes; writable MAP_SHARED was refused above).
+        k_bits &= !kind::SHARED;
+    }
+    let start = k.process.mm.map_anon(
         k.frames,
         MapRequest {
             place,
@@ -142,7 +140,60 @@ fn mmap_inner(k: &mut Kernel, a: [u64; 6]) -> Result<u64, i64> {
             populate,
             align,
         },
-    )
+    )?;
+    if file
+        && let Err(e) =
+            crate::loader::read_file_into(&k.process.mm.aspace, start, len, fd as i32 as i64, off)
+    {
+        let _ = k.process.mm.unmap(k.frames, start, start + len);
+        return Err(file_errno(e));
+    }
+    Ok(start)
+}
+
+/// Whether `fd` can back a file mapping at `off`, checked before anything is mapped (a failed
+/// MAP_FIXED must not have replaced the old mapping): a readable file that supports pread.
+fn check_mappable(fd: u64, off: u64, flags: u64, p: u32) -> Result<(), i64> {
+    let fd = fd as i32;
+    if fd < 0 {
+        return Err(-EBADF);
+    }
+    const F_GETFD: u64 = 1;
+    let r = bridge::kernel_syscall(nr::fcntl, [fd as u64, F_GETFD, 0, 0, 0, 0]);
+    if r < 0 {
+        return Err(r);
+    }
+    if flags & MAP_TYPE == MAP_SHARED && p & prot::WRITE != 0 {
+        // Writes through a shared mapping would have to reach the file: not supported.
+        return Err(-ENODEV);
+    }
+    // A zero-length pread tells readable regular files (0) from write-only fds (EBADF), pipes
+    // and sockets (ESPIPE) and directories (EISDIR), without moving any file offset.
+    let mut probe = 0u8;
+    let r = bridge::kernel_syscall(
+        nr::pread64,
+        [
+            fd as u64,
+            core::ptr::addr_of_mut!(probe) as u64,
+            0,
+            off,
+            0,
+            0,
+        ],
+    );
+    if r < 0 {
+        return Err(file_errno(r));
+    }
+    Ok(())
+}
+
+/// The errno mmap gives for a host error on the file.
+fn file_errno(e: i64) -> i64 {
+    match -e {
+        EBADF => -EACCES,
+        ENOMEM => -ENOMEM,
+        _ => -ENODEV,
+    }
 }
 
 /// munmap(2)
