@@ -114,6 +114,8 @@ fn host_programs_match_native() {
     let mut cases: Vec<(PathBuf, Vec<&str>)> = vec![
         ("/bin/ls".into(), vec![]),
         ("/bin/ls".into(), vec!["-1", "-R", "."]),
+        // -l: owners through NSS (dynamically loaded modules), ACL checks through getxattr.
+        ("/bin/ls".into(), vec!["-l", "a.txt", "b.txt", "sub"]),
         ("/usr/bin/sort".into(), vec!["b.txt"]),
         ("/usr/bin/sort".into(), vec!["-n", "-r", "a.txt"]),
     ];

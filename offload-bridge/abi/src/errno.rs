@@ -25,6 +25,7 @@ pub const ENODEV: i64 = 19;
 pub const ESPIPE: i64 = 29;
 pub const ERANGE: i64 = 34;
 pub const ENAMETOOLONG: i64 = 36;
+pub const ENODATA: i64 = 61;
 pub const ENOSYS: i64 = 38;
 pub const ELOOP: i64 = 40;
 pub const EOVERFLOW: i64 = 75;

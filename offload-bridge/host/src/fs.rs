@@ -149,7 +149,7 @@ fn do_open_path<M: GuestMemoryBackend>(
 }
 
 /// The object `(dirfd, path ptr)` names, for a call with `AT_*` flags.
-fn object<M: GuestMemoryBackend>(
+pub(crate) fn object<M: GuestMemoryBackend>(
     s: &Servicer,
     c: &Call<'_, '_, M>,
     dirfd: u64,

@@ -686,3 +686,69 @@ fn random_arguments_never_panic() {
     );
     assert_eq!(std::fs::read_dir(sc.outside()).unwrap().count(), 1);
 }
+
+#[test]
+fn xattrs_stay_inside_the_root_and_check_their_buffers() {
+    let sc = Scratch::new("xattr");
+    let mut s = sc.servicer();
+    let g = Guest::new();
+    // A file outside the root with an attribute; a symlink inside pointing at it.
+    let outside = sc.outside().join("secret");
+    std::fs::write(&outside, "x").unwrap();
+    let name = std::ffi::CString::new("user.k").unwrap();
+    let host = std::ffi::CString::new(outside.to_str().unwrap()).unwrap();
+    // SAFETY: valid C strings and a 1-byte value.
+    let set = unsafe { libc::setxattr(host.as_ptr(), name.as_ptr(), c"v".as_ptr().cast(), 1, 0) };
+    if set != 0 {
+        eprintln!("SKIP: the scratch file system has no user xattrs");
+        return;
+    }
+    std::os::unix::fs::symlink(&outside, sc.root().join("abs")).unwrap();
+    std::fs::write(sc.root().join("in"), "y").unwrap();
+    let n = g.cstr(BIG + 0x800, "user.k");
+    // The absolute symlink resolves inside the root (where nothing is): ENOENT, not the
+    // outside file's attribute.
+    let p = g.cstr(BIG, "/abs");
+    assert_eq!(
+        g.call(&mut s, nr::getxattr, &[p, n, RW, 100]),
+        Err(Errno(ENOENT))
+    );
+    let p = g.cstr(BIG, "/in");
+    assert_eq!(
+        g.call(&mut s, nr::setxattr, &[p, n, RW, 1 << 20, 0]),
+        Err(Errno(libc::E2BIG as i64))
+    );
+    g.put(RW, b"val");
+    assert_eq!(g.call(&mut s, nr::setxattr, &[p, n, RW, 3, 0]), Ok(0));
+    // Value buffers: read-only page (EFAULT), supervisor page (EFAULT), absurd size (clamped).
+    assert_eq!(
+        g.call(&mut s, nr::getxattr, &[p, n, RO, 3]),
+        Err(Errno(EFAULT))
+    );
+    assert_eq!(
+        g.call(&mut s, nr::getxattr, &[p, n, SUP, 3]),
+        Err(Errno(EFAULT))
+    );
+    assert_eq!(g.call(&mut s, nr::getxattr, &[p, n, RW, u64::MAX]), Ok(3));
+    assert_eq!(g.get(RW, 3), b"val");
+    // Names: unmapped, empty, too long.
+    assert_eq!(
+        g.call(&mut s, nr::getxattr, &[p, SUP, RW, 3]),
+        Err(Errno(EFAULT))
+    );
+    let empty = g.cstr(BIG + 0x900, "");
+    assert_eq!(
+        g.call(&mut s, nr::getxattr, &[p, empty, RW, 3]),
+        Err(Errno(ERANGE))
+    );
+    let long = g.cstr(BIG + 0xa00, &format!("user.{}", "n".repeat(300)));
+    assert_eq!(
+        g.call(&mut s, nr::getxattr, &[p, long, RW, 3]),
+        Err(Errno(ERANGE))
+    );
+    // A foreign fd number is EBADF.
+    assert_eq!(
+        g.call(&mut s, nr::fgetxattr, &[77, n, RW, 3]),
+        Err(Errno(EBADF))
+    );
+}

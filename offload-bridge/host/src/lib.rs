@@ -15,7 +15,8 @@
 //! `procview` (the program's /proc/self, /proc/cpuinfo, ... view), and one file per handler
 //! family: `fs` (open, metadata), `dir` (directories and directory entries), `io` (read/write
 //! family, zero-copy transfers, sync, ioctl), `fd` (close, dup, fcntl, pipes, eventfd),
-//! `net` (sockets), `poll` (poll, select, epoll), `misc` (getrandom, umask).
+//! `net` (sockets), `poll` (poll, select, epoll), `misc` (getrandom, umask), `xattr`
+//! (extended attributes).
 //!
 //! Blocking: a handler that blocks (read on an empty pipe, accept, poll) blocks the thread
 //! serving the request — with the `exit` transport the calling vCPU's thread, which is the
@@ -54,6 +55,7 @@ mod poll;
 mod procview;
 mod sys;
 pub mod trace;
+mod xattr;
 
 pub use fdtable::FdTable;
 pub use guest_mem::{GuestRange, GuestView};
@@ -347,6 +349,18 @@ impl Servicer {
             nr::statx => fs::statx(self, &c),
             nr::statfs => fs::statfs(self, &c),
             nr::fstatfs => fs::fstatfs(self, &c),
+            nr::getxattr => xattr::getxattr(self, &c, xattr::Form::Path),
+            nr::lgetxattr => xattr::getxattr(self, &c, xattr::Form::LinkPath),
+            nr::fgetxattr => xattr::getxattr(self, &c, xattr::Form::Fd),
+            nr::listxattr => xattr::listxattr(self, &c, xattr::Form::Path),
+            nr::llistxattr => xattr::listxattr(self, &c, xattr::Form::LinkPath),
+            nr::flistxattr => xattr::listxattr(self, &c, xattr::Form::Fd),
+            nr::setxattr => xattr::setxattr(self, &c, xattr::Form::Path),
+            nr::lsetxattr => xattr::setxattr(self, &c, xattr::Form::LinkPath),
+            nr::fsetxattr => xattr::setxattr(self, &c, xattr::Form::Fd),
+            nr::removexattr => xattr::removexattr(self, &c, xattr::Form::Path),
+            nr::lremovexattr => xattr::removexattr(self, &c, xattr::Form::LinkPath),
+            nr::fremovexattr => xattr::removexattr(self, &c, xattr::Form::Fd),
             nr::readlink => fs::readlink(self, &c),
             nr::readlinkat => fs::readlinkat(self, &c),
             nr::access => fs::access(self, &c),

@@ -1040,3 +1040,61 @@ pub fn discard_guest<B: vm_memory::bitmap::BitmapSlice>(
         Err(io::Error::last_os_error())
     }
 }
+
+/// The extended-attribute calls: on a path (the caller passes `/proc/self/fd/N` of an `O_PATH`
+/// fd it resolved inside the root, so the host walks no guest-chosen path) or on an open fd.
+pub enum XattrTarget<'a> {
+    Path(&'a CStr),
+    Fd(BorrowedFd<'a>),
+}
+
+/// getxattr(2) / fgetxattr(2); an empty `buf` asks for the size.
+pub fn getxattr(t: &XattrTarget<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    let (p, n) = (buf.as_mut_ptr().cast(), buf.len());
+    // SAFETY: `name` and the path are valid C strings; `buf` is writable for `n` bytes.
+    let r = unsafe {
+        match t {
+            XattrTarget::Path(path) => libc::getxattr(path.as_ptr(), name.as_ptr(), p, n),
+            XattrTarget::Fd(fd) => libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), p, n),
+        }
+    };
+    cvt(r as i64).map(|n| n as usize)
+}
+
+/// listxattr(2) / flistxattr(2); an empty `buf` asks for the size.
+pub fn listxattr(t: &XattrTarget<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let (p, n) = (buf.as_mut_ptr().cast(), buf.len());
+    // SAFETY: the path is a valid C string; `buf` is writable for `n` bytes.
+    let r = unsafe {
+        match t {
+            XattrTarget::Path(path) => libc::listxattr(path.as_ptr(), p, n),
+            XattrTarget::Fd(fd) => libc::flistxattr(fd.as_raw_fd(), p, n),
+        }
+    };
+    cvt(r as i64).map(|n| n as usize)
+}
+
+/// setxattr(2) / fsetxattr(2).
+pub fn setxattr(t: &XattrTarget<'_>, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    let (p, n) = (value.as_ptr().cast(), value.len());
+    // SAFETY: `name` and the path are valid C strings; `value` is readable for `n` bytes.
+    let r = unsafe {
+        match t {
+            XattrTarget::Path(path) => libc::setxattr(path.as_ptr(), name.as_ptr(), p, n, flags),
+            XattrTarget::Fd(fd) => libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), p, n, flags),
+        }
+    };
+    cvt(r.into()).map(drop)
+}
+
+/// removexattr(2) / fremovexattr(2).
+pub fn removexattr(t: &XattrTarget<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` and the path are valid C strings.
+    let r = unsafe {
+        match t {
+            XattrTarget::Path(path) => libc::removexattr(path.as_ptr(), name.as_ptr()),
+            XattrTarget::Fd(fd) => libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()),
+        }
+    };
+    cvt(r.into()).map(drop)
+}
