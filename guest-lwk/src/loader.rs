@@ -88,6 +88,21 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// The `vma::prot` bits of a program header's `p_flags`.
+fn segment_prot(flags: u32) -> u32 {
+    let mut p = 0;
+    if flags & PF_R != 0 {
+        p |= prot::READ;
+    }
+    if flags & PF_W != 0 {
+        p |= prot::WRITE;
+    }
+    if flags & PF_X != 0 {
+        p |= prot::EXEC;
+    }
+    p
+}
+
 struct Phdr {
     kind: u32,
     flags: u32,
@@ -314,16 +329,7 @@ fn load_segment(
         .ok_or(LoadError::BadSegment)?;
     let start = va & !(PAGE - 1);
     let end = align_up(mem_end, PAGE);
-    let mut p = 0;
-    if ph.flags & PF_R != 0 {
-        p |= prot::READ;
-    }
-    if ph.flags & PF_W != 0 {
-        p |= prot::WRITE;
-    }
-    if ph.flags & PF_X != 0 {
-        p |= prot::EXEC;
-    }
+    let p = segment_prot(ph.flags);
     let flags = crate::vm::leaf_flags(p);
     // Segments are sorted and do not overlap, but the first page of one may be the last page of
     // the previous one: it keeps its frame and gains this segment's permissions. The pages that
@@ -477,17 +483,7 @@ fn interp_segments(
         {
             return Err(LoadError::Interpreter);
         }
-        let mut p = 0;
-        if flags & PF_R != 0 {
-            p |= prot::READ;
-        }
-        if flags & PF_W != 0 {
-            p |= prot::WRITE;
-        }
-        if flags & PF_X != 0 {
-            p |= prot::EXEC;
-        }
-        segs[count] = (off, vaddr, filesz, memsz, p);
+        segs[count] = (off, vaddr, filesz, memsz, segment_prot(flags));
         count += 1;
         lo = lo.min(vaddr & !(PAGE - 1));
         hi = hi.max(end);
