@@ -141,6 +141,7 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::getgid => i64::from(k.info.ids[2]),
         nr::getegid => i64::from(k.info.ids[3]),
         nr::uname => process::uname(k, a),
+        nr::sysinfo => process::sysinfo(k, a),
         nr::arch_prctl => process::arch_prctl(k, a),
         nr::prlimit64 => process::prlimit64(k, a),
         nr::getrlimit => process::getrlimit(k, a),

@@ -112,3 +112,29 @@ pub fn getrlimit(k: &mut Kernel, a: [u64; 6]) -> i64 {
         Err(e) => e,
     }
 }
+
+/// sysinfo(2): the job's machine as the LWK sees it — uptime from the host's monotonic clock
+/// (as natively), guest RAM for programs (`totalram`; `freeram` what is not handed out), no
+/// swap, no load (one thread per vCPU, no run queue), `procs` the live threads. `sysconf(_SC_PHYS_PAGES)` and
+/// `_SC_AVPHYS_PAGES` read these.
+pub fn sysinfo(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    let mut info = [0u8; 112];
+    let mut put = |off: usize, v: &[u8]| {
+        if let Some(dst) = info.get_mut(off..off + v.len()) {
+            dst.copy_from_slice(v);
+        }
+    };
+    let uptime = k.clock.monotonic_ns() / 1_000_000_000;
+    put(0, &uptime.to_le_bytes());
+    put(32, &k.frames.total.to_le_bytes());
+    put(40, &k.frames.available().to_le_bytes());
+    put(
+        80,
+        &(k.sched.live.min(u32::from(u16::MAX)) as u16).to_le_bytes(),
+    );
+    put(104, &1u32.to_le_bytes()); // mem_unit
+    match put_user(k, a[0], &info) {
+        Ok(()) => 0,
+        Err(e) => e,
+    }
+}

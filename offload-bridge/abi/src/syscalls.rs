@@ -182,7 +182,7 @@ syscall_table! {
     96 => gettimeofday: Local,
     97 => getrlimit: Local,
     98 => getrusage: Unsupported("not implemented yet"),
-    99 => sysinfo: Unsupported("not implemented yet"),
+    99 => sysinfo: Local,
     100 => times: Unsupported("not implemented yet"),
     101 => ptrace: Unsupported("not implemented yet"),
     102 => getuid: Local,
