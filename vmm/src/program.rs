@@ -6,7 +6,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -52,25 +52,7 @@ fn openat2_in_root(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<OwnedFd> {
     )
 }
 
-/// Joins a guest path onto a guest directory.
-pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    if name.first() == Some(&b'/') {
-        return name.to_vec();
-    }
-    let mut out = dir.to_vec();
-    if out.last() != Some(&b'/') {
-        out.push(b'/');
-    }
-    out.extend_from_slice(name);
-    out
-}
-
-/// The path inside `root_path` of an open file, if it is inside.
-pub fn path_in_root(fd: BorrowedFd<'_>, root_path: &Path) -> Option<Vec<u8>> {
-    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-    let rel = target.strip_prefix(root_path).ok()?;
-    Some(join(b"/", rel.as_os_str().as_bytes()))
-}
+pub use offload_host::{join_path as join, path_in_root};
 
 /// Resolves `name` like a shell: a name with a slash is a path (relative to `cwd`), otherwise
 /// each directory of `path_var` is tried.

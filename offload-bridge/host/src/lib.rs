@@ -60,6 +60,8 @@ mod xattr;
 pub use fdtable::FdTable;
 pub use guest_mem::{GuestRange, GuestView};
 pub use mem::ZeroMethod;
+/// Guest-path helpers the VMM's own program lookup shares with the offloaded calls.
+pub use path::{join as join_path, path_in_root};
 /// openat2 and its RESOLVE flags, for the VMM's own lookups of the program inside the root
 /// (the same resolution the guest's offloaded opens get).
 pub use sys::{RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2};

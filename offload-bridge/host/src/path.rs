@@ -61,8 +61,8 @@ pub(crate) fn cstring(bytes: Vec<u8>) -> Result<CString, Errno> {
     CString::new(bytes).map_err(|_| Errno(EINVAL))
 }
 
-/// Joins `path` onto the directory `base` (both guest paths).
-pub(crate) fn join(base: &[u8], path: &[u8]) -> Vec<u8> {
+/// Joins `path` onto the directory `base` (both guest paths): an absolute `path` stands alone.
+pub fn join(base: &[u8], path: &[u8]) -> Vec<u8> {
     if path.first() == Some(&b'/') {
         return path.to_vec();
     }
@@ -99,14 +99,17 @@ pub(crate) fn normalize(path: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The absolute path inside `root_path` (a host path) of the open file `fd`, if it is there.
+pub fn path_in_root(fd: BorrowedFd<'_>, root_path: &std::path::Path) -> Option<Vec<u8>> {
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    let rel = target.strip_prefix(root_path).ok()?;
+    Some(join(b"/", rel.as_os_str().as_bytes()))
+}
+
 impl Servicer {
     /// The absolute path inside the root of an open fd, if it has one there.
     pub(crate) fn path_in_root(&self, fd: BorrowedFd<'_>) -> Option<Vec<u8>> {
-        let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-        let rel = target.strip_prefix(&self.ctx.root_path).ok()?;
-        let mut out = b"/".to_vec();
-        out.extend_from_slice(rel.as_os_str().as_bytes());
-        Some(out)
+        path_in_root(fd, &self.ctx.root_path)
     }
 
     /// The absolute guest path `(dirfd, path)` names, when it can be spelled (not for paths
