@@ -26,6 +26,7 @@ mod sched;
 mod signal;
 mod syscall;
 mod time;
+mod timer;
 mod tlb;
 mod trap;
 mod vm;

@@ -43,6 +43,7 @@ pub mod sig {
 pub mod code {
     pub const SI_USER: i32 = 0;
     pub const SI_KERNEL: i32 = 0x80;
+    pub const SI_TIMER: i32 = -2;
     pub const SI_TKILL: i32 = -6;
     pub const SEGV_MAPERR: i32 = 1;
     pub const SEGV_ACCERR: i32 = 2;
@@ -166,6 +167,8 @@ pub struct Table {
     pub xfeatures: u64,
     pub info: [Info; 64],
     pub threads: [ThreadSig; MAX_CPUS],
+    /// alarm/setitimer and POSIX timers (`crate::timer`).
+    pub timers: [crate::timer::Timer; crate::timer::MAX_TIMERS],
 }
 
 // SAFETY: integers only; all-zero is "every action SIG_DFL, nothing pending or blocked".

@@ -29,8 +29,14 @@ pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
 fn dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         // A wake-up IPI or the deadline timer: whoever halted re-checks its condition.
-        VECTOR_IPI | VECTOR_TIMER => {
+        VECTOR_IPI => {
             arch::apic_eoi();
+            return;
+        }
+        // The deadline timer: a wait's timeout (whoever halted re-checks) and/or due timers.
+        VECTOR_TIMER => {
+            arch::apic_eoi();
+            crate::timer::expire();
             return;
         }
         VECTOR_SPURIOUS => return,

@@ -68,6 +68,12 @@ static void settle(void)
     nanosleep(&t, NULL);
 }
 
+/* The main thread's results are printed at the end: the worker prints meanwhile, and two
+ * threads printing at once would make the order differ from run to run. */
+static long results[8];
+static int nresults;
+#define SEND(expr) (results[nresults++] = (long)(expr))
+
 static void spin_handler(int sig)
 {
     (void)sig;
@@ -87,17 +93,17 @@ int main(void)
     pthread_create(&t, NULL, worker, NULL);
     while (ready != 1)
         ;
-    TRY("tgkill spin", syscall(SYS_tgkill, getpid(), worker_tid, SIGUSR1));
+    SEND(syscall(SYS_tgkill, getpid(), worker_tid, SIGUSR1));
     while (ready != 2)
         ;
     settle();
-    TRY("tgkill sleep", syscall(SYS_tgkill, getpid(), worker_tid, SIGUSR2));
+    SEND(syscall(SYS_tgkill, getpid(), worker_tid, SIGUSR2));
     while (ready != 3)
         ;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR2, &sa, NULL);
     settle();
-    TRY("tgkill futex", syscall(SYS_tgkill, getpid(), worker_tid, SIGUSR2));
+    SEND(syscall(SYS_tgkill, getpid(), worker_tid, SIGUSR2));
     settle();
     __atomic_store_n(&futex_word, 1, __ATOMIC_SEQ_CST);
     while (syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) == 0)
@@ -105,7 +111,7 @@ int main(void)
     while (ready != 4)
         ;
     settle();
-    TRY("tgkill pause", syscall(SYS_tgkill, getpid(), worker_tid, SIGUSR2));
+    SEND(syscall(SYS_tgkill, getpid(), worker_tid, SIGUSR2));
     while (ready != 5)
         ;
     sigset_t set;
@@ -113,12 +119,14 @@ int main(void)
     sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     int before = hits;
-    TRY("kill process", kill(getpid(), SIGUSR2));
+    SEND(kill(getpid(), SIGUSR2));
     while (hits == before)
         ;
     printf("process signal taken by worker: %d\n", handler_tid == worker_tid);
     phase = 5;
     pthread_join(t, NULL);
     printf("hits %d\n", hits);
+    for (int i = 0; i < nresults; i++)
+        printf("send %d: %ld\n", i, results[i]);
     return 0;
 }

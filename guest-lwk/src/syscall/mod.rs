@@ -99,6 +99,24 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
                     thread::priority_range(number, args)
                 }
                 nr::pause => signal::pause(&mut k),
+                nr::alarm => crate::timer::alarm(&mut k, args),
+                nr::setitimer => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::setitimer(k, args))
+                }
+                nr::getitimer => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::getitimer(k, args))
+                }
+                nr::timer_create => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::timer_create(k, args))
+                }
+                nr::timer_settime => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::timer_settime(k, args))
+                }
+                nr::timer_gettime => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::timer_gettime(k, args))
+                }
+                nr::timer_getoverrun => crate::timer::timer_getoverrun(&mut k, args),
+                nr::timer_delete => crate::timer::timer_delete(&mut k, args),
                 nr::rt_sigsuspend => {
                     crate::vm::with_faults(&mut k, |k| signal::rt_sigsuspend(k, args))
                 }
