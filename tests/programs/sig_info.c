@@ -55,6 +55,20 @@ static void fpu_handler(int sig)
     got_sig = (int)d > 0;
 }
 
+/* Reads the interrupted xmm3 from the frame's FPU area and changes it: rt_sigreturn must
+ * restore the changed value. */
+static void fpmod_handler(int sig, siginfo_t *si, void *ucv)
+{
+    (void)si;
+    ucontext_t *uc = ucv;
+    fpregset_t fp = uc->uc_mcontext.fpregs;
+    printf("fpregs: sig %d present %d aligned %d mxcsr %#x xmm3 %u\n", sig, fp != NULL,
+           ((unsigned long)fp & 15) == 0, fp ? fp->mxcsr & 0xffc0 : 0,
+           fp ? fp->_xmm[3].element[0] : 0);
+    if (fp)
+        fp->_xmm[3].element[0] = 99;
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -140,5 +154,16 @@ int main(void)
                      : "m"(c), "0"((long)SYS_kill), "D"((long)getpid()), "S"((long)SIGUSR2)
                      : "rcx", "r11", "memory", "xmm3");
     printf("xmm3 after kill: %g r %ld\n", c, r);
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fpmod_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR2, &sa, NULL);
+    unsigned int in = 4321, out = 0;
+    __asm__ volatile("movd %2, %%xmm3\n\tsyscall\n\tmovd %%xmm3, %1"
+                     : "=a"(r), "=r"(out)
+                     : "r"(in), "0"((long)SYS_kill), "D"((long)getpid()), "S"((long)SIGUSR2)
+                     : "rcx", "r11", "memory", "xmm3");
+    printf("xmm3 changed by the handler: %u\n", out);
     return 0;
 }
