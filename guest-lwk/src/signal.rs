@@ -154,6 +154,24 @@ pub struct ThreadSig {
     pub info: [Info; 64],
 }
 
+/// Most real-time signals queued behind pending ones, per process (more are dropped, where
+/// Linux's sigqueue would fail with EAGAIN at RLIMIT_SIGPENDING).
+pub const RTQ_MAX: usize = 64;
+/// First real-time signal number (the kernel's SIGRTMIN).
+const SIGRTMIN: u32 = 32;
+/// `Queued::target` of a process-directed signal.
+const TO_PROCESS: u32 = u32::MAX;
+
+/// A queued real-time signal.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Queued {
+    pub signo: u32,
+    /// vCPU of the target thread, or [`TO_PROCESS`].
+    pub target: u32,
+    pub info: Info,
+}
+
 /// The signal state of the process and its threads, in frames of its own (it is large).
 #[repr(C)]
 pub struct Table {
@@ -167,6 +185,10 @@ pub struct Table {
     pub xfeatures: u64,
     pub info: [Info; 64],
     pub threads: [ThreadSig; MAX_CPUS],
+    /// Real-time signals queued behind a pending one of the same number (Linux queues them;
+    /// standard signals merge): `rtq_len` entries in order of sending.
+    pub rtq_len: u64,
+    pub rtq: [Queued; RTQ_MAX],
     /// alarm/setitimer and POSIX timers (`crate::timer`).
     pub timers: [crate::timer::Timer; crate::timer::MAX_TIMERS],
 }
@@ -300,6 +322,50 @@ fn lowest(set: u64) -> u32 {
     set.trailing_zeros() + 1
 }
 
+/// Queues a real-time signal behind a pending one; false if the queue is full.
+fn enqueue(t: &mut Table, s: u32, target: u32, info: Info) -> bool {
+    let n = t.rtq_len as usize;
+    match t.rtq.get_mut(n) {
+        Some(q) => {
+            *q = Queued {
+                signo: s,
+                target,
+                info,
+            };
+            t.rtq_len += 1;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Takes the next queued instance of `s` for `target`, if any.
+fn unqueue(t: &mut Table, s: u32, target: u32) -> Option<Info> {
+    let n = t.rtq_len as usize;
+    let i = t.rtq[..n]
+        .iter()
+        .position(|q| q.signo == s && q.target == target)?;
+    let info = t.rtq[i].info;
+    t.rtq.copy_within(i + 1..n, i);
+    t.rtq_len -= 1;
+    Some(info)
+}
+
+/// Drops queued instances of `s` (all targets when `target` is None).
+pub fn flush_queued(t: &mut Table, s: Option<u32>, target: Option<u32>) {
+    let n = t.rtq_len as usize;
+    let mut keep = 0;
+    for i in 0..n {
+        let q = t.rtq[i];
+        let drop_it = s.is_none_or(|s| q.signo == s) && target.is_none_or(|c| q.target == c);
+        if !drop_it {
+            t.rtq[keep] = q;
+            keep += 1;
+        }
+    }
+    t.rtq_len = keep as u64;
+}
+
 /// Whether signal `s` would be ignored by its disposition.
 fn ignored(t: &Table, s: u32) -> bool {
     let a = &t.actions[(s - 1) as usize];
@@ -340,12 +406,13 @@ pub fn send_thread(k: &mut Kernel, cpu: usize, s: u32, info: Info) {
     if ignored(t, s) && !wants_blocked(&t.threads[cpu], b) {
         return;
     }
-    let th = &mut t.threads[cpu];
-    if th.pending & b == 0 {
-        th.pending |= b;
-        th.info[(s - 1) as usize] = info;
+    if t.threads[cpu].pending & b == 0 {
+        t.threads[cpu].pending |= b;
+        t.threads[cpu].info[(s - 1) as usize] = info;
+    } else if s >= SIGRTMIN {
+        enqueue(t, s, cpu as u32, info);
     }
-    if wants(th, b) {
+    if wants(&t.threads[cpu], b) {
         kick(k, cpu);
     }
 }
@@ -375,6 +442,8 @@ pub fn send_process(k: &mut Kernel, s: u32, info: Info) {
     if t.pending & b == 0 {
         t.pending |= b;
         t.info[(s - 1) as usize] = info;
+    } else if s >= SIGRTMIN {
+        enqueue(t, s, TO_PROCESS, info);
     }
     if let Some(c) = target {
         kick(k, c);
@@ -467,6 +536,7 @@ pub fn thread_start(k: &mut Kernel, cpu: usize, parent: usize) {
     th.alt_flags = SS_DISABLE;
     th.restart_nr = 0;
     th.fault_sig = 0;
+    flush_queued(t, None, Some(cpu as u32));
     if t.pending & !mask != 0 {
         HINT[cpu].store(true, Ordering::Release);
     }
@@ -511,12 +581,26 @@ pub fn dequeue(k: &mut Kernel, cpu: usize, set: u64) -> Option<(u32, Info)> {
         }
     };
     if let Some(s) = pick(t.threads[cpu].pending) {
+        let info = t.threads[cpu].info[(s - 1) as usize];
         t.threads[cpu].pending &= !bit(s);
-        return Some((s, t.threads[cpu].info[(s - 1) as usize]));
+        if s >= SIGRTMIN
+            && let Some(next) = unqueue(t, s, cpu as u32)
+        {
+            t.threads[cpu].pending |= bit(s);
+            t.threads[cpu].info[(s - 1) as usize] = next;
+        }
+        return Some((s, info));
     }
     let s = pick(t.pending)?;
+    let info = t.info[(s - 1) as usize];
     t.pending &= !bit(s);
-    Some((s, t.info[(s - 1) as usize]))
+    if s >= SIGRTMIN
+        && let Some(next) = unqueue(t, s, TO_PROCESS)
+    {
+        t.pending |= bit(s);
+        t.info[(s - 1) as usize] = next;
+    }
+    Some((s, info))
 }
 
 /// The return to ring 3 (`trap::dispatch_entry`): delivers pending signals and settles an

@@ -80,6 +80,7 @@ pub fn rt_sigaction(k: &mut Kernel, a: [u64; 6]) -> i64 {
             for th in t.threads.iter_mut() {
                 th.pending &= !bit(s);
             }
+            signal::flush_queued(t, Some(s), None);
         }
         signal::update_interrupting(k);
     }
