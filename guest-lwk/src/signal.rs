@@ -540,6 +540,7 @@ pub fn thread_start(k: &mut Kernel, cpu: usize, parent: usize) {
     if t.pending & !mask != 0 {
         HINT[cpu].store(true, Ordering::Release);
     }
+    update_interrupting(k);
 }
 
 /// Records that the syscall `nr` on `cpu` returned a restart code: [`to_user`] decides.

@@ -163,6 +163,8 @@ pub fn exit(mut k: KernelGuard, a: [u64; 6]) -> ! {
     if k.sched.live == 0 {
         exit_job(exit_kind::EXITED, status);
     }
+    // "Blocked in every thread" no longer counts this one.
+    crate::signal::update_interrupting(&k);
     if let Some(t) = thread
         && t.clear_child_tid != 0
         && put_user(&k, t.clear_child_tid, &0u32.to_le_bytes()).is_ok()
