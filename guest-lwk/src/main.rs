@@ -23,8 +23,10 @@ mod loader;
 mod mm;
 mod phys;
 mod sched;
+mod signal;
 mod syscall;
 mod time;
+mod timer;
 mod tlb;
 mod trap;
 mod vm;
@@ -195,7 +197,14 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
         us(t1, t2),
         us(t2, t3)
     );
-    let process = syscall::Process::new(&info, mm);
+    let Some(sig) = signal::Table::new(frames, &mut mm) else {
+        klog!(
+            bridge::level::ERROR,
+            "not enough guest memory to start (raise --memory)"
+        );
+        exit_job(exit_kind::EXITED, 126);
+    };
+    let process = syscall::Process::new(&info, mm, sig);
     let ncpus = (info.vcpu_count as usize).clamp(1, arch::MAX_CPUS);
     *KERNEL.lock() = Some(Kernel {
         info,

@@ -146,17 +146,19 @@ impl Sched {
 pub fn block(k: &mut KernelGuard, deadline: Option<u64>) -> bool {
     let cpu = arch::current_cpu();
     loop {
+        // The deadline timer serves this wait and the vCPU's timers (`timer`): it is armed
+        // for the earlier of the two, and left armed for the timers afterwards.
         if k.sched.cpus[cpu].woken {
             k.sched.cpus[cpu].woken = false;
-            arch::arm_timer(0);
+            arch::arm_timer(crate::timer::next(cpu));
             return true;
         }
         if let Some(d) = deadline {
             if arch::rdtsc() >= d {
-                arch::arm_timer(0);
+                arch::arm_timer(crate::timer::next(cpu));
                 return false;
             }
-            arch::arm_timer(d);
+            arch::arm_timer(crate::timer::combine(cpu, d));
         }
         k.unlocked(arch::wait_for_interrupt);
     }

@@ -2,11 +2,12 @@
 //!
 //! A page fault in ring 3 that is not a syscall arrival goes to the memory manager (demand
 //! paging, stack growth, the 1 GiB-page fallback); any other fault, and a page fault it cannot
-//! serve, ends the program with the signal Linux would send (full signal delivery to handlers
-//! comes with issue #7). A fault in ring 0 is a kernel
+//! serve, becomes the signal Linux would send (`signal::force_fault`: delivered to a handler,
+//! or the end of the program if it has none or blocks it). A fault in ring 0 is a kernel
 //! bug: it is reported with the registers and ends the job with a distinct status.
 
 use crate::arch::{self, TrapFrame, VECTOR_IPI, VECTOR_SPURIOUS, VECTOR_SYSCALL, VECTOR_TIMER};
+use crate::signal::{Info, code, sig};
 use crate::{bridge, exit_job, kernel, klog, syscall};
 use offload_abi::exit_kind;
 
@@ -20,6 +21,7 @@ pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
     }
     dispatch(frame);
     if frame.cs & 3 == 3 {
+        crate::signal::to_user(frame);
         crate::tlb::to_user();
     }
 }
@@ -27,8 +29,14 @@ pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
 fn dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         // A wake-up IPI or the deadline timer: whoever halted re-checks its condition.
-        VECTOR_IPI | VECTOR_TIMER => {
+        VECTOR_IPI => {
             arch::apic_eoi();
+            return;
+        }
+        // The deadline timer: a wait's timeout (whoever halted re-checks) and/or due timers.
+        VECTOR_TIMER => {
+            arch::apic_eoi();
+            crate::timer::expire();
             return;
         }
         VECTOR_SPURIOUS => return,
@@ -54,34 +62,53 @@ fn dispatch(frame: &mut TrapFrame) {
         return;
     }
     let cr2 = crate::arch::read_cr2();
-    let (signal, name) = if frame.vector == 14 {
+    let (s, code, addr) = if frame.vector == 14 {
         // A page fault of the program: demand paging, stack growth, or a real SIGSEGV.
         k.stats.page_faults += 1;
         match crate::vm::page_fault(&mut k, cr2, frame.error) {
             None => return,
-            Some(killed) => killed,
+            Some((sig::SIGSEGV, _)) => {
+                // ACCERR: present but not allowed, or inside an area whose protection
+                // forbids the access; MAPERR: nothing mapped there.
+                let accerr = frame.error & 1 != 0 || k.process.mm.area(cr2).is_some();
+                let c = if accerr {
+                    code::SEGV_ACCERR
+                } else {
+                    code::SEGV_MAPERR
+                };
+                (sig::SIGSEGV, c, cr2)
+            }
+            Some((s, name)) => {
+                drop(k);
+                klog!(
+                    bridge::level::INFO,
+                    "program killed by {}: fault address {:#x} at rip {:#x}",
+                    name,
+                    cr2,
+                    frame.rip
+                );
+                exit_job(exit_kind::SIGNALED, s)
+            }
         }
     } else {
+        // As Linux's traps.c: the signal, its si_code and si_addr for each exception.
         match frame.vector {
-            0 | 16 | 19 => (8, "SIGFPE"),
-            1 | 3 => (5, "SIGTRAP"),
-            6 => (4, "SIGILL"),
-            11 | 12 | 17 => (7, "SIGBUS"),
-            _ => (11, "SIGSEGV"),
+            0 => (sig::SIGFPE, code::FPE_INTDIV, frame.rip),
+            16 | 19 => (sig::SIGFPE, code::FPE_FLTINV, frame.rip),
+            1 | 3 => (sig::SIGTRAP, code::SI_KERNEL, 0),
+            6 => (sig::SIGILL, code::ILL_ILLOPN, frame.rip),
+            17 => (sig::SIGBUS, code::BUS_ADRALN, 0),
+            11 | 12 => (sig::SIGBUS, code::SI_KERNEL, 0),
+            _ => (sig::SIGSEGV, code::SI_KERNEL, 0),
         }
     };
-    drop(k);
-    klog!(
-        bridge::level::INFO,
-        "program killed by {}: exception {} error {:#x} at rip {:#x} (fault address {:#x}, rsp {:#x})",
-        name,
-        frame.vector,
-        frame.error,
-        frame.rip,
-        cr2,
-        frame.rsp
-    );
-    exit_job(exit_kind::SIGNALED, signal)
+    let info = Info {
+        code,
+        _pad: 0,
+        a: addr,
+        b: 0,
+    };
+    crate::signal::force_fault(&mut k, frame, s, info, cr2);
 }
 
 fn kernel_fault(frame: &TrapFrame) -> ! {

@@ -900,6 +900,22 @@ impl Mm {
         true
     }
 
+    /// Maps the kernel-provided page at `pa` (the signal trampoline) at `va` with protection
+    /// `p`, as an area of its own (boot).
+    pub fn map_special(&mut self, frames: &mut Frames, va: u64, pa: u64, p: u32) -> Result<(), ()> {
+        self.vmas
+            .insert(Vma {
+                start: va,
+                end: va + PAGE,
+                prot: p,
+                kind: kind::IMAGE,
+            })
+            .map_err(|_| ())?;
+        self.aspace
+            .map_4k(frames, va, pa, 1, leaf_flags(p))
+            .map_err(|_| ())
+    }
+
     /// The area containing `addr`.
     pub fn area(&self, addr: u64) -> Option<Vma> {
         self.vmas.find(addr)

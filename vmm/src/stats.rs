@@ -44,6 +44,8 @@ pub struct JobStats {
     pub guest_page_faults: u64,
     /// TLB shootdowns that interrupted another vCPU (memory changes while threads ran).
     pub tlb_shootdowns: u64,
+    /// TSC-deadline timer interrupts in the guest (timeouts and timers; 0 for pure compute).
+    pub guest_timer_interrupts: u64,
     /// Host backing of guest RAM.
     pub memory_backing: &'static str,
     /// vCPU placement.
@@ -87,8 +89,8 @@ impl JobStats {
         );
         let _ = writeln!(
             out,
-            "  guest page faults: {}, TLB shootdowns to other vCPUs: {}",
-            self.guest_page_faults, self.tlb_shootdowns
+            "  guest page faults: {}, TLB shootdowns to other vCPUs: {}, timer interrupts: {}",
+            self.guest_page_faults, self.tlb_shootdowns, self.guest_timer_interrupts
         );
         let _ = writeln!(out, "  memory backing: {}", self.memory_backing);
         let cores: Vec<String> = self
@@ -120,6 +122,7 @@ impl JobStats {
         let mut entry = "none";
         let mut faults = 0;
         let mut shootdowns = 0;
+        let mut timer_interrupts = 0;
         if let Some(g) = guest {
             syscalls = SyscallCounts {
                 local: g.syscalls_local,
@@ -142,6 +145,7 @@ impl JobStats {
             };
             faults = g.page_faults;
             shootdowns = g.tlb_shootdowns;
+            timer_interrupts = g.timer_interrupts;
         }
         JobStats {
             vm_exits: exits.total(),
@@ -151,6 +155,7 @@ impl JobStats {
             syscall_entry: entry,
             guest_page_faults: faults,
             tlb_shootdowns: shootdowns,
+            guest_timer_interrupts: timer_interrupts,
             memory_backing: backing,
             vcpus,
             wall_ms: wall.as_secs_f64() * 1000.0,

@@ -7,13 +7,14 @@
 
 mod mem;
 mod process;
+mod signal;
 mod thread;
 mod time;
 
 use crate::arch::{self, TrapFrame};
 use crate::bridge;
 use crate::{Kernel, KernelGuard};
-use offload_abi::errno::{EFAULT, ENOSYS};
+use offload_abi::errno::{EFAULT, EINTR, ENOSYS};
 use offload_abi::syscalls::{Disposition, MAX_NR, disposition, nr};
 use offload_abi::{BootInfo, RLIMIT_COUNT, boot_flags};
 
@@ -24,14 +25,17 @@ pub struct Process {
     pub mm: crate::vm::Mm,
     pub rlimits: [[u64; 2]; RLIMIT_COUNT],
     pub pid: u32,
+    /// Dispositions, pending sets and per-thread signal state (`crate::signal`).
+    pub sig: &'static mut crate::signal::Table,
 }
 
 impl Process {
-    pub fn new(info: &BootInfo, mm: crate::vm::Mm) -> Self {
+    pub fn new(info: &BootInfo, mm: crate::vm::Mm, sig: &'static mut crate::signal::Table) -> Self {
         Process {
             mm,
             rlimits: info.rlimits,
             pid: info.pid,
+            sig,
         }
     }
 }
@@ -55,6 +59,12 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
     let started = if tracing { arch::rdtsc() } else { 0 };
     if tracing && (number == nr::exit || number == nr::exit_group) {
         bridge::trace(number, args, None, 0);
+    }
+    if number == nr::rt_sigreturn {
+        // Every register comes from the signal frame: RAX is not a result here.
+        k.stats.syscalls_local += 1;
+        signal::rt_sigreturn(&mut k, frame);
+        return;
     }
     let ret = match disposition(number) {
         Disposition::Local => {
@@ -88,12 +98,57 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
                 nr::sched_get_priority_max | nr::sched_get_priority_min => {
                     thread::priority_range(number, args)
                 }
+                nr::pause => signal::pause(&mut k),
+                nr::alarm => crate::timer::alarm(&mut k, args),
+                nr::setitimer => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::setitimer(k, args))
+                }
+                nr::getitimer => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::getitimer(k, args))
+                }
+                nr::timer_create => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::timer_create(k, args))
+                }
+                nr::timer_settime => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::timer_settime(k, args))
+                }
+                nr::timer_gettime => {
+                    crate::vm::with_faults(&mut k, |k| crate::timer::timer_gettime(k, args))
+                }
+                nr::timer_getoverrun => crate::timer::timer_getoverrun(&mut k, args),
+                nr::timer_delete => crate::timer::timer_delete(&mut k, args),
+                nr::rt_sigsuspend => {
+                    crate::vm::with_faults(&mut k, |k| signal::rt_sigsuspend(k, args))
+                }
+                nr::rt_sigtimedwait => {
+                    crate::vm::with_faults(&mut k, |k| signal::rt_sigtimedwait(k, args))
+                }
+                nr::sigaltstack => {
+                    let rsp = frame.rsp;
+                    crate::vm::with_faults(&mut k, |k| signal::sigaltstack(k, args, rsp))
+                }
                 _ => crate::vm::with_faults(&mut k, |k| local(k, number, args)),
             }
         }
         Disposition::Offload => {
             k.stats.syscalls_offloaded += 1;
-            crate::vm::offload(&mut k, number, args)
+            let r = crate::vm::offload(&mut k, number, args);
+            if r == -EINTR && crate::signal::interrupted(&k, arch::current_cpu()) {
+                // The host call was interrupted for a signal of the program: Linux's restart
+                // rules decide (poll and friends never restart, the rest under SA_RESTART).
+                match number {
+                    nr::poll
+                    | nr::ppoll
+                    | nr::select
+                    | nr::pselect6
+                    | nr::epoll_wait
+                    | nr::epoll_pwait
+                    | nr::epoll_pwait2 => -crate::signal::ERESTARTNOHAND,
+                    _ => -crate::signal::ERESTARTSYS,
+                }
+            } else {
+                r
+            }
         }
         Disposition::Unsupported(_) => {
             k.stats.syscalls_unsupported += 1;
@@ -101,6 +156,9 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
         }
     };
     frame.rax = ret as u64;
+    if crate::signal::is_restart(ret) {
+        crate::signal::note_restart(&mut k, arch::current_cpu(), number);
+    }
     if tracing {
         let ticks = arch::rdtsc().wrapping_sub(started);
         let khz = k.info.tsc_khz.max(1);
@@ -146,6 +204,14 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::prlimit64 => process::prlimit64(k, a),
         nr::getrlimit => process::getrlimit(k, a),
         nr::sched_yield => 0,
+        nr::rt_sigaction => signal::rt_sigaction(k, a),
+        nr::rt_sigprocmask => signal::rt_sigprocmask(k, a),
+        nr::rt_sigpending => signal::rt_sigpending(k, a),
+        nr::kill => signal::kill(k, a),
+        nr::tkill => signal::tgkill(k, -1, a[0] as i64, a[1]),
+        nr::tgkill => signal::tgkill(k, a[0] as i32 as i64, a[1] as i64, a[2]),
+        nr::rt_sigqueueinfo => signal::rt_sigqueueinfo(k, a),
+        nr::rt_tgsigqueueinfo => signal::rt_tgsigqueueinfo(k, a),
         // The table marks a call local that neither match serves: a kernel bug, but the
         // program gets what Linux gives for an unknown call.
         _ => -ENOSYS,

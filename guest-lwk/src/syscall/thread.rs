@@ -148,6 +148,7 @@ fn do_clone(
         fs_base,
     });
     k.sched.live += 1;
+    crate::signal::thread_start(k, cpu, arch::current_cpu());
     arch::send_wakeup(cpu);
     Ok(i64::from(tid))
 }
@@ -162,6 +163,8 @@ pub fn exit(mut k: KernelGuard, a: [u64; 6]) -> ! {
     if k.sched.live == 0 {
         exit_job(exit_kind::EXITED, status);
     }
+    // "Blocked in every thread" no longer counts this one.
+    crate::signal::update_interrupting(&k);
     if let Some(t) = thread
         && t.clear_child_tid != 0
         && put_user(&k, t.clear_child_tid, &0u32.to_le_bytes()).is_ok()
@@ -267,9 +270,25 @@ fn futex_wait(k: &mut KernelGuard, key: u64, val: u32, bitset: u32, deadline: Op
     let cpu = arch::current_cpu();
     k.sched.cpus[cpu].futex = Some(FutexWait { key, bitset });
     k.sched.cpus[cpu].woken = false;
-    let woken = block(k, deadline);
+    let r = loop {
+        if !block(k, deadline) {
+            break -ETIMEDOUT;
+        }
+        if k.sched.cpus[cpu].futex.is_none() {
+            break 0;
+        }
+        if crate::signal::interrupted(k, cpu) {
+            // Linux: an untimed wait restarts under SA_RESTART, a timed one returns EINTR
+            // to a handler (ERESTART_RESTARTBLOCK).
+            break if deadline.is_some() {
+                -crate::signal::ERESTART_RESTARTBLOCK
+            } else {
+                -crate::signal::ERESTARTSYS
+            };
+        }
+    };
     k.sched.cpus[cpu].futex = None;
-    if woken { 0 } else { -ETIMEDOUT }
+    r
 }
 
 /// The FUTEX_WAKE_OP operation on `*uaddr2`; returns the old value.
@@ -384,17 +403,33 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     }
 }
 
-fn sleep_until(k: &mut KernelGuard, deadline: u64) {
+fn sleep_until(k: &mut KernelGuard, deadline: u64) -> bool {
     let cpu = arch::current_cpu();
-    k.sched.cpus[cpu].woken = false;
-    while !block(k, Some(deadline)) {
-        if arch::rdtsc() >= deadline {
-            break;
+    loop {
+        k.sched.cpus[cpu].woken = false;
+        if crate::signal::interrupted(k, cpu) {
+            return false;
+        }
+        if !block(k, Some(deadline)) || arch::rdtsc() >= deadline {
+            return true;
         }
     }
 }
 
-/// nanosleep(2) (never interrupted: signals come with issue #7, so `rem` is left alone).
+/// Writes the time left until `deadline` to `rem` (nanosleep interrupted by a signal).
+fn write_remaining(k: &mut KernelGuard, rem: u64, deadline: u64) -> Result<(), i64> {
+    if rem == 0 {
+        return Ok(());
+    }
+    let ticks = deadline.saturating_sub(arch::rdtsc());
+    let left = (u128::from(ticks) * 1_000_000 / u128::from(k.info.tsc_khz.max(1))) as u64;
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+    b[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+    put_user(k, rem, &b)
+}
+
+/// nanosleep(2); a signal for a handler ends it with EINTR and the time left in `rem`.
 pub fn nanosleep(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     let ns = match read_timespec(k, a[0]) {
         Ok(ns) => ns,
@@ -402,8 +437,13 @@ pub fn nanosleep(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     };
     let now = k.clock.monotonic_ns();
     let deadline = k.clock.tsc_at_monotonic(now.saturating_add(ns));
-    sleep_until(k, deadline);
-    0
+    if sleep_until(k, deadline) {
+        return 0;
+    }
+    match write_remaining(k, a[1], deadline) {
+        Ok(()) => -crate::signal::ERESTART_RESTARTBLOCK,
+        Err(e) => e,
+    }
 }
 
 /// clock_nanosleep(2): relative or TIMER_ABSTIME on the realtime/monotonic/boottime clocks.
@@ -420,14 +460,23 @@ pub fn clock_nanosleep(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
         Ok(ns) => ns,
         Err(e) => return e,
     };
-    let deadline = if a[1] as i32 & TIMER_ABSTIME != 0 {
+    let abs = a[1] as i32 & TIMER_ABSTIME != 0;
+    let deadline = if abs {
         deadline_abs(k, ns, realtime)
     } else {
         let now = k.clock.monotonic_ns();
         k.clock.tsc_at_monotonic(now.saturating_add(ns))
     };
-    sleep_until(k, deadline);
-    0
+    if sleep_until(k, deadline) {
+        return 0;
+    }
+    if abs {
+        return -crate::signal::ERESTARTNOHAND;
+    }
+    match write_remaining(k, a[3], deadline) {
+        Ok(()) => -crate::signal::ERESTART_RESTARTBLOCK,
+        Err(e) => e,
+    }
 }
 
 /// sched_getaffinity(2): the job's vCPUs, numbered 0..N.

@@ -351,9 +351,12 @@ pub struct GuestStats {
     /// TLB shootdowns that had to interrupt another vCPU running the program (a mapping
     /// was removed or narrowed while another thread ran in user mode).
     pub tlb_shootdowns: u64,
+    /// TSC-deadline timer interrupts the LWK took (timeouts and timers; no periodic tick, so
+    /// a program that neither sleeps nor uses timers gets none).
+    pub timer_interrupts: u64,
 }
 const _: () = assert!(offset_of!(GuestStats, per_nr) == 64);
-const _: () = assert!(size_of::<GuestStats>() == 72 + 4 * syscalls::MAX_NR);
+const _: () = assert!(size_of::<GuestStats>() == 80 + 4 * syscalls::MAX_NR);
 const _: () = assert!(size_of::<GuestStats>() <= 4096);
 
 #[cfg(test)]
