@@ -1,7 +1,9 @@
 /* The vDSO: AT_SYSINFO_EHDR is present and points at a valid ELF shared object that exports
  * __vdso_clock_gettime, __vdso_gettimeofday, __vdso_time, __vdso_getcpu and
  * __vdso_clock_getres under version LINUX_2.6; calling them directly agrees with the syscalls.
- * With an argument N, makes N clock_gettime calls through libc (the trap-count test). */
+ * With an argument N, makes N clock_gettime calls through libc (the trap-count test); with
+ * "realtime", prints CLOCK_REALTIME in ns read through libc and through the raw syscall (the
+ * host-agreement test, which compares them with the host clock; tests/integration/time.rs). */
 #define _GNU_SOURCE
 #include <elf.h>
 #include <stdint.h>
@@ -50,6 +52,13 @@ static void *sym(const char *name)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "realtime") == 0) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_REALTIME, &a);
+        syscall(SYS_clock_gettime, CLOCK_REALTIME, &b);
+        printf("%lld %lld\n", a.tv_sec * 1000000000LL + a.tv_nsec, b.tv_sec * 1000000000LL + b.tv_nsec);
+        return 0;
+    }
     if (argc > 1) {
         long n = atol(argv[1]);
         struct timespec ts, last = {0, 0};
