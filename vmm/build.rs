@@ -21,6 +21,7 @@ fn main() {
         "Cargo.toml",
         "build.rs",
         "linker.ld",
+        "vdso",
         ".cargo/config.toml",
     ] {
         println!("cargo:rerun-if-changed={}", guest_dir.join(path).display());

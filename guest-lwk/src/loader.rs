@@ -5,6 +5,7 @@
 
 use crate::frames::Frames;
 use crate::mm::{MapError, PAGE, align_up, pte};
+use crate::time::Vvar;
 use crate::vm::Mm;
 use crate::vma::prot;
 use crate::{bridge, phys};
@@ -182,7 +183,13 @@ pub fn read_file_into(
 }
 
 /// Loads the program named in the boot info and builds its initial stack.
-pub fn load(info: &BootInfo, frames: &mut Frames, mm: &mut Mm) -> Result<Image, LoadError> {
+/// The vDSO is mapped with `vvar` as its clock parameters.
+pub fn load(
+    info: &BootInfo,
+    frames: &mut Frames,
+    mm: &mut Mm,
+    vvar: &Vvar,
+) -> Result<Image, LoadError> {
     const AT_FDCWD: i64 = -100;
     const O_RDONLY_CLOEXEC: u64 = 0o2000000;
     let fd = bridge::kernel_syscall(
@@ -199,14 +206,20 @@ pub fn load(info: &BootInfo, frames: &mut Frames, mm: &mut Mm) -> Result<Image, 
     if fd < 0 {
         return Err(LoadError::Open(fd));
     }
-    let result = load_fd(fd, info, frames, mm);
+    let result = load_fd(fd, info, frames, mm, vvar);
     bridge::kernel_syscall(nr::close, [fd as u64, 0, 0, 0, 0, 0]);
     result
 }
 
-fn load_fd(fd: i64, info: &BootInfo, frames: &mut Frames, mm: &mut Mm) -> Result<Image, LoadError> {
+fn load_fd(
+    fd: i64,
+    info: &BootInfo,
+    frames: &mut Frames,
+    mm: &mut Mm,
+    vvar: &Vvar,
+) -> Result<Image, LoadError> {
     let header_pa = frames.alloc_page().ok_or(LoadError::NoMemory)?;
-    let result = load_with_header(fd, info, frames, mm, header_pa);
+    let result = load_with_header(fd, info, frames, mm, header_pa, vvar);
     frames.free(header_pa, PAGE);
     result
 }
@@ -217,6 +230,7 @@ fn load_with_header(
     frames: &mut Frames,
     mm: &mut Mm,
     header_pa: u64,
+    vvar: &Vvar,
 ) -> Result<Image, LoadError> {
     let n = bridge::kernel_syscall(
         nr::pread64,
@@ -293,6 +307,7 @@ fn load_with_header(
         }
         None => (entry, 0),
     };
+    let sysinfo_ehdr = crate::vdso::map(frames, mm, vvar)?;
     let stack_pointer = build_stack(
         info,
         frames,
@@ -302,6 +317,7 @@ fn load_with_header(
             phnum,
             entry,
             base,
+            sysinfo_ehdr,
         },
     )?;
     Ok(Image {
@@ -544,6 +560,7 @@ struct Auxv {
     entry: u64,
     /// Where the interpreter was loaded (0: none).
     base: u64,
+    sysinfo_ehdr: u64,
 }
 
 /// Maps the stack block (2 MiB pages where aligned) and writes the auxiliary vector into the
@@ -575,7 +592,8 @@ fn build_stack(
     }
     let at = |off: u32| blob + u64::from(off);
     #[rustfmt::skip]
-    let auxv: [u64; 38] = [
+    let auxv: [u64; 40] = [
+        33, aux.sysinfo_ehdr,             // AT_SYSINFO_EHDR (first, as Linux's ARCH_DLINFO)
         3, aux.phdr,                      // AT_PHDR
         4, 56,                            // AT_PHENT
         5, aux.phnum,                     // AT_PHNUM
@@ -596,7 +614,7 @@ fn build_stack(
         31, at(info.execfn_off),          // AT_EXECFN
         0, 0,                             // AT_NULL
     ];
-    const _: () = assert!(38 <= AUXV_WORDS);
+    const _: () = assert!(40 <= AUXV_WORDS);
     phys::write_u64s(info.stack_gpa + (info.auxv_va - bottom), &auxv);
     Ok(sp)
 }

@@ -11,7 +11,7 @@
 //! tables, user copies), `vma` (areas), `vm` (a process's memory: mmap, brk, faults), `bridge`
 //! (offload requests), `loader` (ELF and initial stack), `trap` (exceptions, the two syscall
 //! arrivals), `syscall` (the dispatcher and local syscalls), `time` (TSC clock),
-//! `tlb` (TLB shootdown across vCPUs).
+//! `tlb` (TLB shootdown across vCPUs), `vdso` (the vDSO and vvar page mapped into processes).
 //! Neighbours: `offload-abi` (the contract with the VMM); built and embedded by `vmm/build.rs`.
 #![no_std]
 #![no_main]
@@ -29,6 +29,7 @@ mod time;
 mod timer;
 mod tlb;
 mod trap;
+mod vdso;
 mod vm;
 mod vma;
 
@@ -177,7 +178,7 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
         );
         exit_job(exit_kind::EXITED, 126);
     };
-    let image = match loader::load(&info, frames, &mut mm) {
+    let image = match loader::load(&info, frames, &mut mm, &clock.vvar()) {
         Ok(image) => image,
         Err(e) => {
             klog!(
@@ -220,6 +221,7 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
         arch::outl(port::START_APS, 0);
         sched::wait_all_online(ncpus);
     }
+    time::thread_start();
     arch::enter_user(image.entry, image.stack_pointer)
 }
 

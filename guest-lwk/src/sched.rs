@@ -160,7 +160,11 @@ pub fn block(k: &mut KernelGuard, deadline: Option<u64>) -> bool {
             }
             arch::arm_timer(crate::timer::combine(cpu, d));
         }
-        k.unlocked(arch::wait_for_interrupt);
+        k.unlocked(|| {
+            crate::time::block_begin();
+            arch::wait_for_interrupt();
+            crate::time::block_end();
+        });
     }
 }
 
@@ -192,6 +196,7 @@ pub fn idle(cpu: usize) -> ! {
         if let Some(s) = start {
             arch::wrmsr(arch::msr::FS_BASE, s.fs_base);
             arch::wrmsr(arch::msr::GS_BASE, 0);
+            crate::time::thread_start();
             arch::resume_user(&s.frame);
         }
         arch::wait_for_interrupt();

@@ -1,8 +1,53 @@
-//! Time from the TSC: the host gives the TSC frequency; at boot the LWK reads the host clocks
-//! once through the bridge and from then on computes every clock locally (no VM exit).
+//! Time from the TSC, and CPU-time accounting.
+//!
+//! **Clocks.** The host gives the TSC frequency; at boot the LWK reads the host clocks once
+//! through the bridge and from then on computes every clock locally (no VM exit) as
+//! `base + ((tsc - tsc0) * mult) >> 32`. The same parameters are published in the vvar page
+//! ([`Vvar`]), which the vDSO (`guest-lwk/vdso/`) reads in ring 3 with the same formula, so
+//! syscall and vDSO readings are interchangeable (see docs/DESIGN.md, "Time").
+//! CLOCK_MONOTONIC continues the host's monotonic clock; MONOTONIC_RAW and BOOTTIME read the same
+//! (the LWK does not slew and the job is never suspended); the coarse clocks are the fine ones
+//! rounded down to [`COARSE_NS`], the tick length Linux reports for them.
+//!
+//! **CPU time.** Every vCPU runs at most one thread, so CPU time is kept per vCPU: the trap
+//! entry/exit hooks ([`enter_kernel`], [`exit_kernel`]) add the TSC ticks since the last
+//! transition to the user or the system counter, and [`block_begin`]/[`block_end`] leave out
+//! the time a thread spends halted (sleeping, waiting on a futex). A thread's time is its vCPU's
+//! counters since [`thread_start`]; the process's is the sum over all vCPUs (threads that exited
+//! included, as in Linux).
 
-use crate::{arch, bridge};
+use crate::arch::{self, MAX_CPUS};
+use crate::bridge;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use offload_abi::BootInfo;
+
+/// Resolution of the coarse clocks: one tick of Linux at CONFIG_HZ=250 (Debian's kernels),
+/// which is what `clock_getres(CLOCK_*_COARSE)` reports there.
+pub const COARSE_NS: u64 = 4_000_000;
+
+/// The page of clock parameters the vDSO reads (mapped read-only into every process). Layout
+/// shared with `guest-lwk/vdso/vvar.h`; written once at boot, before the program starts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Vvar {
+    /// TSC at calibration.
+    pub tsc0: u64,
+    /// Nanoseconds per TSC tick, 32.32 fixed point.
+    pub mult: u64,
+    /// CLOCK_REALTIME at `tsc0`, nanoseconds since the epoch.
+    pub realtime0: u64,
+    /// CLOCK_MONOTONIC at `tsc0`, nanoseconds.
+    pub monotonic0: u64,
+    /// Resolution of the coarse clocks in nanoseconds.
+    pub coarse_ns: u64,
+    /// Layout version of this page (`VVAR_VERSION`); 0 means "not written, use the syscall".
+    pub version: u64,
+}
+const _: () = assert!(core::mem::size_of::<Vvar>() == 48);
+const _: () = assert!(core::mem::offset_of!(Vvar, monotonic0) == 24);
+
+/// Must match `LWK_VVAR_VERSION` in vvar.h.
+pub const VVAR_VERSION: u64 = 1;
 
 /// Nanosecond clocks derived from the TSC.
 pub struct Clock {
@@ -31,11 +76,28 @@ impl Clock {
         }
     }
 
-    /// Nanoseconds since boot calibration.
+    /// The parameters the vDSO needs.
+    pub fn vvar(&self) -> Vvar {
+        Vvar {
+            tsc0: self.tsc0,
+            mult: self.mult,
+            realtime0: self.realtime0,
+            monotonic0: self.monotonic0,
+            coarse_ns: COARSE_NS,
+            version: VVAR_VERSION,
+        }
+    }
+
+    /// TSC ticks to nanoseconds (the clocks' scale).
+    #[inline]
+    pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
+        ((u128::from(ticks) * u128::from(self.mult)) >> 32) as u64
+    }
+
+    /// Nanoseconds since boot calibration (0 on a vCPU whose TSC reads behind it).
     #[inline]
     pub fn elapsed_ns(&self) -> u64 {
-        let delta = arch::rdtsc().wrapping_sub(self.tsc0);
-        ((u128::from(delta) * u128::from(self.mult)) >> 32) as u64
+        self.ticks_to_ns(arch::rdtsc().saturating_sub(self.tsc0))
     }
 
     /// CLOCK_MONOTONIC in nanoseconds (continues the host's monotonic clock).
@@ -59,4 +121,101 @@ impl Clock {
     pub fn realtime_ns(&self) -> u64 {
         self.realtime0 + self.elapsed_ns()
     }
+}
+
+/// One vCPU's CPU-time counters, in TSC ticks. Written only by that vCPU (in its trap hooks and
+/// syscalls); other vCPUs read them for the process total.
+struct CpuTime {
+    /// TSC at the last user/kernel transition (or block end).
+    last: AtomicU64,
+    user: AtomicU64,
+    sys: AtomicU64,
+    /// `user`/`sys` when the current thread started on this vCPU.
+    base_user: AtomicU64,
+    base_sys: AtomicU64,
+}
+
+static CPU_TIME: [CpuTime; MAX_CPUS] = [const {
+    CpuTime {
+        last: AtomicU64::new(0),
+        user: AtomicU64::new(0),
+        sys: AtomicU64::new(0),
+        base_user: AtomicU64::new(0),
+        base_sys: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+#[inline]
+fn add_since_last(counter: &AtomicU64, c: &CpuTime) {
+    let now = arch::rdtsc();
+    let last = c.last.load(Relaxed);
+    counter.store(counter.load(Relaxed) + now.saturating_sub(last), Relaxed);
+    c.last.store(now, Relaxed);
+}
+
+/// Trap entry from ring 3: the time since the last exit was user time.
+#[inline]
+pub fn enter_kernel() {
+    let c = &CPU_TIME[arch::current_cpu()];
+    add_since_last(&c.user, c);
+}
+
+/// Return to ring 3: the time since entry was system time.
+#[inline]
+pub fn exit_kernel() {
+    let c = &CPU_TIME[arch::current_cpu()];
+    add_since_last(&c.sys, c);
+}
+
+/// The calling thread is about to halt: count system time up to here.
+pub fn block_begin() {
+    exit_kernel();
+}
+
+/// The calling thread runs again: the halt was no CPU time.
+pub fn block_end() {
+    CPU_TIME[arch::current_cpu()]
+        .last
+        .store(arch::rdtsc(), Relaxed);
+}
+
+/// A thread starts on the calling vCPU (just before its first entry to ring 3).
+pub fn thread_start() {
+    let c = &CPU_TIME[arch::current_cpu()];
+    c.base_user.store(c.user.load(Relaxed), Relaxed);
+    c.base_sys.store(c.sys.load(Relaxed), Relaxed);
+    c.last.store(arch::rdtsc(), Relaxed);
+}
+
+/// (user, system) ticks of the thread on `cpu`. Called from a syscall: on the calling vCPU the
+/// system time of the syscall so far is included.
+pub fn thread_ticks(cpu: usize) -> (u64, u64) {
+    let Some(c) = CPU_TIME.get(cpu) else {
+        return (0, 0);
+    };
+    let mut sys = c.sys.load(Relaxed);
+    if cpu == arch::current_cpu() {
+        sys += arch::rdtsc().saturating_sub(c.last.load(Relaxed));
+    }
+    (
+        c.user
+            .load(Relaxed)
+            .saturating_sub(c.base_user.load(Relaxed)),
+        sys.saturating_sub(c.base_sys.load(Relaxed)),
+    )
+}
+
+/// (user, system) ticks of the whole process, over `ncpus` vCPUs.
+pub fn process_ticks(ncpus: usize) -> (u64, u64) {
+    let me = arch::current_cpu();
+    let mut user = 0;
+    let mut sys = 0;
+    for (cpu, c) in CPU_TIME.iter().enumerate().take(ncpus) {
+        user += c.user.load(Relaxed);
+        sys += c.sys.load(Relaxed);
+        if cpu == me {
+            sys += arch::rdtsc().saturating_sub(c.last.load(Relaxed));
+        }
+    }
+    (user, sys)
 }

@@ -17,12 +17,14 @@ const PF_SYSCALL_ARRIVAL: u64 = 0x15;
 /// Called by `trap_common` with the saved state.
 pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
     if frame.cs & 3 == 3 {
+        crate::time::enter_kernel();
         crate::tlb::from_user();
     }
     dispatch(frame);
     if frame.cs & 3 == 3 {
         crate::signal::to_user(frame);
         crate::tlb::to_user();
+        crate::time::exit_kernel();
     }
 }
 

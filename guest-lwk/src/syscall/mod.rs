@@ -191,6 +191,8 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::clock_getres => time::clock_getres(k, a),
         nr::gettimeofday => time::gettimeofday(k, a),
         nr::time => time::time(k, a),
+        nr::times => time::times(k, a),
+        nr::getrusage => time::getrusage(k, a),
         nr::exit_group => process::exit_group(k, a),
         nr::getpid => process::getpid(k, a),
         nr::getppid => process::getppid(k, a),
