@@ -283,3 +283,38 @@ fn kill_to_exit_latency() {
         );
     }
 }
+
+#[test]
+fn sigint_ends_a_job_whose_other_vcpu_is_blocked_in_read() {
+    if !kvm_usable() || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return;
+    }
+    // The reader thread blocks on vCPU 1; vCPU 0 (which takes the interrupt) idles in
+    // pthread_join.
+    for p in ["sig_thread_read-glibc", "sig_thread_read-musl"] {
+        let (prog, _) = program(p);
+        let stats = stats_path(&format!("hostsig-{p}"));
+        let (stdin, _w) = empty_pipe();
+        let mut cmd = Command::new(LWK_VMM);
+        cmd.arg("run")
+            .args(lwk_options(&prog))
+            .arg("--stats-json")
+            .arg(&stats)
+            .arg(&prog);
+        let lwk = signal_after_ready(spawn(&mut cmd, stdin), &[libc::SIGINT]);
+        assert_eq!(
+            lwk.status.signal(),
+            Some(libc::SIGINT),
+            "{p}: {}",
+            describe(&lwk.status)
+        );
+        assert!(
+            lwk.latency < Duration::from_secs(5),
+            "{p}: {:?}",
+            lwk.latency
+        );
+        let s = read_stats(&stats);
+        assert_eq!(s["vcpus"].as_array().map(Vec::len), Some(2), "{s}");
+        assert_eq!(s["host_signals"], 1, "{s}");
+    }
+}
