@@ -190,7 +190,13 @@ impl Slots {
     /// so that an interrupting host signal can interrupt it. `req_gpa` is the request in
     /// guest RAM (its op and number decide whether a pending signal fails it at once).
     pub fn serve(&self, mem: &GuestMemoryMmap, vcpu: u32, req_gpa: u64, serve: impl FnOnce()) {
-        let Some(slot) = self.slot(vcpu) else {
+        let field = |offset: usize| GuestAddress(req_gpa + offset as u64);
+        let is_syscall = mem
+            .read_obj::<u32>(field(std::mem::offset_of!(BridgeRequest, op)))
+            .is_ok_and(|o| o == op::SYSCALL);
+        // Only the program's syscalls are interrupted; the LWK's own requests (logging, time,
+        // zeroing memory) always run to completion.
+        let Some(slot) = self.slot(vcpu).filter(|_| is_syscall) else {
             serve();
             return;
         };
@@ -205,20 +211,10 @@ impl Slots {
         // thread has set, or the service thread sees this offload in flight and signals it.
         let pending = pending_interrupting(mem);
         let ret_gpa = req_gpa + std::mem::offset_of!(BridgeRequest, ret) as u64;
-        let refuse = pending != 0 && {
-            let op_nr = mem
-                .read_obj::<u32>(GuestAddress(
-                    req_gpa + std::mem::offset_of!(BridgeRequest, op) as u64,
-                ))
-                .ok()
-                .zip(
-                    mem.read_obj::<u64>(GuestAddress(
-                        req_gpa + std::mem::offset_of!(BridgeRequest, nr) as u64,
-                    ))
-                    .ok(),
-                );
-            matches!(op_nr, Some((o, n)) if o == op::SYSCALL && may_block(n))
-        };
+        let refuse = pending != 0
+            && mem
+                .read_obj::<u64>(field(std::mem::offset_of!(BridgeRequest, nr)))
+                .is_ok_and(may_block);
         if refuse {
             let val_gpa = req_gpa + std::mem::offset_of!(BridgeRequest, val) as u64;
             // Outside guest RAM there is nowhere to answer (the servicer ignores such pages too).
@@ -540,6 +536,13 @@ mod tests {
         let m = mem();
         init_block(&m).unwrap();
         let slots = Slots::default();
+        let req = BridgeRequest {
+            op: op::SYSCALL,
+            nr: nr::read,
+            ..Default::default()
+        };
+        m.write_obj(offload_host::wire::Wire(req), GuestAddress(0x8000))
+            .unwrap();
         let (r, w) = {
             let mut p = [0; 2];
             // SAFETY: `p` has room for two fds.
