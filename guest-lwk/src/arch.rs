@@ -31,6 +31,8 @@ pub const MAX_CPUS: usize = offload_abi::layout::MAX_VCPUS as usize;
 pub const VECTOR_IPI: u64 = 0xf0;
 /// Vector of the LAPIC timer (TSC-deadline mode).
 pub const VECTOR_TIMER: u64 = 0xf1;
+/// Vector the VMM raises when signals were sent to lwk-vmm (`offload_abi::hostsig`).
+pub const VECTOR_HOSTSIG: u64 = offload_abi::hostsig::VECTOR as u64;
 /// Spurious-interrupt vector.
 pub const VECTOR_SPURIOUS: u64 = 0xff;
 
@@ -250,6 +252,7 @@ unsafe extern "C" {
     fn irq_stub_ipi();
     fn irq_stub_timer();
     fn irq_stub_spurious();
+    fn irq_stub_hostsig();
     fn trap_restore();
 }
 
@@ -317,6 +320,13 @@ irq_stub_ipi:
 irq_stub_timer:
     push 0
     push {vector_timer}
+    jmp trap_common
+.balign 16
+.balign 16
+.global irq_stub_hostsig
+irq_stub_hostsig:
+    push 0
+    push {vector_hostsig}
     jmp trap_common
 .balign 16
 .global irq_stub_spurious
@@ -408,6 +418,7 @@ _start:
     vector_ipi = const VECTOR_IPI,
     vector_timer = const VECTOR_TIMER,
     vector_spurious = const VECTOR_SPURIOUS,
+    vector_hostsig = const VECTOR_HOSTSIG,
     kmain = sym crate::kmain,
 );
 
@@ -458,6 +469,7 @@ pub fn build_idt() {
     idt[VECTOR_IPI as usize] = gate(irq_stub_ipi as *const () as u64, 0, 0x8e);
     idt[VECTOR_TIMER as usize] = gate(irq_stub_timer as *const () as u64, 0, 0x8e);
     idt[VECTOR_SPURIOUS as usize] = gate(irq_stub_spurious as *const () as u64, 0, 0x8e);
+    idt[VECTOR_HOSTSIG as usize] = gate(irq_stub_hostsig as *const () as u64, 0, 0x8e);
 }
 
 /// Loads the LWK's GDT (with this CPU's TSS) and IDT and reloads the segment registers.
@@ -668,6 +680,12 @@ pub fn apic_eoi() {
 /// APIC id `i`).
 pub fn send_wakeup(cpu: usize) {
     wrmsr(apic::ICR, ((cpu as u64) << 32) | VECTOR_IPI);
+}
+
+/// Raises `vector` on this CPU (x2APIC ICR, destination shorthand "self"); it is taken when
+/// interrupts are next enabled.
+pub fn send_self(vector: u64) {
+    wrmsr(apic::ICR, (0b01 << 18) | (vector & 0xff));
 }
 
 /// Arms this CPU's timer to fire when the TSC reaches `tsc` (0 disarms).

@@ -11,7 +11,8 @@
 //! tables, user copies), `vma` (areas), `vm` (a process's memory: mmap, brk, faults), `bridge`
 //! (offload requests), `loader` (ELF and initial stack), `trap` (exceptions, the two syscall
 //! arrivals), `syscall` (the dispatcher and local syscalls), `time` (TSC clock),
-//! `tlb` (TLB shootdown across vCPUs), `vdso` (the vDSO and vvar page mapped into processes).
+//! `hostsig` (signals sent to lwk-vmm), `tlb` (TLB shootdown across vCPUs), `vdso` (the vDSO and
+//! vvar page mapped into processes).
 //! Neighbours: `offload-abi` (the contract with the VMM); built and embedded by `vmm/build.rs`.
 #![no_std]
 #![no_main]
@@ -19,6 +20,7 @@
 mod arch;
 mod bridge;
 mod frames;
+mod hostsig;
 mod loader;
 mod mm;
 mod phys;
@@ -147,6 +149,7 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
     arch::init_descriptors(0);
     arch::init_syscall(0);
     arch::apic_init();
+    hostsig::init();
     bridge::init();
     if !arch::has_tsc_deadline() {
         klog!(

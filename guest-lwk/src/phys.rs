@@ -50,6 +50,19 @@ pub fn write_u64(pa: u64, value: u64) {
     unsafe { core::ptr::write_volatile(va as *mut u64, value) };
 }
 
+/// Atomically replaces the u64 at `pa` (8-byte aligned) with `value` and returns the old one:
+/// for words the VMM updates concurrently with atomic operations (the host-signal block).
+#[inline]
+pub fn swap_u64(pa: u64, value: u64) -> u64 {
+    let va = check(pa, 8);
+    assert!(va.is_multiple_of(8), "misaligned atomic word");
+    // SAFETY: `check` proved the 8 bytes are guest RAM in the direct map and the assert that
+    // they are aligned for AtomicU64; every access to this word (the LWK's and the VMM's) is
+    // atomic, and any bit pattern is a valid u64.
+    let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(va as *mut u64) };
+    word.swap(value, core::sync::atomic::Ordering::SeqCst)
+}
+
 /// Writes `count` consecutive u64s at `pa`: `first`, `first + step`, ... (page-table runs).
 /// The range is checked once; the loop is a handful of instructions per entry, which matters
 /// where ring 0 is emulated.

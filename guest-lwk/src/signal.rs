@@ -452,10 +452,6 @@ pub fn send_process(k: &mut Kernel, s: u32, info: Info) {
 
 /// Host signals (issue #7, `offload_abi::hostsig`): each bit `sig - 1` of `mask` becomes a
 /// process-directed signal from "the kernel side" (`SI_USER`, `si_pid` 0), as if `kill`ed.
-#[allow(
-    dead_code,
-    reason = "called by hostsig.rs (the host-signal vector), which lands in its own branch"
-)]
 pub fn post_host(k: &mut Kernel, mask: u64) {
     let mut m = mask;
     while m != 0 {

@@ -6,7 +6,9 @@
 //! or the end of the program if it has none or blocks it). A fault in ring 0 is a kernel
 //! bug: it is reported with the registers and ends the job with a distinct status.
 
-use crate::arch::{self, TrapFrame, VECTOR_IPI, VECTOR_SPURIOUS, VECTOR_SYSCALL, VECTOR_TIMER};
+use crate::arch::{
+    self, TrapFrame, VECTOR_HOSTSIG, VECTOR_IPI, VECTOR_SPURIOUS, VECTOR_SYSCALL, VECTOR_TIMER,
+};
 use crate::signal::{Info, code, sig};
 use crate::{bridge, exit_job, kernel, klog, syscall};
 use offload_abi::exit_kind;
@@ -42,6 +44,11 @@ fn dispatch(frame: &mut TrapFrame) {
             return;
         }
         VECTOR_SPURIOUS => return,
+        // Signals sent to lwk-vmm.
+        VECTOR_HOSTSIG => {
+            crate::hostsig::on_interrupt();
+            return;
+        }
         _ => {}
     }
     if frame.vector == VECTOR_SYSCALL {

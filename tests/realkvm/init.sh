@@ -127,5 +127,43 @@ while IFS=$tab read -r name args lwkargs; do
 done </progs/manifest.tsv
 set +f
 
+# Host signals (issue #7): SIGTERM to lwk-vmm running a program that spins in ring 3 and one
+# blocked in read() on an empty pipe ends each like the native program (status 143). SIGTERM,
+# not SIGINT: a background job of a non-interactive shell starts with SIGINT ignored.
+hostsig_case() { # name prog args... ; stdin is an empty FIFO that this shell keeps open
+    hname=$1
+    shift
+    say "RUN $hname"
+    rm -f /tmp/h.out /tmp/h.in
+    mkfifo /tmp/h.in
+    exec 3<>/tmp/h.in
+    /bin/lwk-vmm run "$@" <&3 >/tmp/h.out 2>/tmp/h.err &
+    hpid=$!
+    i=0
+    while ! grep -q ready /tmp/h.out 2>/dev/null && [ $i -lt 400 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    sleep 0.2
+    kill -TERM "$hpid"
+    k0=$(uptime_cs)
+    wait "$hpid"
+    hrc=$?
+    k1=$(uptime_cs)
+    exec 3>&-
+    if [ "$hrc" = 143 ]; then
+        passed=$((passed + 1))
+        say "PASS $hname"
+    else
+        failed=$((failed + 1))
+        say "FAIL $hname"
+        echo "reason: lwk-vmm ended with status $hrc, not 143 (SIGTERM)" | detail
+        head -n 10 /tmp/h.err | cut -c 1-200 | sed 's/^/    /' | detail
+    fi
+    say "time $hname: SIGTERM to exit $(secs $((k1 - k0))) s"
+}
+[ -x /progs/sig_spin-glibc ] && hostsig_case hostsig-spin /progs/sig_spin-glibc 30000
+[ -x /progs/sig_block_read-musl ] && hostsig_case hostsig-blocked-read /progs/sig_block_read-musl
+
 say "$passed passed, $failed failed"
 finish

@@ -3,6 +3,7 @@
 use crate::boot::{self, BootError, HostFacts, ProgramStart};
 use crate::memory::{self, MIB2, MemoryError};
 use crate::program::{self, ProgramError};
+use crate::signals::{self, Slots};
 use crate::stats::{JobStats, VcpuPlacement};
 use crate::vcpu::{self, ExitCounts, VcpuError};
 use kvm_ioctls::Kvm;
@@ -107,6 +108,9 @@ pub enum JobError {
     /// vCPU setup.
     #[error(transparent)]
     Vcpu(#[from] VcpuError),
+    /// Host-signal forwarding.
+    #[error("cannot set up the forwarding of signals to the program")]
+    Signals(#[source] std::io::Error),
 }
 
 impl JobError {
@@ -149,6 +153,8 @@ struct OffloadExit {
     mem: GuestMemoryMmap,
     servicer: Servicer,
     log: LwkLog,
+    /// Offloads in flight, for interruption by host signals.
+    slots: Arc<Slots>,
 }
 
 impl DoorbellHandler for OffloadExit {
@@ -157,7 +163,10 @@ impl DoorbellHandler for OffloadExit {
             return;
         }
         let gpa = layout::BRIDGE_GPA + u64::from(vcpu) * 4096;
-        self.servicer.serve_at(&self.mem, gpa, &mut self.log);
+        let (servicer, log) = (&mut self.servicer, &mut self.log);
+        self.slots.serve(&self.mem, vcpu, gpa, || {
+            servicer.serve_at(&self.mem, gpa, log)
+        });
     }
 }
 
@@ -545,6 +554,10 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         flags |= boot_flags::VERBOSE;
     }
     boot::write_boot_info(&ram.mem, ram.size, stack_size(), &start, &host, flags)?;
+    signals::init_block(&ram.mem).map_err(|_| MemoryError::Region)?;
+    signals::install_interrupt_handler().map_err(JobError::Signals)?;
+    let signal_service = signals::Service::new().map_err(JobError::Signals)?;
+    let slots = Arc::new(Slots::default());
 
     let mut servicer = Servicer::new(
         guest_fd_table(&inherited),
@@ -570,6 +583,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         mem: ram.mem.clone(),
         servicer,
         log: LwkLog { trace: trace_out },
+        slots: slots.clone(),
     };
     // Distinct fixed ports: the registrations cannot overlap.
     let _ = bus.register(ExitPort::PORT, 1, Box::new(ExitPort));
@@ -589,7 +603,21 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         tsc_khz
     );
     let setup = started.elapsed();
-    let (run_result, exits, placements) = run_vcpus(vcpus, &cores, &bus, &gate);
+    // Signals sent to lwk-vmm are forwarded by their own thread while the vCPUs run.
+    let (run_result, exits, placements) = std::thread::scope(|scope| {
+        let forwarder = std::thread::Builder::new()
+            .name("hostsig".into())
+            .spawn_scoped(scope, || signal_service.run(&ram.mem, &vm, &slots, &cores));
+        if let Err(e) = &forwarder {
+            tracing::error!("cannot start the signal forwarding thread: {e}");
+        }
+        let r = run_vcpus(vcpus, &cores, &bus, &gate);
+        let _ = signal_service.stop.write(1);
+        if let Ok(h) = forwarder {
+            let _ = h.join();
+        }
+        r
+    });
     tracing::info!(
         "host setup {:.2} ms, guest run {:.2} ms",
         setup.as_secs_f64() * 1e3,
@@ -625,6 +653,10 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         ram.backing.name(),
         placements,
         started.elapsed(),
+        crate::stats::HostSignalCounts {
+            forwarded: slots.forwarded.load(Ordering::Relaxed),
+            interrupted_offloads: slots.interrupted.load(Ordering::Relaxed),
+        },
     );
     Ok((outcome, stats))
 }

@@ -5,7 +5,7 @@
 //! `check` (`lwk-vmm check`), `logging` (messages through `tracing`), `job` (one run: program check, VM construction, outcome),
 //! `program` (finding and checking the program inside the job root), `memory` (guest RAM and
 //! its host backing), `boot` (LWK image, page tables, boot info, initial stack block), `vcpu`
-//! (vCPU state and the exit loop), `stats` (`--stats-json`).
+//! (vCPU state and the exit loop), `stats` (`--stats-json`), `signals` (host signals forwarded to the program).
 //! Neighbours: `offload-abi` (the contract), `offload-host` (serves offloaded syscalls),
 //! `lwk-devices` (the port bus); the LWK image comes from `guest-lwk` via build.rs.
 
@@ -19,6 +19,7 @@ mod job;
 mod logging;
 mod memory;
 mod program;
+mod signals;
 mod stats;
 mod vcpu;
 
@@ -62,6 +63,8 @@ fn die_by_signal(signal: i32) -> ExitCode {
 }
 
 fn run(args: cli::RunArgs) -> ExitCode {
+    // Before any thread exists: every thread inherits the mask (see `signals`).
+    signals::block_forwarded();
     let verbose = args.verbose;
     let quiet = args.quiet;
     logging::init(verbose, quiet);

@@ -26,6 +26,15 @@ pub struct SyscallCounts {
     pub unsupported: u64,
 }
 
+/// What the host-signal forwarder did (see `signals`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostSignalCounts {
+    /// Signals sent to lwk-vmm and forwarded to the program.
+    pub forwarded: u64,
+    /// Offloaded host calls interrupted by them (answered -EINTR).
+    pub interrupted_offloads: u64,
+}
+
 /// The statistics of one job.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobStats {
@@ -52,6 +61,10 @@ pub struct JobStats {
     pub vcpus: Vec<VcpuPlacement>,
     /// Wall-clock time of the whole job in milliseconds.
     pub wall_ms: f64,
+    /// Signals sent to lwk-vmm (SIGINT, SIGTERM, ...) and forwarded to the program.
+    pub host_signals: u64,
+    /// Offloaded host calls that a forwarded signal interrupted (they returned EINTR).
+    pub interrupted_offloads: u64,
 }
 
 impl JobStats {
@@ -93,6 +106,13 @@ impl JobStats {
             self.guest_page_faults, self.tlb_shootdowns, self.guest_timer_interrupts
         );
         let _ = writeln!(out, "  memory backing: {}", self.memory_backing);
+        if self.host_signals > 0 {
+            let _ = writeln!(
+                out,
+                "  host signals forwarded: {}, offloads interrupted: {}",
+                self.host_signals, self.interrupted_offloads
+            );
+        }
         let cores: Vec<String> = self
             .vcpus
             .iter()
@@ -116,6 +136,7 @@ impl JobStats {
         backing: &'static str,
         vcpus: Vec<VcpuPlacement>,
         wall: Duration,
+        signals: HostSignalCounts,
     ) -> Self {
         let mut syscalls = SyscallCounts::default();
         let mut by_name = BTreeMap::new();
@@ -159,6 +180,8 @@ impl JobStats {
             memory_backing: backing,
             vcpus,
             wall_ms: wall.as_secs_f64() * 1000.0,
+            host_signals: signals.forwarded,
+            interrupted_offloads: signals.interrupted_offloads,
         }
     }
 }

@@ -20,10 +20,11 @@
 //!
 //! Blocking: a handler that blocks (read on an empty pipe, accept, poll) blocks the thread
 //! serving the request — with the `exit` transport the calling vCPU's thread, which is the
-//! only thread of the program that is waiting. Interruption by signals (issue #7) will
-//! work by signalling that host thread (a no-op handler installed without `SA_RESTART`): the
-//! blocked host call returns `EINTR`, which the handler passes on for the LWK to deliver the
-//! signal and restart or fail the call as Linux would.
+//! only thread of the program that is waiting. Signals sent to lwk-vmm interrupt it (issue
+//! #7, the VMM's `signals` module) by signalling that host thread (a no-op handler installed
+//! without `SA_RESTART`): the blocked host call returns `EINTR`, which the handler passes on
+//! for the LWK to deliver the signal and restart or fail the call as Linux would. Handlers
+//! must therefore never retry a host call on `EINTR`.
 //!
 //! `mem` does memory work for the LWK (zeroing guest-physical ranges, `op::ZERO_PHYS`).
 //! Neighbours: `offload-abi` (the contract); used by `lwk-vmm`.
