@@ -661,36 +661,16 @@ fn deliver(k: &mut Kernel, cpu: usize, frame: &mut TrapFrame) {
 
 /// Copies to user memory, mapping pages on demand (the stack below RSP may not be mapped yet).
 fn put(k: &mut Kernel, va: u64, bytes: &[u8]) -> Result<(), ()> {
-    let _ = k.process.mm.aspace.take_missing();
-    for _ in 0..8 {
-        if k.process.mm.aspace.copy_to_user(va, bytes).is_ok() {
-            return Ok(());
-        }
-        let Some((miss, write)) = k.process.mm.aspace.take_missing() else {
-            return Err(());
-        };
-        if !k.process.mm.fault_in(k.frames, miss, write) {
-            return Err(());
-        }
-    }
-    Err(())
+    k.process
+        .mm
+        .user_copy(k.frames, |a| a.copy_to_user(va, bytes))
 }
 
 /// Reads user memory, mapping pages on demand.
 fn get(k: &mut Kernel, va: u64, out: &mut [u8]) -> Result<(), ()> {
-    let _ = k.process.mm.aspace.take_missing();
-    for _ in 0..8 {
-        if k.process.mm.aspace.copy_from_user(va, out).is_ok() {
-            return Ok(());
-        }
-        let Some((miss, write)) = k.process.mm.aspace.take_missing() else {
-            return Err(());
-        };
-        if !k.process.mm.fault_in(k.frames, miss, write) {
-            return Err(());
-        }
-    }
-    Err(())
+    k.process
+        .mm
+        .user_copy(k.frames, |a| a.copy_from_user(va, out))
 }
 
 fn on_altstack(t: &ThreadSig, sp: u64) -> bool {

@@ -1011,6 +1011,28 @@ impl Mm {
         })
     }
 
+    /// Runs the user copy `f`; when it fails on a page that is not mapped yet (demand paging),
+    /// maps that page and runs it again (a few times at most).
+    pub fn user_copy(
+        &mut self,
+        frames: &mut Frames,
+        mut f: impl FnMut(&AddressSpace) -> Result<(), ()>,
+    ) -> Result<(), ()> {
+        let _ = self.aspace.take_missing();
+        for _ in 0..8 {
+            if f(&self.aspace).is_ok() {
+                return Ok(());
+            }
+            let Some((miss, write)) = self.aspace.take_missing() else {
+                return Err(());
+            };
+            if !self.fault_in(frames, miss, write) {
+                return Err(());
+            }
+        }
+        Err(())
+    }
+
     /// Maps the page at `va` for a kernel or host access that found it missing; false if the
     /// program may not access it that way.
     pub fn fault_in(&mut self, frames: &mut Frames, va: u64, write: bool) -> bool {
