@@ -26,10 +26,15 @@ pub fn init() {
     }
 }
 
+/// The pending host signals, taken (swapped to none).
+fn take() -> u64 {
+    phys::swap_u64(PENDING, 0) & hostsig::FORWARDED
+}
+
 /// Takes the pending host signals now and posts them (an offloaded call came back with EINTR
 /// because of one, before its interrupt could be taken; the interrupt then finds nothing).
 pub fn poll(k: &mut crate::Kernel) {
-    let mask = phys::swap_u64(PENDING, 0) & hostsig::FORWARDED;
+    let mask = take();
     if mask != 0 {
         crate::signal::post_host(k, mask);
     }
@@ -38,7 +43,7 @@ pub fn poll(k: &mut crate::Kernel) {
 /// The host-signal interrupt: acknowledge it and take the pending signals.
 pub fn on_interrupt() {
     arch::apic_eoi();
-    let mask = phys::swap_u64(PENDING, 0) & hostsig::FORWARDED;
+    let mask = take();
     if mask != 0 {
         // Interrupts are taken only in ring 3 or in a halt with the kernel lock released (ring
         // 0 otherwise runs with IF clear), and never before boot has set up the kernel state

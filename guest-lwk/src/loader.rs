@@ -152,7 +152,7 @@ pub fn read_file_into(
     let mut done = 0u64;
     let mut result = Ok(());
     let mut eof = false;
-    aspace.frames_of(start, align_up(start + len, PAGE), |pa, run| {
+    aspace.frames_of(start, start + len, |pa, run| {
         let mut got = 0;
         while result.is_ok() && !eof && got < run && done + got < len {
             let want = (run - got).min(len - done - got);

@@ -461,7 +461,8 @@ impl AddressSpace {
                     va = base + size;
                 }
                 Slot::Table { pte, pde } => {
-                    let n = (512 - index(va, 0)).min((end - va) / PAGE);
+                    // A partial last page counts (an unaligned `end` must not stall the walk).
+                    let n = (512 - index(va, 0)).min((end - va).div_ceil(PAGE));
                     visit(Leaf::Ptes { pte, pde, va, n });
                     va += n * PAGE;
                 }

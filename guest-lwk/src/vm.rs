@@ -18,7 +18,7 @@ use crate::mm::{AddressSpace, GIGA, HUGE, PAGE, align_up, pte};
 use crate::vma::{Vma, VmaTable, kind, prot};
 use crate::{Kernel, KernelGuard, bridge, klog};
 use core::ops::DerefMut;
-use offload_abi::errno::{EBUSY, EEXIST, EFAULT, EINVAL, ENOMEM};
+use offload_abi::errno::{EBUSY, EEXIST, EFAULT, EINTR, EINVAL, ENOMEM};
 use offload_abi::{BootInfo, boot_flags, layout, syscall_fault};
 
 /// Lowest address mmap hands out (Linux's default vm.mmap_min_addr).
@@ -1077,6 +1077,12 @@ pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
         let mut reply = (0, [0; 2]);
         k.unlocked(|| reply = bridge::user_syscall(nr, args));
         let (r, val) = reply;
+        if r == -EINTR {
+            // The VMM interrupts a blocked host call for a host signal whose interrupt is still
+            // pending on this CPU (ring 0 runs with IF clear): take it now, so that the restart
+            // rules of the caller see the signal.
+            crate::hostsig::poll(k);
+        }
         if r != -EFAULT || val[1] & syscall_fault::NOT_PRESENT == 0 {
             return r;
         }

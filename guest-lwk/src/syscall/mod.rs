@@ -133,12 +133,6 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
         Disposition::Offload => {
             k.stats.syscalls_offloaded += 1;
             let r = crate::vm::offload(&mut k, number, args);
-            if r == -EINTR {
-                // The VMM interrupts a blocked host call for a host signal whose interrupt is
-                // still pending on this CPU (ring 0 runs with IF clear): take it now, so that
-                // the restart rules below see the signal.
-                crate::hostsig::poll(&mut k);
-            }
             if r == -EINTR && crate::signal::interrupted(&k, arch::current_cpu()) {
                 // The host call was interrupted for a signal of the program: Linux's restart
                 // rules decide (poll and friends never restart, the rest under SA_RESTART).
