@@ -12,6 +12,7 @@
 
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Kernel 64-bit code selector.
 pub const KERNEL_CS: u64 = 0x10;
@@ -39,7 +40,12 @@ pub const VECTOR_SPURIOUS: u64 = 0xff;
 /// Pseudo vector number of a syscall that arrived through LSTAR in ring 0.
 pub const VECTOR_SYSCALL: u64 = 256;
 
-/// Size of each CPU's kernel stack (boot, traps and syscalls share it: one thread per vCPU).
+/// Most thread contexts (threads, and the idle loops of vCPUs without a thread), each with a
+/// kernel stack of its own.
+pub const MAX_THREADS: usize = 2 * MAX_CPUS;
+
+/// Size of each thread context's kernel stack (its traps and syscalls run on it; vCPU `i`
+/// boots on context `i`'s).
 const KSTACK_SIZE: usize = 1 << KSTACK_SHIFT;
 const KSTACK_SHIFT: u32 = 15;
 
@@ -102,6 +108,17 @@ impl<T> SpinLock<T> {
             .ok()
             .map(|_| SpinGuard { lock: self })
     }
+
+    /// A guard for a lock that is already held on behalf of the caller: a context switch
+    /// hands the kernel lock from the context that switched to the one that runs next, and a
+    /// context's first run has no guard of its own to continue with.
+    ///
+    /// # Safety
+    /// The lock must be held, and nothing else may use or release that holding afterwards.
+    pub unsafe fn adopt(&self) -> SpinGuard<'_, T> {
+        debug_assert!(self.locked.load(core::sync::atomic::Ordering::Relaxed));
+        SpinGuard { lock: self }
+    }
 }
 
 impl<T> core::ops::Deref for SpinGuard<'_, T> {
@@ -142,10 +159,22 @@ impl<T> Global<T> {
 #[repr(C, align(16))]
 struct KernelStack([u8; KSTACK_SIZE]);
 
-/// One kernel stack per CPU, zero-initialised (in .bss, so not in the image file).
+/// One kernel stack per thread context, zero-initialised (in .bss, so not in the image file).
 #[unsafe(link_section = ".bss.kstacks")]
-static KSTACKS: Global<[KernelStack; MAX_CPUS]> =
-    Global::new([const { KernelStack([0; KSTACK_SIZE]) }; MAX_CPUS]);
+static KSTACKS: Global<[KernelStack; MAX_THREADS]> =
+    Global::new([const { KernelStack([0; KSTACK_SIZE]) }; MAX_THREADS]);
+
+/// The vCPU each thread context runs on (contexts never migrate); context `i < MAX_CPUS` is
+/// vCPU `i`'s boot context.
+static SLOT_CPU: [AtomicU32; MAX_THREADS] = {
+    let mut a = [const { AtomicU32::new(0) }; MAX_THREADS];
+    let mut i = 0;
+    while i < MAX_CPUS {
+        a[i] = AtomicU32::new(i as u32);
+        i += 1;
+    }
+    a
+};
 
 /// Saved user (or kernel) state of a trap or syscall, as the entry stubs lay it out.
 #[repr(C)]
@@ -253,7 +282,8 @@ unsafe extern "C" {
     fn irq_stub_timer();
     fn irq_stub_spurious();
     fn irq_stub_hostsig();
-    fn trap_restore();
+    fn lwk_switch_stack();
+    fn thread_first_entry();
 }
 
 global_asm!(
@@ -388,6 +418,30 @@ trap_restore:
     pop rax
     add rsp, 16
     iretq
+
+.global lwk_switch_stack
+lwk_switch_stack:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rdi], rsp
+    mov rsp, rsi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+.global thread_first_entry
+thread_first_entry:
+    mov rdi, rsp
+    call {first_run}
+    jmp trap_restore
 .popsection
 
 .pushsection .text.entry, "ax"
@@ -420,20 +474,98 @@ _start:
     vector_spurious = const VECTOR_SPURIOUS,
     vector_hostsig = const VECTOR_HOSTSIG,
     kmain = sym crate::kmain,
+    first_run = sym crate::sched::first_run,
 );
 
-/// Top of CPU `cpu`'s kernel stack.
-fn kernel_stack_top(cpu: usize) -> u64 {
-    KSTACKS.get() as u64 + ((cpu as u64 + 1) << KSTACK_SHIFT)
+/// Top of thread context `slot`'s kernel stack.
+fn kernel_stack_top(slot: usize) -> u64 {
+    KSTACKS.get() as u64 + ((slot as u64 + 1) << KSTACK_SHIFT)
 }
 
-/// The CPU this code runs on, from the kernel stack it runs on.
+/// The thread context this code runs in, from the kernel stack it runs on.
 #[inline]
-pub fn current_cpu() -> usize {
+pub fn current_slot() -> usize {
     let sp: u64;
     // SAFETY: reading RSP has no side effects.
     unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    (sp.wrapping_sub(KSTACKS.get() as u64) >> KSTACK_SHIFT) as usize
+    let slot = (sp.wrapping_sub(KSTACKS.get() as u64) >> KSTACK_SHIFT) as usize;
+    // Outside every stack (cannot happen after boot): context 0, rather than an index fault.
+    if slot < MAX_THREADS { slot } else { 0 }
+}
+
+/// The vCPU this code runs on: the one its thread context belongs to.
+#[inline]
+pub fn current_cpu() -> usize {
+    SLOT_CPU[current_slot()].load(Ordering::Relaxed) as usize
+}
+
+/// Binds thread context `slot` to vCPU `cpu` (before it first runs).
+pub fn set_slot_cpu(slot: usize, cpu: usize) {
+    if let Some(c) = SLOT_CPU.get(slot) {
+        c.store(cpu as u32, Ordering::Relaxed);
+    }
+}
+
+/// Makes this CPU's traps and syscalls from ring 3 enter on context `slot`'s kernel stack.
+pub fn set_kernel_stack(slot: usize) {
+    let cpu = current_cpu();
+    let top = kernel_stack_top(slot);
+    // SAFETY: this CPU's TSS and per-CPU block only (see `Global`).
+    unsafe {
+        let tss = &mut (*TSS.get())[cpu];
+        tss.rsp[0] = top;
+        tss.ist[0] = top;
+        (*PERCPU.get())[cpu].kernel_rsp = top;
+    }
+}
+
+/// Prepares the kernel stack of context `slot` for its first switch-in: the user frame
+/// `frame` at the top (user selectors and flags forced) and below it a
+/// switch record that "returns" to `thread_first_entry`, which calls `first` with the frame and
+/// then leaves for ring 3 through `trap_restore`. Returns the stack pointer for
+/// [`switch_stack`].
+pub fn prepare_stack(slot: usize, frame: &TrapFrame) -> u64 {
+    let top = kernel_stack_top(slot);
+    let frame_at = top - core::mem::size_of::<TrapFrame>() as u64;
+    let mut f = *frame;
+    f.cs = USER_CS;
+    f.ss = USER_DS;
+    f.rflags = (f.rflags & 0x3c_0fd5) | 0x202;
+    // Six callee-saved registers (zero), then the return address.
+    let sp = frame_at - 7 * 8;
+    // SAFETY: `slot` is not running (the caller allocated it and holds the kernel lock), so
+    // nothing else uses its stack; both writes stay inside it (the frame ends at its top).
+    unsafe {
+        core::ptr::write(frame_at as *mut TrapFrame, f);
+        let words = sp as *mut u64;
+        for i in 0..6 {
+            core::ptr::write(words.add(i), 0);
+        }
+        core::ptr::write(words.add(6), thread_first_entry as *const () as u64);
+    }
+    sp
+}
+
+/// Saves the callee-saved registers and stack pointer of the running context to `*prev_sp`,
+/// and continues the context whose stack pointer is `next_sp` (one saved by an earlier call,
+/// or made by [`prepare_stack`]). Returns when something switches back to this context.
+///
+/// # Safety
+/// `next_sp` must be a stack pointer saved by this function or returned by `prepare_stack`, of
+/// a context that is not running; `prev_sp` must be valid for a write. Interrupts are
+/// disabled (ring 0).
+pub unsafe fn switch_stack(prev_sp: *mut u64, next_sp: u64) {
+    // SAFETY: the caller's contract; every register the asm block does not save is declared
+    // clobbered (the `extern "C"` call ABI of `lwk_switch_stack`).
+    unsafe {
+        asm!(
+            "call {f}",
+            f = sym lwk_switch_stack,
+            in("rdi") prev_sp,
+            in("rsi") next_sp,
+            clobber_abi("C"),
+        )
+    }
 }
 
 fn gate(handler: u64, ist: u64, type_attr: u64) -> [u64; 2] {
@@ -482,6 +614,7 @@ pub fn init_descriptors(cpu: usize) {
         | (0x89 << 40)
         | (((limit >> 16) & 0xf) << 48)
         | (((tss_base >> 24) & 0xff) << 56);
+    // vCPU `cpu` boots on context `cpu`'s stack.
     let top = kernel_stack_top(cpu);
     // SAFETY: as above: this CPU's elements only.
     unsafe {
@@ -688,6 +821,58 @@ pub fn send_self(vector: u64) {
     wrmsr(apic::ICR, (0b01 << 18) | (vector & 0xff));
 }
 
+/// A saved FPU state, in the layout the VMM's KVM_GET_XSAVE/KVM_SET_XSAVE use.
+#[repr(C, align(4096))]
+struct FpuArea([u8; offload_abi::FPU_AREA_SIZE as usize]);
+
+/// One FPU save area per thread context (in .bss).
+#[unsafe(link_section = ".bss.fpu")]
+static FPU_AREAS: Global<[FpuArea; MAX_THREADS]> =
+    Global::new([const { FpuArea([0; offload_abi::FPU_AREA_SIZE as usize]) }; MAX_THREADS]);
+
+/// Per-CPU [`offload_abi::FpuSwitch`] descriptors.
+#[repr(C, align(16))]
+struct FpuDesc(offload_abi::FpuSwitch);
+static FPU_DESC: Global<[FpuDesc; MAX_CPUS]> = Global::new(
+    [const {
+        FpuDesc(offload_abi::FpuSwitch {
+            save: 0,
+            restore: 0,
+        })
+    }; MAX_CPUS],
+);
+
+/// Guest-physical address of a kernel image address (the image is linked at
+/// `KERNEL_VIRT_BASE + KERNEL_PHYS` and loaded at `KERNEL_PHYS`).
+fn image_pa(va: u64) -> u64 {
+    va - offload_abi::layout::KERNEL_VIRT_BASE
+}
+
+/// Has the VMM store this CPU's FPU state in context `save`'s area and then load context
+/// `restore`'s (either may be `None`). One VM exit.
+pub fn fpu_switch(save: Option<usize>, restore: Option<usize>) {
+    let area = |slot: Option<usize>| {
+        slot.filter(|&s| s < MAX_THREADS).map_or(0, |s| {
+            image_pa(FPU_AREAS.get() as u64) + s as u64 * offload_abi::FPU_AREA_SIZE
+        })
+    };
+    let desc = offload_abi::FpuSwitch {
+        save: area(save),
+        restore: area(restore),
+    };
+    if desc.save == 0 && desc.restore == 0 {
+        return;
+    }
+    let cpu = current_cpu();
+    // SAFETY: this CPU's element only (see `Global`); the VMM reads it during the port write.
+    let pa = unsafe {
+        let d = &mut (*FPU_DESC.get())[cpu];
+        d.0 = desc;
+        image_pa(core::ptr::addr_of!(d.0) as u64)
+    };
+    outl(offload_abi::port::FPU_SWITCH, (pa >> 4) as u32);
+}
+
 /// Arms this CPU's timer to fire when the TSC reaches `tsc` (0 disarms).
 pub fn arm_timer(tsc: u64) {
     wrmsr(apic::TSC_DEADLINE, tsc);
@@ -700,9 +885,6 @@ pub fn wait_for_interrupt() {
     // holds no lock across this call (callers guarantee it).
     unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
 }
-
-/// Per-CPU frames that `resume_user` returns through.
-static RESUME: Global<[TrapFrame; MAX_CPUS]> = Global::new([TrapFrame::ZERO; MAX_CPUS]);
 
 impl TrapFrame {
     /// All zero.
@@ -730,27 +912,6 @@ impl TrapFrame {
         rsp: 0,
         ss: 0,
     };
-}
-
-/// Enters ring 3 with every register from `frame` (a new thread's first entry). The user
-/// segment selectors and flags are forced: a frame never carries kernel privilege.
-pub fn resume_user(frame: &TrapFrame) -> ! {
-    crate::tlb::to_user();
-    let cpu = current_cpu();
-    let mut f = *frame;
-    f.cs = USER_CS;
-    f.ss = USER_DS;
-    f.rflags = (f.rflags & 0x3c_0fd5) | 0x202;
-    // SAFETY: this CPU's element only (see `Global`).
-    let slot = unsafe {
-        let slots = &mut *RESUME.get();
-        slots[cpu] = f;
-        core::ptr::addr_of!(slots[cpu]) as u64
-    };
-    // SAFETY: `slot` holds a complete frame in the layout `trap_restore` pops; the selectors
-    // are the user ones, so `iretq` lands in ring 3 and the kernel stack is left behind (the
-    // next entry starts again at the top given by the TSS / per-CPU block).
-    unsafe { asm!("mov rsp, {}", "jmp {}", in(reg) slot, sym trap_restore, options(noreturn)) }
 }
 
 /// Leaves ring 0 for the program: jumps to `rip` in ring 3 with stack `rsp`, every general

@@ -210,9 +210,10 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
     };
     let process = syscall::Process::new(&info, mm, sig);
     let ncpus = (info.vcpu_count as usize).clamp(1, arch::MAX_CPUS);
+    let timeslice = info.timeslice_us.saturating_mul(info.tsc_khz) / 1000;
     *KERNEL.lock() = Some(Kernel {
         info,
-        sched: sched::Sched::new(ncpus, info.pid),
+        sched: sched::Sched::new(ncpus, info.pid, timeslice),
         frames,
         process,
         clock,

@@ -1,13 +1,26 @@
-//! CPUs and threads: one thread per vCPU, no preemption, no timer tick.
+//! CPUs and threads: each thread lives on one vCPU; no timer tick unless threads share a vCPU.
 //!
-//! A thread runs on the vCPU it was started on until it exits. A thread that blocks (futex
-//! wait, sleep) halts its vCPU inside the syscall, with the kernel lock released, until another
-//! CPU wakes it with an IPI or its TSC-deadline timer fires. A vCPU without a thread halts in
-//! [`idle`] until `clone` hands it one. More threads than vCPUs are refused with EAGAIN
-//! (McKernel's default; time slicing is not implemented).
+//! Every thread runs in a *context* (`arch::MAX_THREADS` of them, each with a kernel stack of
+//! its own); contexts never move between vCPUs. A thread that blocks (futex wait, sleep,
+//! sigsuspend) switches to another ready context of its vCPU if there is one, else halts its
+//! vCPU inside the syscall, with the kernel lock released, until another CPU wakes it with an
+//! IPI or the TSC-deadline timer fires. A vCPU without a thread runs its idle loop in a
+//! context of its own (freed when the vCPU switches to a thread).
+//!
+//! More threads than vCPUs (`oversubscribe` in the job config, passed as
+//! `BootInfo::timeslice_us`): "refuse" (0) makes clone fail with EAGAIN when every vCPU has a
+//! thread, as McKernel does; "timeslice" places the new thread on the vCPU with the fewest,
+//! and a vCPU with more than one runnable thread arms its TSC-deadline timer for the end of
+//! the running thread's slice and switches round-robin when it fires, or when a thread of it
+//! is woken. A vCPU with one runnable thread never has a slice timer (no tick).
+//!
+//! A switch between two threads also switches their FPU/SSE/AVX state, through the VMM
+//! (`arch::fpu_switch`), lazily: a vCPU's state stays loaded while it idles or runs the same
+//! thread again.
 
-use crate::arch::{self, MAX_CPUS, TrapFrame};
+use crate::arch::{self, MAX_CPUS, MAX_THREADS, TrapFrame};
 use crate::{KernelGuard, kernel};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A thread of the (single) process.
 #[derive(Clone, Copy, Debug)]
@@ -29,50 +42,126 @@ pub struct FutexWait {
     pub bitset: u32,
 }
 
-/// What a thread needs for its first entry to ring 3.
-#[derive(Clone, Copy, Debug)]
-pub struct Start {
-    /// User registers.
-    pub frame: TrapFrame,
-    /// FS base (TLS).
-    pub fs_base: u64,
+/// What a context is doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum State {
+    /// Unused; its stack is free.
+    #[default]
+    Free,
+    /// On its vCPU now (in ring 3, in the kernel, or halted in a wait with nothing else to
+    /// run).
+    Running,
+    /// Waits for its vCPU.
+    Ready,
+    /// Switched out in a wait; made ready by a wake-up or its deadline.
+    Blocked,
+    /// Runs its vCPU's idle loop (no thread).
+    Idle,
+    /// Ended; its stack is freed once its vCPU runs another context.
+    Dead,
 }
+
+/// One context.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    /// What it is doing.
+    pub state: State,
+    /// Its vCPU.
+    pub cpu: usize,
+    /// The thread it runs (none for an idle loop).
+    pub thread: Option<Thread>,
+    /// Set while the thread waits on a futex.
+    pub futex: Option<FutexWait>,
+    /// Set by a waker; the waiting thread clears it.
+    pub woken: bool,
+    /// TSC deadline of the wait the thread is in (0: none).
+    pub deadline: u64,
+    /// Saved kernel stack pointer while not running.
+    ksp: u64,
+    /// User FS and GS base while not running.
+    fs_base: u64,
+    gs_base: u64,
+    /// Its FPU state is in its save area (not in its vCPU's registers).
+    fpu_saved: bool,
+}
+
+impl Slot {
+    /// An unused context.
+    const FREE: Slot = Slot {
+        state: State::Free,
+        cpu: 0,
+        thread: None,
+        futex: None,
+        woken: false,
+        deadline: 0,
+        ksp: 0,
+        fs_base: 0,
+        gs_base: 0,
+        fpu_saved: false,
+    };
+}
+
+/// The contexts, in .bss: the scheduler refers to them (too large to build on a kernel stack).
+static SLOTS: arch::Global<[Slot; MAX_THREADS]> = arch::Global::new([Slot::FREE; MAX_THREADS]);
 
 /// One vCPU as the scheduler sees it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cpu {
     /// The vCPU has booted and waits for work.
     pub online: bool,
-    /// The thread that owns this vCPU.
-    pub thread: Option<Thread>,
-    /// Set by `clone`: the thread's first entry, taken by the vCPU's idle loop.
-    pub start: Option<Start>,
-    /// Set while the thread waits on a futex.
-    pub futex: Option<FutexWait>,
-    /// Set by a waker; the waiting thread clears it.
-    pub woken: bool,
+    /// The context it runs.
+    pub current: usize,
+    /// Live threads placed on it.
+    pub threads: u32,
+    /// The context whose FPU state its registers hold.
+    fpu_owner: Option<usize>,
+    /// TSC at which the running thread's slice ends (0: no other thread waits).
+    slice_end: u64,
 }
 
-/// All vCPUs.
+/// All vCPUs and contexts.
 pub struct Sched {
     /// vCPUs of this job.
     pub ncpus: usize,
     /// Per-vCPU state.
     pub cpus: [Cpu; MAX_CPUS],
+    /// Per-context state.
+    pub slots: &'static mut [Slot; MAX_THREADS],
     /// Threads alive (the job ends with the last one).
     pub live: u32,
     /// Next thread id.
     pub next_tid: u32,
     /// The "no free vCPU" warning was printed.
     pub warned_full: bool,
+    /// Slice length in TSC ticks; 0: more threads than vCPUs are refused.
+    pub timeslice: u64,
+    /// Contexts at and above this index have never been used: scans stop here (every
+    /// ring-0 instruction is emulated on the development KVM).
+    pub high: usize,
 }
 
+/// Per vCPU: a context of it became ready, or its running thread's slice ended; checked
+/// without the lock on every return to ring 3.
+static NEED_RESCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
 impl Sched {
-    /// vCPU 0 runs the first thread, with the process id as its thread id.
-    pub fn new(ncpus: usize, pid: u32) -> Self {
+    /// vCPU 0 runs the first thread (context 0), with the process id as its thread id; the
+    /// other vCPUs boot into their idle loops (contexts 1..ncpus).
+    pub fn new(ncpus: usize, pid: u32, timeslice: u64) -> Self {
         let mut cpus = [Cpu::default(); MAX_CPUS];
+        // SAFETY: called once, at boot on vCPU 0 before the other vCPUs start (see `Global`);
+        // afterwards the slots are reached only through the scheduler, under the kernel lock.
+        let slots = unsafe { &mut *SLOTS.get() };
+        for (c, cpu) in cpus.iter_mut().enumerate().take(ncpus) {
+            cpu.current = c;
+            slots[c].state = State::Idle;
+            slots[c].cpu = c;
+        }
         cpus[0].online = true;
-        cpus[0].thread = Some(Thread {
+        cpus[0].threads = 1;
+        cpus[0].fpu_owner = Some(0);
+        slots[0].state = State::Running;
+        slots[0].thread = Some(Thread {
             tid: pid,
             clear_child_tid: 0,
             robust_list: (0, 0),
@@ -80,43 +169,119 @@ impl Sched {
         Sched {
             ncpus,
             cpus,
+            slots,
             live: 1,
             next_tid: pid.wrapping_add(1),
             warned_full: false,
+            timeslice,
+            high: ncpus,
         }
     }
 
-    /// The thread on the calling vCPU.
+    /// The thread in the calling context.
     pub fn current(&mut self) -> &mut Thread {
-        let cpu = arch::current_cpu();
-        match self.cpus.get_mut(cpu).and_then(|c| c.thread.as_mut()) {
+        let slot = arch::current_slot();
+        match self.slots[slot].thread.as_mut() {
             Some(t) => t,
-            None => panic!("syscall on vCPU {cpu}, which runs no thread"),
+            None => panic!("syscall in context {slot}, which runs no thread"),
         }
     }
 
-    /// A vCPU that can take a new thread.
-    pub fn free_cpu(&self) -> Option<usize> {
-        (0..self.ncpus).find(|&c| {
-            self.cpus[c].online && self.cpus[c].thread.is_none() && self.cpus[c].start.is_none()
-        })
+    /// Contexts that run a thread, with it.
+    pub fn threads(&self) -> impl Iterator<Item = (usize, &Thread)> {
+        self.slots[..self.high]
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state != State::Dead)
+            .filter_map(|(i, s)| s.thread.as_ref().map(|t| (i, t)))
+    }
+
+    /// The context of thread `tid`.
+    pub fn slot_of(&self, tid: u32) -> Option<usize> {
+        self.threads().find(|(_, t)| t.tid == tid).map(|(i, _)| i)
+    }
+
+    /// Whether context `slot` runs a live thread.
+    pub fn is_thread(&self, slot: usize) -> bool {
+        self.slots
+            .get(slot)
+            .is_some_and(|s| s.thread.is_some() && s.state != State::Dead)
+    }
+
+    /// The vCPU for a new thread: one without threads, else (time slicing) the one with the
+    /// fewest; `None` when the policy refuses.
+    pub fn place(&self) -> Option<usize> {
+        let online = (0..self.ncpus).filter(|&c| self.cpus[c].online);
+        let best = online.min_by_key(|&c| self.cpus[c].threads)?;
+        (self.cpus[best].threads == 0 || self.timeslice != 0).then_some(best)
+    }
+
+    /// Creates a ready context for thread `thread` on vCPU `cpu` that enters ring 3 with
+    /// `frame` and FS base `fs_base`; returns it (`None`: all contexts are in use).
+    pub fn spawn(
+        &mut self,
+        cpu: usize,
+        thread: Thread,
+        frame: &TrapFrame,
+        fs_base: u64,
+    ) -> Option<usize> {
+        let slot = self.slots.iter().position(|s| s.state == State::Free)?;
+        self.high = self.high.max(slot + 1);
+        arch::set_slot_cpu(slot, cpu);
+        let ksp = arch::prepare_stack(slot, frame);
+        // The new thread starts with its creator's FPU state, as on Linux.
+        arch::fpu_switch(Some(slot), None);
+        self.slots[slot] = Slot {
+            state: State::Ready,
+            cpu,
+            thread: Some(thread),
+            futex: None,
+            woken: false,
+            deadline: 0,
+            ksp,
+            fs_base,
+            gs_base: 0,
+            fpu_saved: true,
+        };
+        self.cpus[cpu].threads += 1;
+        self.live += 1;
+        self.kick_cpu(cpu);
+        Some(slot)
+    }
+
+    /// Marks context `slot` woken: a blocked one becomes ready, and its vCPU looks again
+    /// (out of a halt, or out of ring 3 to switch to it).
+    pub fn wake(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        s.woken = true;
+        if s.state == State::Blocked {
+            s.state = State::Ready;
+        }
+        let cpu = s.cpu;
+        self.kick_cpu(cpu);
+    }
+
+    fn kick_cpu(&self, cpu: usize) {
+        NEED_RESCHED[cpu].store(true, Ordering::Release);
+        if cpu != arch::current_cpu() {
+            arch::send_wakeup(cpu);
+        }
     }
 
     /// Wakes up to `n` threads waiting on `key` whose bitset intersects `bitset`; returns how
     /// many.
     pub fn futex_wake(&mut self, key: u64, n: u32, bitset: u32) -> u32 {
         let mut woken = 0;
-        for (c, cpu) in self.cpus.iter_mut().enumerate().take(self.ncpus) {
+        for slot in 0..self.high {
             if woken >= n {
                 break;
             }
-            if let Some(w) = cpu.futex
+            if let Some(w) = self.slots[slot].futex
                 && w.key == key
                 && w.bitset & bitset != 0
             {
-                cpu.futex = None;
-                cpu.woken = true;
-                arch::send_wakeup(c);
+                self.slots[slot].futex = None;
+                self.wake(slot);
                 woken += 1;
             }
         }
@@ -126,11 +291,11 @@ impl Sched {
     /// Moves up to `n` waiters from `from` to `to` (FUTEX_REQUEUE); returns how many.
     pub fn futex_requeue(&mut self, from: u64, to: u64, n: u32) -> u32 {
         let mut moved = 0;
-        for cpu in self.cpus.iter_mut().take(self.ncpus) {
+        for s in self.slots[..self.high].iter_mut() {
             if moved >= n {
                 break;
             }
-            if let Some(w) = cpu.futex.as_mut()
+            if let Some(w) = s.futex.as_mut()
                 && w.key == from
             {
                 w.key = to;
@@ -139,32 +304,235 @@ impl Sched {
         }
         moved
     }
+
+    /// Blocked contexts of `cpu` whose wait deadline passed become ready; returns the next
+    /// ready context after `after` (round-robin), if any.
+    fn next_ready(&mut self, cpu: usize, after: usize) -> Option<usize> {
+        let now = arch::rdtsc();
+        let mut first = None;
+        let mut next = None;
+        for (i, s) in self.slots[..self.high].iter_mut().enumerate() {
+            if s.cpu != cpu {
+                continue;
+            }
+            if s.state == State::Blocked && s.deadline != 0 && s.deadline <= now {
+                s.state = State::Ready;
+            }
+            if s.state == State::Ready && i != after {
+                first = first.or(Some(i));
+                if i > after && next.is_none() {
+                    next = Some(i);
+                }
+            }
+        }
+        next.or(first)
+    }
+
+    /// Whether `cpu` has a ready context besides the running one.
+    fn others_ready(&self, cpu: usize) -> bool {
+        self.slots[..self.high]
+            .iter()
+            .any(|s| s.state == State::Ready && s.cpu == cpu)
+    }
+
+    /// Arms `cpu`'s TSC-deadline timer (the calling vCPU's) for the earliest of its timers
+    /// (`timer`), the waits of its contexts and the running thread's slice end.
+    pub fn arm(&self, cpu: usize) {
+        let mut d = crate::timer::next(cpu);
+        let mut take = |t: u64| {
+            if t != 0 && (d == 0 || t < d) {
+                d = t;
+            }
+        };
+        take(self.cpus[cpu].slice_end);
+        for s in self.slots[..self.high].iter() {
+            if s.cpu == cpu && matches!(s.state, State::Blocked | State::Running) {
+                take(s.deadline);
+            }
+        }
+        arch::arm_timer(d);
+    }
+
+    /// The running thread's slice starts now if another thread of `cpu` waits to run.
+    fn start_slice(&mut self, cpu: usize) {
+        self.cpus[cpu].slice_end = if self.timeslice != 0 && self.others_ready(cpu) {
+            arch::rdtsc().saturating_add(self.timeslice)
+        } else {
+            0
+        };
+    }
 }
 
-/// Halts the calling vCPU until it is woken or the TSC reaches `deadline` (if any), with the
-/// kernel lock released meanwhile. Returns true if `woken` said so, false on timeout.
+/// Runs context `next` on this vCPU instead of `prev` (the calling one), whose state the
+/// caller has set; returns when `prev` runs again. The kernel lock stays held across: the
+/// context that runs next continues with it.
+fn switch(k: &mut KernelGuard, prev: usize, next: usize) {
+    let cpu = arch::current_cpu();
+    if k.sched.slots[prev].thread.is_some() && k.sched.slots[next].thread.is_some() {
+        k.stats.context_switches += 1;
+    }
+    let s = &mut k.sched;
+    if s.slots[prev].thread.is_some() {
+        s.slots[prev].fs_base = arch::rdmsr(arch::msr::FS_BASE);
+        s.slots[prev].gs_base = arch::rdmsr(arch::msr::GS_BASE);
+    }
+    if s.slots[next].thread.is_some() && s.cpus[cpu].fpu_owner != Some(next) {
+        // The registers hold the owner's state; the next thread's is in its area.
+        let save = s.cpus[cpu].fpu_owner.filter(|&o| s.is_thread(o));
+        let restore = s.slots[next].fpu_saved.then_some(next);
+        arch::fpu_switch(save, restore);
+        if let Some(o) = save {
+            s.slots[o].fpu_saved = true;
+        }
+        s.slots[next].fpu_saved = false;
+        s.cpus[cpu].fpu_owner = Some(next);
+    }
+    s.slots[next].state = State::Running;
+    s.cpus[cpu].current = next;
+    s.start_slice(cpu);
+    s.arm(cpu);
+    arch::wrmsr(arch::msr::FS_BASE, s.slots[next].fs_base);
+    arch::wrmsr(arch::msr::GS_BASE, s.slots[next].gs_base);
+    arch::set_kernel_stack(next);
+    let prev_sp = core::ptr::addr_of_mut!(s.slots[prev].ksp);
+    let next_sp = s.slots[next].ksp;
+    crate::time::block_begin();
+    // SAFETY: `next` is a ready context of this vCPU, so its saved stack pointer came from
+    // `switch_stack` or `prepare_stack` and nothing runs on it; `prev_sp` points into the
+    // locked scheduler state, which outlives the switch (the lock stays held).
+    unsafe { arch::switch_stack(prev_sp, next_sp) };
+    crate::time::block_end();
+    finish_switch(k);
+}
+
+/// After a switch, in the context that now runs: contexts of this vCPU that ended are freed
+/// (nothing runs on their stacks any more).
+fn finish_switch(k: &mut KernelGuard) {
+    let cpu = arch::current_cpu();
+    let me = arch::current_slot();
+    let high = k.sched.high;
+    for (i, s) in k.sched.slots[..high].iter_mut().enumerate() {
+        if s.state == State::Dead && s.cpu == cpu && i != me {
+            *s = Slot::FREE;
+        }
+    }
+}
+
+/// First run of a context made by [`Sched::spawn`], called by `thread_first_entry` on its
+/// stack with the user frame it enters ring 3 with (through `trap_restore`).
+pub extern "C" fn first_run(frame: &mut TrapFrame) {
+    // SAFETY: the context that switched here held the kernel lock and handed it over.
+    let mut k = KernelGuard(Some(unsafe { crate::KERNEL.adopt() }));
+    finish_switch(&mut k);
+    drop(k);
+    crate::time::thread_start();
+    crate::signal::to_user(frame);
+    crate::tlb::to_user();
+}
+
+/// Halts the calling vCPU until the calling thread is woken or the TSC reaches `deadline` (if
+/// any), running the vCPU's other ready threads meanwhile. Returns true if `woken` said so,
+/// false on timeout.
 pub fn block(k: &mut KernelGuard, deadline: Option<u64>) -> bool {
     let cpu = arch::current_cpu();
-    loop {
-        // The deadline timer serves this wait and the vCPU's timers (`timer`): it is armed
-        // for the earlier of the two, and left armed for the timers afterwards.
-        if k.sched.cpus[cpu].woken {
-            k.sched.cpus[cpu].woken = false;
-            arch::arm_timer(crate::timer::next(cpu));
-            return true;
+    let me = arch::current_slot();
+    k.sched.slots[me].deadline = deadline.unwrap_or(0);
+    let woken = loop {
+        if k.sched.slots[me].woken {
+            k.sched.slots[me].woken = false;
+            break true;
         }
-        if let Some(d) = deadline {
-            if arch::rdtsc() >= d {
-                arch::arm_timer(crate::timer::next(cpu));
-                return false;
-            }
-            arch::arm_timer(crate::timer::combine(cpu, d));
+        if let Some(d) = deadline
+            && arch::rdtsc() >= d
+        {
+            break false;
         }
+        if let Some(next) = k.sched.next_ready(cpu, me) {
+            k.sched.slots[me].state = State::Blocked;
+            switch(k, me, next);
+            continue;
+        }
+        k.sched.cpus[cpu].slice_end = 0;
+        k.sched.arm(cpu);
         k.unlocked(|| {
             crate::time::block_begin();
             arch::wait_for_interrupt();
             crate::time::block_end();
         });
+    };
+    k.sched.slots[me].deadline = 0;
+    k.sched.arm(cpu);
+    woken
+}
+
+/// On the way back to ring 3 (`trap::dispatch_entry`): switches to another thread of this
+/// vCPU if one was woken or the running thread's slice ended.
+pub fn preempt() {
+    let cpu = arch::current_cpu();
+    if !NEED_RESCHED[cpu].swap(false, Ordering::Acquire) {
+        return;
+    }
+    let mut k = kernel();
+    let me = arch::current_slot();
+    let end = k.sched.cpus[cpu].slice_end;
+    // A thread keeps the vCPU until its slice ends, unless it has none yet (it ran alone).
+    if end != 0 && arch::rdtsc() < end {
+        return;
+    }
+    if let Some(next) = k.sched.next_ready(cpu, me) {
+        k.sched.slots[me].state = State::Ready;
+        switch(&mut k, me, next);
+    } else {
+        k.sched.start_slice(cpu);
+        k.sched.arm(cpu);
+    }
+}
+
+/// The TSC-deadline interrupt, after `timer::expire`: waits that timed out become ready and a
+/// slice that ended asks for a switch.
+pub fn tick() {
+    let cpu = arch::current_cpu();
+    let mut k = kernel();
+    let end = k.sched.cpus[cpu].slice_end;
+    let ended = end != 0 && arch::rdtsc() >= end;
+    // `next_ready` also readies the waits that timed out.
+    if ended || (end == 0 && k.sched.next_ready(cpu, arch::current_slot()).is_some()) {
+        NEED_RESCHED[cpu].store(true, Ordering::Release);
+    }
+    k.sched.arm(cpu);
+}
+
+/// Ends the calling thread's context and runs something else on its vCPU.
+pub fn exit_current(mut k: KernelGuard) -> ! {
+    let cpu = arch::current_cpu();
+    let me = arch::current_slot();
+    let s = &mut k.sched;
+    s.slots[me].state = State::Dead;
+    s.slots[me].futex = None;
+    s.cpus[cpu].threads = s.cpus[cpu].threads.saturating_sub(1);
+    if s.cpus[cpu].fpu_owner == Some(me) {
+        s.cpus[cpu].fpu_owner = None;
+    }
+    run_others(k, cpu, me)
+}
+
+/// The loop of a vCPU without a thread to run: switch to a ready one, else halt.
+fn run_others(mut k: KernelGuard, cpu: usize, me: usize) -> ! {
+    loop {
+        if let Some(next) = k.sched.next_ready(cpu, me) {
+            // This context is not needed again: it is freed once `next` runs.
+            k.sched.slots[me].state = State::Dead;
+            switch(&mut k, me, next);
+            unreachable!("a dead context was switched back to");
+        }
+        if k.sched.slots[me].state == State::Dead {
+            // An exited thread's context keeps running the idle loop until then.
+            k.sched.slots[me].state = State::Idle;
+            k.sched.slots[me].thread = None;
+        }
+        k.sched.cpus[cpu].slice_end = 0;
+        k.sched.arm(cpu);
+        k.unlocked(arch::wait_for_interrupt);
     }
 }
 
@@ -186,19 +554,7 @@ pub fn wait_all_online(ncpus: usize) {
     }
 }
 
-/// The loop of a vCPU without a thread: halt until `clone` hands one over, then run it.
+/// The idle loop of vCPU `cpu` after boot (in its boot context).
 pub fn idle(cpu: usize) -> ! {
-    loop {
-        let start = {
-            let mut k = kernel();
-            k.sched.cpus.get_mut(cpu).and_then(|c| c.start.take())
-        };
-        if let Some(s) = start {
-            arch::wrmsr(arch::msr::FS_BASE, s.fs_base);
-            arch::wrmsr(arch::msr::GS_BASE, 0);
-            crate::time::thread_start();
-            arch::resume_user(&s.frame);
-        }
-        arch::wait_for_interrupt();
-    }
+    run_others(kernel(), cpu, arch::current_slot())
 }

@@ -2,10 +2,10 @@
 //! FPU trampoline (see docs/DESIGN.md "Signals").
 //!
 //! - Per process: the 64 dispositions and the process pending set (with one `siginfo` per
-//!   signal). Per thread (one per vCPU, indexed by vCPU): mask, pending set, alternate stack,
+//!   signal). Per thread (indexed by its `sched` context): mask, pending set, alternate stack,
 //!   the mask `sigsuspend` replaced, the set `sigtimedwait` waits for.
 //! - Delivery happens on the way back to ring 3 ([`to_user`], called by `trap::dispatch_entry`):
-//!   a per-vCPU hint keeps that a load and a branch when nothing is pending.
+//!   a per-thread hint keeps that a load and a branch when nothing is pending.
 //! - The frame is `struct rt_sigframe` of x86_64 Linux. Ring 0 cannot run `xsave`/`fxsave` on
 //!   the development KVM, so the kernel enters the handler through a user page of its own
 //!   (the "trampoline", at [`TRAMP_VA`]): it saves the interrupted FPU state into the frame,
@@ -13,7 +13,7 @@
 //!   which restores the FPU state (as the handler may have changed it) and then the last three
 //!   registers, RIP, RSP and RFLAGS with a ring-3 `iretq`. One path for both machines.
 
-use crate::arch::{self, MAX_CPUS, TrapFrame, USER_CS, USER_DS};
+use crate::arch::{self, MAX_THREADS, TrapFrame, USER_CS, USER_DS};
 use crate::frames::Frames;
 use crate::mm::PAGE;
 use crate::{Kernel, bridge, exit_job, klog, phys};
@@ -167,7 +167,7 @@ const TO_PROCESS: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Queued {
     pub signo: u32,
-    /// vCPU of the target thread, or [`TO_PROCESS`].
+    /// Context of the target thread, or [`TO_PROCESS`].
     pub target: u32,
     pub info: Info,
 }
@@ -184,7 +184,7 @@ pub struct Table {
     /// XCR0 features saved (for the frame's `_fpx_sw_bytes`).
     pub xfeatures: u64,
     pub info: [Info; 64],
-    pub threads: [ThreadSig; MAX_CPUS],
+    pub threads: [ThreadSig; MAX_THREADS],
     /// Real-time signals queued behind a pending one of the same number (Linux queues them;
     /// standard signals merge): `rtq_len` entries in order of sending.
     pub rtq_len: u64,
@@ -196,8 +196,8 @@ pub struct Table {
 // SAFETY: integers only; all-zero is "every action SIG_DFL, nothing pending or blocked".
 unsafe impl phys::PlainData for Table {}
 
-/// "Maybe something to deliver" per vCPU: checked without the lock on every return to ring 3.
-static HINT: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// "Maybe something to deliver" per thread context: checked without the lock on every return to ring 3.
+static HINT: [AtomicBool; MAX_THREADS] = [const { AtomicBool::new(false) }; MAX_THREADS];
 
 /// User address of the trampoline page (just above the stack block, below the top of user
 /// space).
@@ -376,44 +376,41 @@ fn wants(t: &ThreadSig, b: u64) -> bool {
     t.mask & b == 0 || t.waitset & b != 0
 }
 
-fn live(k: &Kernel, cpu: usize) -> bool {
-    k.sched.cpus.get(cpu).is_some_and(|c| c.thread.is_some())
+fn live(k: &Kernel, slot: usize) -> bool {
+    k.sched.is_thread(slot)
 }
 
-/// Marks vCPU `cpu` to look at its signals, and wakes it: out of a halt (futex, sleep,
-/// sigsuspend: `woken`), or out of user mode (the IPI makes it enter and leave ring 0).
-fn kick(k: &mut Kernel, cpu: usize) {
-    HINT[cpu].store(true, Ordering::Release);
-    k.sched.cpus[cpu].woken = true;
-    if cpu != arch::current_cpu() {
-        arch::send_wakeup(cpu);
-    }
+/// Marks the thread in context `slot` to look at its signals, and wakes it: out of a wait
+/// (futex, sleep, sigsuspend: `woken`), or out of user mode (its vCPU enters and leaves ring 0).
+fn kick(k: &mut Kernel, slot: usize) {
+    HINT[slot].store(true, Ordering::Release);
+    k.sched.wake(slot);
 }
 
-/// Whether the thread on `cpu` has a signal it does not block (a blocking call then stops).
-pub fn interrupted(k: &Kernel, cpu: usize) -> bool {
+/// Whether the thread on `slot` has a signal it does not block (a blocking call then stops).
+pub fn interrupted(k: &Kernel, slot: usize) -> bool {
     let t = &k.process.sig;
-    (t.threads[cpu].pending | t.pending) & !t.threads[cpu].mask != 0
+    (t.threads[slot].pending | t.pending) & !t.threads[slot].mask != 0
 }
 
-/// Sends `s` to the thread on `cpu` (tgkill, faults, SIGEV_THREAD_ID timers).
-pub fn send_thread(k: &mut Kernel, cpu: usize, s: u32, info: Info) {
+/// Sends `s` to the thread on `slot` (tgkill, faults, SIGEV_THREAD_ID timers).
+pub fn send_thread(k: &mut Kernel, slot: usize, s: u32, info: Info) {
     if s == sig::SIGKILL {
         kill_job(s);
     }
     let t = &mut k.process.sig;
     let b = bit(s);
-    if ignored(t, s) && !wants_blocked(&t.threads[cpu], b) {
+    if ignored(t, s) && !wants_blocked(&t.threads[slot], b) {
         return;
     }
-    if t.threads[cpu].pending & b == 0 {
-        t.threads[cpu].pending |= b;
-        t.threads[cpu].info[(s - 1) as usize] = info;
+    if t.threads[slot].pending & b == 0 {
+        t.threads[slot].pending |= b;
+        t.threads[slot].info[(s - 1) as usize] = info;
     } else if s >= SIGRTMIN {
-        enqueue(t, s, cpu as u32, info);
+        enqueue(t, s, slot as u32, info);
     }
-    if wants(&t.threads[cpu], b) {
-        kick(k, cpu);
+    if wants(&t.threads[slot], b) {
+        kick(k, slot);
     }
 }
 
@@ -428,15 +425,14 @@ pub fn send_process(k: &mut Kernel, s: u32, info: Info) {
         kill_job(s);
     }
     let b = bit(s);
-    let ncpus = k.sched.ncpus;
-    let me = arch::current_cpu();
+    let me = arch::current_slot();
     let t = &k.process.sig;
-    let blocked_somewhere = (0..ncpus).any(|c| live(k, c) && wants_blocked(&t.threads[c], b));
+    let blocked_somewhere = (0..MAX_THREADS).any(|c| live(k, c) && wants_blocked(&t.threads[c], b));
     if ignored(t, s) && !blocked_somewhere {
         return;
     }
     let target = core::iter::once(me)
-        .chain(0..ncpus)
+        .chain(0..MAX_THREADS)
         .find(|&c| live(k, c) && wants(&k.process.sig.threads[c], b));
     let t = &mut k.process.sig;
     if t.pending & b == 0 {
@@ -466,7 +462,7 @@ pub fn post_host(k: &mut Kernel, mask: u64) {
 pub fn update_interrupting(k: &Kernel) {
     let t = &k.process.sig;
     let mut blocked_all = u64::MAX;
-    for c in 0..k.sched.ncpus {
+    for c in 0..MAX_THREADS {
         if live(k, c) {
             blocked_all &= t.threads[c].mask;
         }
@@ -494,10 +490,10 @@ pub fn kill_job(s: u32) -> ! {
 /// A fault of the program (`trap`): the signal goes to the faulting thread; blocked or
 /// ignored, it kills the process as Linux's `force_sig` does.
 pub fn force_fault(k: &mut Kernel, frame: &TrapFrame, s: u32, info: Info, cr2: u64) {
-    let cpu = arch::current_cpu();
+    let slot = arch::current_slot();
     let t = &mut k.process.sig;
     let a = t.actions[(s - 1) as usize];
-    let th = &mut t.threads[cpu];
+    let th = &mut t.threads[slot];
     if a.handler == SIG_IGN || a.handler == SIG_DFL || th.mask & bit(s) != 0 {
         klog!(
             bridge::level::INFO,
@@ -515,14 +511,14 @@ pub fn force_fault(k: &mut Kernel, frame: &TrapFrame, s: u32, info: Info, cr2: u
     th.info[(s - 1) as usize] = info;
     th.fault = [frame.vector, frame.error, cr2];
     th.fault_sig = u64::from(s);
-    HINT[cpu].store(true, Ordering::Release);
+    HINT[slot].store(true, Ordering::Release);
 }
 
-/// A new thread on `cpu` inherits the mask of the thread on `parent` (clone).
-pub fn thread_start(k: &mut Kernel, cpu: usize, parent: usize) {
+/// A new thread on `slot` inherits the mask of the thread on `parent` (clone).
+pub fn thread_start(k: &mut Kernel, slot: usize, parent: usize) {
     let t = &mut k.process.sig;
     let mask = t.threads[parent].mask;
-    let th = &mut t.threads[cpu];
+    let th = &mut t.threads[slot];
     th.mask = mask;
     th.pending = 0;
     th.has_saved = 0;
@@ -532,17 +528,17 @@ pub fn thread_start(k: &mut Kernel, cpu: usize, parent: usize) {
     th.alt_flags = SS_DISABLE;
     th.restart_nr = 0;
     th.fault_sig = 0;
-    flush_queued(t, None, Some(cpu as u32));
+    flush_queued(t, None, Some(slot as u32));
     if t.pending & !mask != 0 {
-        HINT[cpu].store(true, Ordering::Release);
+        HINT[slot].store(true, Ordering::Release);
     }
     update_interrupting(k);
 }
 
-/// Records that the syscall `nr` on `cpu` returned a restart code: [`to_user`] decides.
-pub fn note_restart(k: &mut Kernel, cpu: usize, nr: u64) {
-    k.process.sig.threads[cpu].restart_nr = nr + 1;
-    HINT[cpu].store(true, Ordering::Release);
+/// Records that the syscall `nr` on `slot` returned a restart code: [`to_user`] decides.
+pub fn note_restart(k: &mut Kernel, slot: usize, nr: u64) {
+    k.process.sig.threads[slot].restart_nr = nr + 1;
+    HINT[slot].store(true, Ordering::Release);
 }
 
 /// Whether a value is one of the restart codes.
@@ -555,17 +551,17 @@ pub fn is_restart(ret: i64) -> bool {
 
 /// Sets the calling thread's mask (SIGKILL/SIGSTOP never blocked) and looks again at what is
 /// pending.
-pub fn set_mask(k: &mut Kernel, cpu: usize, mask: u64) {
+pub fn set_mask(k: &mut Kernel, slot: usize, mask: u64) {
     let t = &mut k.process.sig;
-    t.threads[cpu].mask = mask & !UNBLOCKABLE;
-    if (t.threads[cpu].pending | t.pending) & !t.threads[cpu].mask != 0 {
-        HINT[cpu].store(true, Ordering::Release);
+    t.threads[slot].mask = mask & !UNBLOCKABLE;
+    if (t.threads[slot].pending | t.pending) & !t.threads[slot].mask != 0 {
+        HINT[slot].store(true, Ordering::Release);
     }
 }
 
-/// Takes the next signal from `set` pending for the thread on `cpu` (its own first, then the
+/// Takes the next signal from `set` pending for the thread on `slot` (its own first, then the
 /// process's; synchronous signals before others, then the lowest number).
-pub fn dequeue(k: &mut Kernel, cpu: usize, set: u64) -> Option<(u32, Info)> {
+pub fn dequeue(k: &mut Kernel, slot: usize, set: u64) -> Option<(u32, Info)> {
     let t = &mut k.process.sig;
     let pick = |p: u64| -> Option<u32> {
         let p = p & set;
@@ -577,14 +573,14 @@ pub fn dequeue(k: &mut Kernel, cpu: usize, set: u64) -> Option<(u32, Info)> {
             Some(lowest(p))
         }
     };
-    if let Some(s) = pick(t.threads[cpu].pending) {
-        let info = t.threads[cpu].info[(s - 1) as usize];
-        t.threads[cpu].pending &= !bit(s);
+    if let Some(s) = pick(t.threads[slot].pending) {
+        let info = t.threads[slot].info[(s - 1) as usize];
+        t.threads[slot].pending &= !bit(s);
         if s >= SIGRTMIN
-            && let Some(next) = unqueue(t, s, cpu as u32)
+            && let Some(next) = unqueue(t, s, slot as u32)
         {
-            t.threads[cpu].pending |= bit(s);
-            t.threads[cpu].info[(s - 1) as usize] = next;
+            t.threads[slot].pending |= bit(s);
+            t.threads[slot].info[(s - 1) as usize] = next;
         }
         return Some((s, info));
     }
@@ -603,26 +599,26 @@ pub fn dequeue(k: &mut Kernel, cpu: usize, set: u64) -> Option<(u32, Info)> {
 /// The return to ring 3 (`trap::dispatch_entry`): delivers pending signals and settles an
 /// interrupted syscall.
 pub fn to_user(frame: &mut TrapFrame) {
-    let cpu = arch::current_cpu();
-    if cpu >= MAX_CPUS || !HINT[cpu].swap(false, Ordering::Acquire) {
+    let slot = arch::current_slot();
+    if slot >= MAX_THREADS || !HINT[slot].swap(false, Ordering::Acquire) {
         return;
     }
     let mut k = crate::kernel();
-    deliver(&mut k, cpu, frame);
+    deliver(&mut k, slot, frame);
 }
 
-fn deliver(k: &mut Kernel, cpu: usize, frame: &mut TrapFrame) {
-    let mut restart = core::mem::take(&mut k.process.sig.threads[cpu].restart_nr);
+fn deliver(k: &mut Kernel, slot: usize, frame: &mut TrapFrame) {
+    let mut restart = core::mem::take(&mut k.process.sig.threads[slot].restart_nr);
     loop {
-        let mask = k.process.sig.threads[cpu].mask;
-        let Some((s, info)) = dequeue(k, cpu, !mask) else {
+        let mask = k.process.sig.threads[slot].mask;
+        let Some((s, info)) = dequeue(k, slot, !mask) else {
             if restart != 0 && is_restart(frame.rax as i64) {
                 // No handler ran: the call starts again (Linux restarts all four codes here;
                 // restart_syscall's saved deadline is approximated by the original call).
                 frame.rax = restart - 1;
                 frame.rip = frame.rip.wrapping_sub(2);
             }
-            let th = &mut k.process.sig.threads[cpu];
+            let th = &mut k.process.sig.threads[slot];
             if th.has_saved != 0 {
                 th.has_saved = 0;
                 th.mask = th.saved_mask;
@@ -647,7 +643,7 @@ fn deliver(k: &mut Kernel, cpu: usize, frame: &mut TrapFrame) {
             }
         }
         restart = 0;
-        if setup_frame(k, cpu, frame, s, info, a).is_err() {
+        if setup_frame(k, slot, frame, s, info, a).is_err() {
             klog!(
                 bridge::level::INFO,
                 "program killed by SIGSEGV: cannot build the frame for signal {} (rsp {:#x})",
@@ -735,7 +731,7 @@ fn sc_regs(f: &TrapFrame) -> [u64; 15] {
 
 fn setup_frame(
     k: &mut Kernel,
-    cpu: usize,
+    slot: usize,
     frame: &mut TrapFrame,
     s: u32,
     info: Info,
@@ -746,7 +742,7 @@ fn setup_frame(
         return Err(());
     }
     let t = &k.process.sig;
-    let th = t.threads[cpu];
+    let th = t.threads[slot];
     let (xsize, features, fpu_size) = (t.xsave_size, t.xfeatures, t.fpu_size);
     let sp0 = frame.rsp;
     let mut sp = sp0.wrapping_sub(128);
@@ -811,7 +807,7 @@ fn setup_frame(
         put(k, fpstate + 464, &sw[..48])?;
     }
     let t = &mut k.process.sig;
-    let th = &mut t.threads[cpu];
+    let th = &mut t.threads[slot];
     th.has_saved = 0;
     if th.fault_sig == u64::from(s) {
         th.fault_sig = 0;
@@ -847,7 +843,7 @@ fn setup_frame(
 /// rt_sigreturn(2): restores the mask and registers from the frame at RSP - 8; the FPU state
 /// and the last registers are restored in ring 3 by the trampoline.
 pub fn rt_sigreturn(k: &mut Kernel, frame: &mut TrapFrame) {
-    let cpu = arch::current_cpu();
+    let slot = arch::current_slot();
     let base = frame.rsp.wrapping_sub(8);
     let mut uc = [0u8; FRAME_SIZE - off::UC];
     let uc_len = off::INFO - off::UC;
@@ -860,13 +856,13 @@ pub fn rt_sigreturn(k: &mut Kernel, frame: &mut TrapFrame) {
     }
     let m = off::MCONTEXT - off::UC;
     let mask = r64(&uc, off::SIGMASK - off::UC);
-    set_mask(k, cpu, mask);
+    set_mask(k, slot, mask);
     // uc_stack: a handler may change the alternate stack through it, as with sigaltstack.
     let ss_sp = r64(&uc, 16);
     let ss_flags = r64(&uc, 24) & 0xffff_ffff;
     let ss_size = r64(&uc, 32);
     {
-        let th = &mut k.process.sig.threads[cpu];
+        let th = &mut k.process.sig.threads[slot];
         if !on_altstack(th, frame.rsp) {
             if ss_flags & SS_DISABLE != 0 {
                 th.alt_size = 0;

@@ -16,7 +16,7 @@
 //! counters since [`thread_start`]; the process's is the sum over all vCPUs (threads that exited
 //! included, as in Linux).
 
-use crate::arch::{self, MAX_CPUS};
+use crate::arch::{self, MAX_THREADS};
 use crate::bridge;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use offload_abi::BootInfo;
@@ -123,19 +123,20 @@ impl Clock {
     }
 }
 
-/// One vCPU's CPU-time counters, in TSC ticks. Written only by that vCPU (in its trap hooks and
-/// syscalls); other vCPUs read them for the process total.
+/// One thread context's CPU-time counters, in TSC ticks. Written only by that context (in its
+/// trap hooks, syscalls and switches); other vCPUs read them for the process total. A context
+/// keeps counting when it is reused, so the total includes threads that ended.
 struct CpuTime {
     /// TSC at the last user/kernel transition (or block end).
     last: AtomicU64,
     user: AtomicU64,
     sys: AtomicU64,
-    /// `user`/`sys` when the current thread started on this vCPU.
+    /// `user`/`sys` when the context's current thread started.
     base_user: AtomicU64,
     base_sys: AtomicU64,
 }
 
-static CPU_TIME: [CpuTime; MAX_CPUS] = [const {
+static CPU_TIME: [CpuTime; MAX_THREADS] = [const {
     CpuTime {
         last: AtomicU64::new(0),
         user: AtomicU64::new(0),
@@ -143,7 +144,7 @@ static CPU_TIME: [CpuTime; MAX_CPUS] = [const {
         base_user: AtomicU64::new(0),
         base_sys: AtomicU64::new(0),
     }
-}; MAX_CPUS];
+}; MAX_THREADS];
 
 #[inline]
 fn add_since_last(counter: &AtomicU64, c: &CpuTime) {
@@ -156,14 +157,14 @@ fn add_since_last(counter: &AtomicU64, c: &CpuTime) {
 /// Trap entry from ring 3: the time since the last exit was user time.
 #[inline]
 pub fn enter_kernel() {
-    let c = &CPU_TIME[arch::current_cpu()];
+    let c = &CPU_TIME[arch::current_slot()];
     add_since_last(&c.user, c);
 }
 
 /// Return to ring 3: the time since entry was system time.
 #[inline]
 pub fn exit_kernel() {
-    let c = &CPU_TIME[arch::current_cpu()];
+    let c = &CPU_TIME[arch::current_slot()];
     add_since_last(&c.sys, c);
 }
 
@@ -174,27 +175,27 @@ pub fn block_begin() {
 
 /// The calling thread runs again: the halt was no CPU time.
 pub fn block_end() {
-    CPU_TIME[arch::current_cpu()]
+    CPU_TIME[arch::current_slot()]
         .last
         .store(arch::rdtsc(), Relaxed);
 }
 
-/// A thread starts on the calling vCPU (just before its first entry to ring 3).
+/// A thread starts in the calling context (just before its first entry to ring 3).
 pub fn thread_start() {
-    let c = &CPU_TIME[arch::current_cpu()];
+    let c = &CPU_TIME[arch::current_slot()];
     c.base_user.store(c.user.load(Relaxed), Relaxed);
     c.base_sys.store(c.sys.load(Relaxed), Relaxed);
     c.last.store(arch::rdtsc(), Relaxed);
 }
 
-/// (user, system) ticks of the thread on `cpu`. Called from a syscall: on the calling vCPU the
-/// system time of the syscall so far is included.
-pub fn thread_ticks(cpu: usize) -> (u64, u64) {
-    let Some(c) = CPU_TIME.get(cpu) else {
+/// (user, system) ticks of the thread in context `slot`. Called from a syscall: for the caller
+/// the system time of the syscall so far is included.
+pub fn thread_ticks(slot: usize) -> (u64, u64) {
+    let Some(c) = CPU_TIME.get(slot) else {
         return (0, 0);
     };
     let mut sys = c.sys.load(Relaxed);
-    if cpu == arch::current_cpu() {
+    if slot == arch::current_slot() {
         sys += arch::rdtsc().saturating_sub(c.last.load(Relaxed));
     }
     (
@@ -205,15 +206,15 @@ pub fn thread_ticks(cpu: usize) -> (u64, u64) {
     )
 }
 
-/// (user, system) ticks of the whole process, over `ncpus` vCPUs.
-pub fn process_ticks(ncpus: usize) -> (u64, u64) {
-    let me = arch::current_cpu();
+/// (user, system) ticks of the whole process, over all contexts.
+pub fn process_ticks() -> (u64, u64) {
+    let me = arch::current_slot();
     let mut user = 0;
     let mut sys = 0;
-    for (cpu, c) in CPU_TIME.iter().enumerate().take(ncpus) {
+    for (slot, c) in CPU_TIME.iter().enumerate() {
         user += c.user.load(Relaxed);
         sys += c.sys.load(Relaxed);
-        if cpu == me {
+        if slot == me {
             sys += arch::rdtsc().saturating_sub(c.last.load(Relaxed));
         }
     }

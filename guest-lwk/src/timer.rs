@@ -1,11 +1,12 @@
 //! Timers without a tick: alarm, setitimer/getitimer and POSIX timers (timer_create and
 //! friends). Each timer belongs to the vCPU that armed it; a vCPU's TSC-deadline timer is armed
-//! only for the earliest deadline among its timers and the wait it is halted in (`sched::block`
-//! asks [`next`]). When it fires, [`expire`] sends the signals and re-arms periodic timers.
+//! only for the earliest deadline among its timers, the waits of its threads and a time slice
+//! (`sched::Sched::arm` asks [`next`]). When it fires, [`expire`] sends the signals and
+//! re-arms periodic timers.
 //!
-//! ITIMER_VIRTUAL and ITIMER_PROF count wall time (a thread owns its vCPU and never waits for
-//! a CPU, so its CPU time only differs from wall time while it sleeps): documented
-//! approximation.
+//! ITIMER_VIRTUAL and ITIMER_PROF count wall time (a thread that owns its vCPU never waits for
+//! a CPU, so its CPU time only differs from wall time while it sleeps; with time slicing it
+//! also runs slower): documented approximation.
 
 use crate::arch::{self, MAX_CPUS};
 use crate::signal::{self, Info, code};
@@ -36,7 +37,7 @@ pub struct Timer {
     pub signo: u64,
     /// SIGEV_* value.
     pub notify: u64,
-    /// Target vCPU for SIGEV_THREAD_ID.
+    /// Target thread context for SIGEV_THREAD_ID.
     pub target: u64,
     pub value: u64,
     pub overrun: u64,
@@ -52,15 +53,6 @@ pub fn next(cpu: usize) -> u64 {
     NEXT.get(cpu).map_or(0, |n| n.load(Ordering::Acquire))
 }
 
-/// The deadline to arm when a wait wants `d` (0: none).
-pub fn combine(cpu: usize, d: u64) -> u64 {
-    match (next(cpu), d) {
-        (0, d) => d,
-        (n, 0) => n,
-        (n, d) => n.min(d),
-    }
-}
-
 /// Recomputes the earliest deadline of the calling vCPU and arms its timer for it.
 fn rearm(k: &Kernel) {
     let cpu = arch::current_cpu();
@@ -71,7 +63,7 @@ fn rearm(k: &Kernel) {
         }
     }
     NEXT[cpu].store(n, Ordering::Release);
-    arch::arm_timer(n);
+    k.sched.arm(cpu);
 }
 
 /// The TSC-deadline interrupt: counts it, fires due timers of this vCPU, re-arms.
@@ -124,7 +116,7 @@ fn fire(k: &mut Kernel, i: usize, t: &Timer) {
         SIGEV_NONE => {}
         SIGEV_THREAD_ID => {
             let c = t.target as usize;
-            if k.sched.cpus.get(c).is_some_and(|c| c.thread.is_some()) {
+            if k.sched.is_thread(c) {
                 signal::send_thread(k, c, s, info);
             }
         }
@@ -299,13 +291,7 @@ pub fn timer_create(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
             SIGEV_NONE => 0,
             SIGEV_SIGNAL | SIGEV_THREAD_ID if !(1..=64).contains(&signo) => return -EINVAL,
             SIGEV_SIGNAL => 0,
-            SIGEV_THREAD_ID => match k
-                .sched
-                .cpus
-                .iter()
-                .take(k.sched.ncpus)
-                .position(|c| c.thread.is_some_and(|t| t.tid as i32 == tid))
-            {
+            SIGEV_THREAD_ID => match u32::try_from(tid).ok().and_then(|t| k.sched.slot_of(t)) {
                 Some(c) => c as u64,
                 None => return -EINVAL,
             },

@@ -24,6 +24,7 @@ pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
     }
     dispatch(frame);
     if frame.cs & 3 == 3 {
+        crate::sched::preempt();
         crate::signal::to_user(frame);
         crate::tlb::to_user();
         crate::time::exit_kernel();
@@ -41,6 +42,7 @@ fn dispatch(frame: &mut TrapFrame) {
         VECTOR_TIMER => {
             arch::apic_eoi();
             crate::timer::expire();
+            crate::sched::tick();
             return;
         }
         VECTOR_SPURIOUS => return,

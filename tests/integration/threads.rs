@@ -115,3 +115,79 @@ fn unmapping_while_another_thread_runs_shoots_down_its_tlb() {
     let n = s["tlb_shootdowns"].as_u64().expect("tlb_shootdowns");
     assert!(n >= 1, "no shootdown interrupted the reader's vCPU: {s}");
 }
+
+#[test]
+fn threads_share_a_vcpu_with_timeslice() {
+    if !kvm_usable() {
+        return;
+    }
+    // Four threads on one vCPU: they meet at spin barriers (no syscall), so only preemption
+    // lets the program finish; each keeps its own rounding mode and SSE accumulators. The
+    // output itself is compared with native in the main test.
+    let (prog, args) = program("sched_timeslice-musl");
+    let stats = stats_path("timeslice");
+    let o = run(Command::new(LWK_VMM)
+        .args(["run", "--cpus", "1", "--oversubscribe", "timeslice"])
+        .args(["--timeslice-ms", "2", "--stats-json"])
+        .arg(&stats)
+        .arg(&prog)
+        .args(&args));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        out.matches("rounding mode kept, sums identical").count(),
+        4,
+        "{out}"
+    );
+    let s = read_stats(&stats);
+    let switches = s["context_switches"].as_u64().expect("context_switches");
+    assert!(switches >= 4, "the threads never shared the vCPU: {s}");
+
+    // One thread per vCPU under the same policy: no slice timer, no switch (no tick).
+    let (prog, args) = program("timer_none-glibc");
+    let stats = stats_path("timeslice-alone");
+    let o = run(Command::new(LWK_VMM)
+        .args([
+            "run",
+            "--cpus",
+            "1",
+            "--oversubscribe",
+            "timeslice",
+            "--stats-json",
+        ])
+        .arg(&stats)
+        .arg(&prog)
+        .args(&args));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = read_stats(&stats);
+    assert_eq!(s["guest_timer_interrupts"].as_u64(), Some(0), "{s}");
+    assert_eq!(s["context_switches"].as_u64(), Some(0), "{s}");
+}
+
+#[test]
+fn bad_oversubscription_options_are_clear_errors() {
+    let check = |args: &[&str], want: &str| {
+        let o = run(Command::new(LWK_VMM).arg("run").args(args).arg("/bin/true"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    };
+    check(&["--oversubscribe", "sometimes"], "sometimes");
+    check(
+        &["--timeslice-ms", "0"],
+        "timeslice_ms: 0 is not between 1 and 1000",
+    );
+    let dir = std::env::temp_dir().join(format!("lwk-oversub-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "cpus = 1\noversubscribe = \"never\"\n").expect("config");
+    check(
+        &["--config", cfg.to_str().expect("utf-8 path")],
+        "bad.toml:2: oversubscribe: 'never' is not one of refuse, timeslice",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -30,7 +30,7 @@ for src in "$here"/*.c; do
         command -v "$cc" >/dev/null 2>&1 || { echo "build.sh: $cc not found, skipping $stem-$libc" >&2; continue; }
         bin="$out/$stem-$libc"
         if [ ! -e "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/check.h" -nt "$bin" ]; then
-            "$cc" -static -O2 -Wall -Werror $extra -pthread -o "$bin.tmp" "$src"
+            "$cc" -static -O2 -Wall -Werror $extra -pthread -o "$bin.tmp" "$src" -lm
             mv "$bin.tmp" "$bin"
         fi
         printf '%s\t%s\t%s\n' "$stem-$libc" "${args:--}" "${lwkargs:--}" >>"$manifest"

@@ -222,6 +222,8 @@ pub struct HostFacts {
     pub hwcap: u64,
     /// Number of vCPUs.
     pub vcpu_count: u32,
+    /// Time slice for threads sharing a vCPU, in µs (0: the LWK refuses such threads).
+    pub timeslice_us: u64,
 }
 
 /// Writes boot info, program path, string offsets and the stack block; returns the boot info.
@@ -340,6 +342,7 @@ pub fn write_boot_info(
         _pad3: [0; 2],
         initial_sp: sp,
         auxv_va,
+        timeslice_us: host.timeslice_us,
     };
     mem.write_obj(Wire(info), GuestAddress(layout::BOOT_INFO_GPA))
         .map_err(|_| BootError::GuestWrite(layout::BOOT_INFO_GPA))?;

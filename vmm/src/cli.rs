@@ -62,6 +62,13 @@ pub struct RunArgs {
     /// Map program memory on first touch instead (demand paging).
     #[arg(long, overrides_with = "prefault")]
     pub no_prefault: bool,
+    /// More threads than vCPUs: refuse (clone fails with EAGAIN, each thread owns a vCPU) or
+    /// timeslice (threads share vCPUs, preempted by the vCPU timer) [default: refuse].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub oversubscribe: Option<crate::config::Oversubscribe>,
+    /// Time slice with --oversubscribe timeslice, 1 to 1000 [default: 10].
+    #[arg(long, value_name = "MS")]
+    pub timeslice_ms: Option<u64>,
     /// Resolve every path of the program inside DIR [default: /].
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,

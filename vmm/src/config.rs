@@ -73,6 +73,8 @@ struct FileConfig {
     memory: Option<SizeValue>,
     hugepages: Option<String>,
     prefault: Option<bool>,
+    oversubscribe: Option<String>,
+    timeslice_ms: Option<u64>,
     root: Option<PathBuf>,
     cwd: Option<PathBuf>,
     env: Option<BTreeMap<String, String>>,
@@ -106,6 +108,10 @@ pub struct RunOptions {
     pub hugepages: HugepagePolicy,
     /// Map memory when granted (no demand paging).
     pub prefault: bool,
+    /// More threads than vCPUs.
+    pub oversubscribe: Oversubscribe,
+    /// Time slice in milliseconds (with [`Oversubscribe::Timeslice`]).
+    pub timeslice_ms: u64,
     /// The job root.
     pub root: PathBuf,
     /// The working directory inside the root.
@@ -172,6 +178,24 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
+/// What happens when a program wants more threads than it has vCPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Oversubscribe {
+    /// clone fails with EAGAIN (McKernel's default): each thread owns a vCPU.
+    #[default]
+    Refuse,
+    /// Threads share vCPUs round-robin, preempted by the vCPU's timer.
+    Timeslice,
+}
+
+/// Default time slice when vCPUs are shared.
+pub const DEFAULT_TIMESLICE_MS: u64 = 10;
+
+fn parse_oversubscribe(s: &str) -> Result<Oversubscribe, String> {
+    use clap::ValueEnum;
+    Oversubscribe::from_str(s, false).map_err(|_| format!("'{s}' is not one of refuse, timeslice"))
+}
+
 fn parse_hugepages(s: &str) -> Result<HugepagePolicy, String> {
     use clap::ValueEnum;
     HugepagePolicy::from_str(s, true)
@@ -223,6 +247,26 @@ pub fn resolve(args: RunArgs) -> Result<RunOptions, ConfigError> {
         (None, Some(s)) => parse_hugepages(s).map_err(|m| value_err("hugepages", m))?,
         (None, None) => HugepagePolicy::Auto,
     };
+    let oversubscribe = match (args.oversubscribe, &file.oversubscribe) {
+        (Some(o), _) => o,
+        (None, Some(s)) => parse_oversubscribe(s).map_err(|m| value_err("oversubscribe", m))?,
+        (None, None) => Oversubscribe::default(),
+    };
+    let timeslice_ms = args
+        .timeslice_ms
+        .or(file.timeslice_ms)
+        .unwrap_or(DEFAULT_TIMESLICE_MS);
+    if !(1..=1000).contains(&timeslice_ms) {
+        return Err(ConfigError::Value {
+            origin: if args.timeslice_ms.is_some() {
+                "command line".into()
+            } else {
+                at("timeslice_ms")
+            },
+            key: "timeslice_ms",
+            message: format!("{timeslice_ms} is not between 1 and 1000"),
+        });
+    }
     let cpu_list = match (&args.cpu_list, &file.cpu_list) {
         (Some(v), _) => v.0.clone(),
         (None, Some(s)) => parse_cpu_list(s).map_err(|m| value_err("cpu_list", m))?,
@@ -294,6 +338,8 @@ pub fn resolve(args: RunArgs) -> Result<RunOptions, ConfigError> {
         memory,
         hugepages,
         prefault,
+        oversubscribe,
+        timeslice_ms,
         root: args
             .root
             .or(file.root)

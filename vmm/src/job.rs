@@ -20,7 +20,7 @@ use std::time::Instant;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 pub use crate::config::RunOptions;
-use crate::config::TraceTarget;
+use crate::config::{Oversubscribe, TraceTarget};
 use std::io::Write as _;
 
 /// How the job ended.
@@ -347,6 +347,7 @@ extern "C" fn ignore_signal(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut lib
 /// opens `gate`. The first vCPU to end the job (or fail) stops the others.
 fn run_vcpus(
     vcpus: Vec<kvm_ioctls::VcpuFd>,
+    mem: &GuestMemoryMmap,
     cores: &[usize],
     bus: &Mutex<PortBus>,
     gate: &Gate,
@@ -373,7 +374,7 @@ fn run_vcpus(
                     let pinned = pin_to(core).then_some(core);
                     let mut counts = ExitCounts::default();
                     let result = if id == 0 || gate.wait(|| stop.load(Ordering::Acquire)) {
-                        vcpu::run(&mut fd, bus, &mut counts, stop)
+                        vcpu::run(&mut fd, mem, bus, &mut counts, stop)
                     } else {
                         Ok(())
                     };
@@ -531,6 +532,10 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         tsc_khz: u64::from(tsc_khz),
         hwcap: features.hwcap,
         vcpu_count: cores.len() as u32,
+        timeslice_us: match opts.oversubscribe {
+            Oversubscribe::Refuse => 0,
+            Oversubscribe::Timeslice => opts.timeslice_ms * 1000,
+        },
     };
     let trace_out: Option<Box<dyn std::io::Write + Send>> = match &opts.trace {
         None => None,
@@ -611,7 +616,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         if let Err(e) = &forwarder {
             tracing::error!("cannot start the signal forwarding thread: {e}");
         }
-        let r = run_vcpus(vcpus, &cores, &bus, &gate);
+        let r = run_vcpus(vcpus, &ram.mem, &cores, &bus, &gate);
         let _ = signal_service.stop.write(1);
         if let Ok(h) = forwarder {
             let _ = h.join();

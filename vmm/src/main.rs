@@ -15,6 +15,7 @@ mod cli;
 #[cfg(test)]
 mod compat;
 mod config;
+mod fpu;
 mod job;
 mod logging;
 mod memory;

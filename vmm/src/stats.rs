@@ -55,6 +55,8 @@ pub struct JobStats {
     pub tlb_shootdowns: u64,
     /// TSC-deadline timer interrupts in the guest (timeouts and timers; 0 for pure compute).
     pub guest_timer_interrupts: u64,
+    /// Switches between threads sharing a vCPU (`oversubscribe = "timeslice"`).
+    pub context_switches: u64,
     /// Host backing of guest RAM.
     pub memory_backing: &'static str,
     /// vCPU placement.
@@ -102,8 +104,11 @@ impl JobStats {
         );
         let _ = writeln!(
             out,
-            "  guest page faults: {}, TLB shootdowns to other vCPUs: {}, timer interrupts: {}",
-            self.guest_page_faults, self.tlb_shootdowns, self.guest_timer_interrupts
+            "  guest page faults: {}, TLB shootdowns to other vCPUs: {}, timer interrupts: {}, context switches: {}",
+            self.guest_page_faults,
+            self.tlb_shootdowns,
+            self.guest_timer_interrupts,
+            self.context_switches
         );
         let _ = writeln!(out, "  memory backing: {}", self.memory_backing);
         if self.host_signals > 0 {
@@ -144,6 +149,7 @@ impl JobStats {
         let mut faults = 0;
         let mut shootdowns = 0;
         let mut timer_interrupts = 0;
+        let mut switches = 0;
         if let Some(g) = guest {
             syscalls = SyscallCounts {
                 local: g.syscalls_local,
@@ -167,6 +173,7 @@ impl JobStats {
             faults = g.page_faults;
             shootdowns = g.tlb_shootdowns;
             timer_interrupts = g.timer_interrupts;
+            switches = g.context_switches;
         }
         JobStats {
             vm_exits: exits.total(),
@@ -177,6 +184,7 @@ impl JobStats {
             guest_page_faults: faults,
             tlb_shootdowns: shootdowns,
             guest_timer_interrupts: timer_interrupts,
+            context_switches: switches,
             memory_backing: backing,
             vcpus,
             wall_ms: wall.as_secs_f64() * 1000.0,

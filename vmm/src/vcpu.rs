@@ -7,10 +7,11 @@
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, kvm_fpu, kvm_regs, kvm_segment, kvm_xcrs};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
 use lwk_devices::{PortAction, PortBus};
-use offload_abi::layout;
+use offload_abi::{layout, port};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use vm_memory::GuestMemoryMmap;
 
 /// Errors setting up or running a vCPU.
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +304,7 @@ impl ExitCounts {
 /// the job; the caller interrupts KVM_RUN with a signal so that `stop` is seen).
 pub fn run(
     vcpu: &mut VcpuFd,
+    mem: &GuestMemoryMmap,
     bus: &Mutex<PortBus>,
     counts: &mut ExitCounts,
     stop: &AtomicBool,
@@ -349,6 +351,17 @@ pub fn run(
             }
         };
         *counts.by_reason.entry(exit.reason()).or_default() += 1;
+        if let Exit::PortOut {
+            port: port::FPU_SWITCH,
+            data,
+        } = &exit
+        {
+            // The scheduler's FPU switch needs this vCPU, not the bus.
+            crate::fpu::descriptor(mem, data)
+                .and_then(|d| crate::fpu::switch(vcpu, mem, d))
+                .map_err(|e| VcpuError::GuestFailure(e.to_string()))?;
+            continue;
+        }
         match handle_exit(&exit, &mut lock_bus(bus), &mut []) {
             Flow::Continue => {}
             Flow::Done => return Ok(()),

@@ -133,7 +133,7 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
         Disposition::Offload => {
             k.stats.syscalls_offloaded += 1;
             let r = crate::vm::offload(&mut k, number, args);
-            if r == -EINTR && crate::signal::interrupted(&k, arch::current_cpu()) {
+            if r == -EINTR && crate::signal::interrupted(&k, arch::current_slot()) {
                 // The host call was interrupted for a signal of the program: Linux's restart
                 // rules decide (poll and friends never restart, the rest under SA_RESTART).
                 match number {
@@ -157,7 +157,7 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
     };
     frame.rax = ret as u64;
     if crate::signal::is_restart(ret) {
-        crate::signal::note_restart(&mut k, arch::current_cpu(), number);
+        crate::signal::note_restart(&mut k, arch::current_slot(), number);
     }
     if tracing {
         let ticks = arch::rdtsc().wrapping_sub(started);

@@ -93,8 +93,8 @@ pub fn rt_sigprocmask(k: &mut Kernel, a: [u64; 6]) -> i64 {
     if size != 8 {
         return -EINVAL;
     }
-    let cpu = arch::current_cpu();
-    let old = k.process.sig.threads[cpu].mask;
+    let slot = arch::current_slot();
+    let old = k.process.sig.threads[slot].mask;
     let new = if set != 0 {
         let v = match read_u64(k, set) {
             Ok(v) => v,
@@ -115,7 +115,7 @@ pub fn rt_sigprocmask(k: &mut Kernel, a: [u64; 6]) -> i64 {
         return e;
     }
     if let Some(m) = new {
-        signal::set_mask(k, cpu, m);
+        signal::set_mask(k, slot, m);
         signal::update_interrupting(k);
     }
     0
@@ -127,16 +127,16 @@ pub fn rt_sigpending(k: &mut Kernel, a: [u64; 6]) -> i64 {
     if size > 8 {
         return -EINVAL;
     }
-    let cpu = arch::current_cpu();
+    let slot = arch::current_slot();
     let t = &k.process.sig;
-    let v = (t.threads[cpu].pending | t.pending) & t.threads[cpu].mask;
+    let v = (t.threads[slot].pending | t.pending) & t.threads[slot].mask;
     ret(put_user(k, a[0], &v.to_le_bytes()[..size as usize]).map(|()| 0))
 }
 
 /// sigaltstack(2); `rsp` is the caller's stack pointer.
 pub fn sigaltstack(k: &mut Kernel, a: [u64; 6], rsp: u64) -> i64 {
-    let cpu = arch::current_cpu();
-    let th = k.process.sig.threads[cpu];
+    let slot = arch::current_slot();
+    let th = k.process.sig.threads[slot];
     let new = if a[0] != 0 {
         let mut b = [0u8; 24];
         if let Err(e) = get_user(k, a[0], &mut b) {
@@ -168,7 +168,7 @@ pub fn sigaltstack(k: &mut Kernel, a: [u64; 6], rsp: u64) -> i64 {
         if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
             return -EINVAL;
         }
-        let t = &mut k.process.sig.threads[cpu];
+        let t = &mut k.process.sig.threads[slot];
         if mode == SS_DISABLE {
             t.alt_sp = 0;
             t.alt_size = 0;
@@ -186,17 +186,17 @@ pub fn sigaltstack(k: &mut Kernel, a: [u64; 6], rsp: u64) -> i64 {
 }
 
 /// Halts until the thread has a signal it does not block.
-fn wait_signal(k: &mut KernelGuard, cpu: usize) {
-    while !signal::interrupted(k, cpu) {
-        k.sched.cpus[cpu].woken = false;
+fn wait_signal(k: &mut KernelGuard, slot: usize) {
+    while !signal::interrupted(k, slot) {
+        k.sched.slots[slot].woken = false;
         block(k, None);
     }
 }
 
 /// pause(2).
 pub fn pause(k: &mut KernelGuard) -> i64 {
-    let cpu = arch::current_cpu();
-    wait_signal(k, cpu);
+    let slot = arch::current_slot();
+    wait_signal(k, slot);
     -ERESTARTNOHAND
 }
 
@@ -209,15 +209,15 @@ pub fn rt_sigsuspend(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let cpu = arch::current_cpu();
-    let old = k.process.sig.threads[cpu].mask;
+    let slot = arch::current_slot();
+    let old = k.process.sig.threads[slot].mask;
     {
-        let th = &mut k.process.sig.threads[cpu];
+        let th = &mut k.process.sig.threads[slot];
         th.saved_mask = old;
         th.has_saved = 1;
     }
-    signal::set_mask(k, cpu, m);
-    wait_signal(k, cpu);
+    signal::set_mask(k, slot, m);
+    wait_signal(k, slot);
     -ERESTARTNOHAND
 }
 
@@ -252,21 +252,21 @@ pub fn rt_sigtimedwait(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     } else {
         None
     };
-    let cpu = arch::current_cpu();
-    k.process.sig.threads[cpu].waitset = want;
+    let slot = arch::current_slot();
+    k.process.sig.threads[slot].waitset = want;
     let got = loop {
-        if let Some(g) = signal::dequeue(k, cpu, want) {
+        if let Some(g) = signal::dequeue(k, slot, want) {
             break Ok(g);
         }
-        if signal::interrupted(k, cpu) {
+        if signal::interrupted(k, slot) {
             break Err(-EINTR);
         }
-        k.sched.cpus[cpu].woken = false;
+        k.sched.slots[slot].woken = false;
         if !block(k, deadline) {
             break Err(-EAGAIN);
         }
     };
-    k.process.sig.threads[cpu].waitset = 0;
+    k.process.sig.threads[slot].waitset = 0;
     let (s, info) = match got {
         Ok(g) => g,
         Err(e) => return e,
@@ -284,13 +284,9 @@ pub fn rt_sigtimedwait(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     i64::from(s)
 }
 
-/// The vCPU of thread `tid` of this process.
-fn thread_cpu(k: &Kernel, tid: i32) -> Option<usize> {
-    k.sched
-        .cpus
-        .iter()
-        .take(k.sched.ncpus)
-        .position(|c| c.thread.is_some_and(|t| t.tid as i32 == tid))
+/// The context of thread `tid` of this process.
+fn thread_slot(k: &Kernel, tid: i32) -> Option<usize> {
+    k.sched.slot_of(u32::try_from(tid).ok()?)
 }
 
 /// Validates a signal number for sending (0 = existence check only).
@@ -346,12 +342,12 @@ pub fn tgkill(k: &mut Kernel, tgid: i64, tid: i64, s: u64) -> i64 {
     if tgid >= 0 && tgid as i32 != k.process.pid as i32 {
         return -ESRCH;
     }
-    let Some(cpu) = thread_cpu(k, tid as i32) else {
+    let Some(slot) = thread_slot(k, tid as i32) else {
         return -ESRCH;
     };
     if let Some(s) = s {
         let info = Info::user(code::SI_TKILL, k.process.pid, uid(k));
-        signal::send_thread(k, cpu, s, info);
+        signal::send_thread(k, slot, s, info);
     }
     0
 }
@@ -412,11 +408,11 @@ pub fn rt_tgsigqueueinfo(k: &mut Kernel, a: [u64; 6]) -> i64 {
     if a[0] as i32 != k.process.pid as i32 {
         return -ESRCH;
     }
-    let Some(cpu) = thread_cpu(k, a[1] as i32) else {
+    let Some(slot) = thread_slot(k, a[1] as i32) else {
         return -ESRCH;
     };
     if let Some(s) = s {
-        signal::send_thread(k, cpu, s, info);
+        signal::send_thread(k, slot, s, info);
     }
     0
 }

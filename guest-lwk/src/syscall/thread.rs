@@ -4,7 +4,7 @@
 
 use super::{get_user, put_user};
 use crate::arch::{self, TrapFrame, msr};
-use crate::sched::{FutexWait, Start, Thread, block};
+use crate::sched::{FutexWait, Thread, block};
 use crate::{KernelGuard, bridge, exit_job, klog, sched};
 use offload_abi::errno::{EAGAIN, EFAULT, EINVAL, ENOSYS, ESRCH, ETIMEDOUT};
 use offload_abi::exit_kind;
@@ -99,13 +99,13 @@ fn do_clone(
     if flags & thread_bits != thread_bits || flags & !(THREAD_FLAGS | 0xff) != 0 {
         return Err(-EINVAL);
     }
-    let Some(cpu) = k.sched.free_cpu() else {
+    let Some(cpu) = k.sched.place() else {
         if !k.sched.warned_full {
             k.sched.warned_full = true;
             let n = k.sched.ncpus;
             klog!(
                 bridge::level::ERROR,
-                "clone: all {n} vCPUs run threads; more threads than vCPUs are refused (run with more --cpus)"
+                "clone: all {n} vCPUs run threads; more threads than vCPUs are refused (run with more --cpus, or oversubscribe = \"timeslice\")"
             );
         }
         return Err(-EAGAIN);
@@ -118,7 +118,6 @@ fn do_clone(
         // Threads share the address space: the parent can write the child's word now.
         put_user(k, child_tid, &tid.to_le_bytes())?;
     }
-    k.sched.next_tid = tid.wrapping_add(1);
     let mut child = *frame;
     child.rax = 0;
     if stack != 0 {
@@ -137,19 +136,21 @@ fn do_clone(
     } else {
         0
     };
-    let slot = &mut k.sched.cpus[cpu];
-    slot.thread = Some(Thread {
+    let thread = Thread {
         tid,
         clear_child_tid: clear,
         robust_list: (0, 0),
-    });
-    slot.start = Some(Start {
-        frame: child,
-        fs_base,
-    });
-    k.sched.live += 1;
-    crate::signal::thread_start(k, cpu, arch::current_cpu());
-    arch::send_wakeup(cpu);
+    };
+    let Some(slot) = k.sched.spawn(cpu, thread, &child, fs_base) else {
+        klog!(
+            bridge::level::ERROR,
+            "clone: all {} thread contexts are in use",
+            arch::MAX_THREADS
+        );
+        return Err(-EAGAIN);
+    };
+    k.sched.next_tid = tid.wrapping_add(1);
+    crate::signal::thread_start(k, slot, arch::current_slot());
     Ok(i64::from(tid))
 }
 
@@ -157,22 +158,22 @@ fn do_clone(
 /// is zeroed and one futex waiter woken, as pthread_join expects.
 pub fn exit(mut k: KernelGuard, a: [u64; 6]) -> ! {
     let status = (a[0] as i32 as u32) & 0xff;
-    let cpu = arch::current_cpu();
-    let thread = k.sched.cpus[cpu].thread.take();
+    let me = arch::current_slot();
+    let thread = k.sched.slots[me].thread;
     k.sched.live = k.sched.live.saturating_sub(1);
     if k.sched.live == 0 {
         exit_job(exit_kind::EXITED, status);
     }
-    // "Blocked in every thread" no longer counts this one.
-    crate::signal::update_interrupting(&k);
     if let Some(t) = thread
         && t.clear_child_tid != 0
         && put_user(&k, t.clear_child_tid, &0u32.to_le_bytes()).is_ok()
     {
         k.sched.futex_wake(t.clear_child_tid, 1, u32::MAX);
     }
-    drop(k);
-    sched::idle(cpu)
+    // "Blocked in every thread" no longer counts this one.
+    k.sched.slots[me].thread = None;
+    crate::signal::update_interrupting(&k);
+    sched::exit_current(k)
 }
 
 /// set_tid_address(2)
@@ -203,11 +204,9 @@ pub fn get_robust_list(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
         Some(k.sched.current().robust_list)
     } else {
         k.sched
-            .cpus
-            .iter()
-            .filter_map(|c| c.thread)
-            .find(|t| t.tid as i32 == tid)
-            .map(|t| t.robust_list)
+            .threads()
+            .find(|(_, t)| t.tid as i32 == tid)
+            .map(|(_, t)| t.robust_list)
     };
     let Some((head, len)) = found else {
         return -ESRCH;
@@ -267,17 +266,17 @@ fn futex_wait(k: &mut KernelGuard, key: u64, val: u32, bitset: u32, deadline: Op
         Ok(_) => {}
         Err(e) => return e,
     }
-    let cpu = arch::current_cpu();
-    k.sched.cpus[cpu].futex = Some(FutexWait { key, bitset });
-    k.sched.cpus[cpu].woken = false;
+    let me = arch::current_slot();
+    k.sched.slots[me].futex = Some(FutexWait { key, bitset });
+    k.sched.slots[me].woken = false;
     let r = loop {
         if !block(k, deadline) {
             break -ETIMEDOUT;
         }
-        if k.sched.cpus[cpu].futex.is_none() {
+        if k.sched.slots[me].futex.is_none() {
             break 0;
         }
-        if crate::signal::interrupted(k, cpu) {
+        if crate::signal::interrupted(k, me) {
             // Linux: an untimed wait restarts under SA_RESTART, a timed one returns EINTR
             // to a handler (ERESTART_RESTARTBLOCK).
             break if deadline.is_some() {
@@ -287,7 +286,7 @@ fn futex_wait(k: &mut KernelGuard, key: u64, val: u32, bitset: u32, deadline: Op
             };
         }
     };
-    k.sched.cpus[cpu].futex = None;
+    k.sched.slots[me].futex = None;
     r
 }
 
@@ -404,10 +403,10 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
 }
 
 fn sleep_until(k: &mut KernelGuard, deadline: u64) -> bool {
-    let cpu = arch::current_cpu();
+    let me = arch::current_slot();
     loop {
-        k.sched.cpus[cpu].woken = false;
-        if crate::signal::interrupted(k, cpu) {
+        k.sched.slots[me].woken = false;
+        if crate::signal::interrupted(k, me) {
             return false;
         }
         if !block(k, Some(deadline)) || arch::rdtsc() >= deadline {
@@ -508,21 +507,20 @@ pub fn sched_setaffinity(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     }
     let mask = u64::from_le_bytes(b);
     let cpu = thread_cpu(k, a[0] as i32).unwrap_or(0);
-    if mask & (1 << cpu) == 0 {
+    if cpu >= 64 || mask & (1 << cpu) == 0 {
         // Moving a thread to another vCPU is not supported: one thread owns one vCPU.
         return -EINVAL;
     }
     0
 }
 
+/// The vCPU of thread `tid` (0: the caller).
 fn thread_cpu(k: &KernelGuard, tid: i32) -> Option<usize> {
     if tid == 0 {
         return Some(arch::current_cpu());
     }
-    k.sched
-        .cpus
-        .iter()
-        .position(|c| c.thread.is_some_and(|t| t.tid as i32 == tid))
+    let slot = k.sched.slot_of(u32::try_from(tid).ok()?)?;
+    Some(k.sched.slots[slot].cpu)
 }
 
 fn tid_exists(k: &KernelGuard, tid: i32) -> bool {

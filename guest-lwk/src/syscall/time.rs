@@ -50,24 +50,19 @@ fn cpu_clock_ticks(k: &Kernel, clock: i32) -> Option<u64> {
         _ => return None,
     };
     let id = !(clock >> 3) as u32;
-    let ncpus = k.sched.ncpus;
     if clock & 4 == 0 {
         // A process clock: this process (0 means the caller's).
         if id != 0 && id != k.process.pid {
             return None;
         }
-        return Some(pick(which, process_ticks(ncpus)));
+        return Some(pick(which, process_ticks()));
     }
-    let cpu = if id == 0 {
-        arch::current_cpu()
+    let slot = if id == 0 {
+        arch::current_slot()
     } else {
-        k.sched
-            .cpus
-            .iter()
-            .take(ncpus)
-            .position(|c| c.thread.is_some_and(|t| t.tid == id))?
+        k.sched.slot_of(id)?
     };
-    Some(pick(which, thread_ticks(cpu)))
+    Some(pick(which, thread_ticks(slot)))
 }
 
 /// The reading of `clock` in nanoseconds, None for an invalid clock id.
@@ -78,11 +73,9 @@ fn clock_ns(k: &Kernel, clock: i32) -> Option<u64> {
         CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_BOOTTIME => c.monotonic_ns(),
         CLOCK_REALTIME_COARSE => c.realtime_ns() / COARSE_NS * COARSE_NS,
         CLOCK_MONOTONIC_COARSE => c.monotonic_ns() / COARSE_NS * COARSE_NS,
-        CLOCK_PROCESS_CPUTIME_ID => {
-            c.ticks_to_ns(pick(CpuClock::All, process_ticks(k.sched.ncpus)))
-        }
+        CLOCK_PROCESS_CPUTIME_ID => c.ticks_to_ns(pick(CpuClock::All, process_ticks())),
         CLOCK_THREAD_CPUTIME_ID => {
-            c.ticks_to_ns(pick(CpuClock::All, thread_ticks(arch::current_cpu())))
+            c.ticks_to_ns(pick(CpuClock::All, thread_ticks(arch::current_slot())))
         }
         _ if clock < 0 => c.ticks_to_ns(cpu_clock_ticks(k, clock)?),
         _ => return None,
@@ -172,7 +165,7 @@ pub fn time(k: &mut Kernel, a: [u64; 6]) -> i64 {
 pub fn times(k: &mut Kernel, a: [u64; 6]) -> i64 {
     let to_ticks = |t: u64| k.clock.ticks_to_ns(t) / (1_000_000_000 / CLK_TCK);
     if a[0] != 0 {
-        let (user, sys) = process_ticks(k.sched.ncpus);
+        let (user, sys) = process_ticks();
         let mut b = [0u8; 32];
         b[..8].copy_from_slice(&to_ticks(user).to_le_bytes());
         b[8..16].copy_from_slice(&to_ticks(sys).to_le_bytes());
@@ -197,9 +190,9 @@ pub fn getrusage(k: &mut Kernel, a: [u64; 6]) -> i64 {
     let (user, sys, rss) = match a[0] as i32 {
         RUSAGE_SELF | RUSAGE_THREAD => {
             let (user, sys) = if a[0] as i32 == RUSAGE_SELF {
-                process_ticks(k.sched.ncpus)
+                process_ticks()
             } else {
-                thread_ticks(arch::current_cpu())
+                thread_ticks(arch::current_slot())
             };
             let used = k.frames.total.saturating_sub(k.frames.available()) / 1024;
             let rss = MAXRSS_KB.fetch_max(used, Relaxed).max(used);

@@ -69,6 +69,10 @@ pub mod port {
     /// 32-bit write by vCPU 0: shared kernel state is ready, the other vCPUs may start
     /// (they begin at the image entry with RSI = boot info, RDX = vCPU id).
     pub const START_APS: u16 = 0x7102;
+    /// Switches the vCPU's FPU/SSE/AVX state between threads (the LWK's ring 0 cannot run
+    /// `xsave` on every KVM, so the VMM does it with KVM_GET_XSAVE/KVM_SET_XSAVE). The value
+    /// is the guest-physical address of an [`super::FpuSwitch`] shifted right by 4.
+    pub const FPU_SWITCH: u16 = 0x7104;
 }
 
 /// Magic value at the start of [`BootInfo`] (`"LWKBOOT1"`).
@@ -170,6 +174,9 @@ pub struct BootInfo {
     /// Where the LWK writes the auxiliary vector: [`AUXV_WORDS`] zeroed words right after
     /// envp's NULL.
     pub auxv_va: u64,
+    /// Time slice in microseconds when threads outnumber vCPUs (`oversubscribe =
+    /// "timeslice"`); 0: clone refuses a thread that would need one (`"refuse"`).
+    pub timeslice_us: u64,
 }
 
 /// Words reserved for the auxiliary vector on the initial stack (24 key/value pairs).
@@ -185,7 +192,7 @@ const _: () = assert!(offset_of!(BootInfo, ids) == 288);
 const _: () = assert!(offset_of!(BootInfo, rlimits) == 320);
 const _: () = assert!(offset_of!(BootInfo, utsname) == 576);
 const _: () = assert!(offset_of!(BootInfo, initial_sp) == 968);
-const _: () = assert!(size_of::<BootInfo>() == 984);
+const _: () = assert!(size_of::<BootInfo>() == 992);
 const _: () = assert!(size_of::<BootInfo>() <= 4096);
 
 /// Operations of an offload request ([`BridgeRequest::op`]).
@@ -277,6 +284,23 @@ const _: () = assert!(
         && hostsig::GPA + size_of::<HostSignals>() as u64 <= layout::EXE_PATH_GPA
 );
 
+/// What [`port::FPU_SWITCH`] does: first the vCPU's current FPU state is stored at `save`, then
+/// the state stored earlier at `restore` is loaded. Each is the guest-physical address of a
+/// 4 KiB-aligned [`FPU_AREA_SIZE`]-byte area in guest RAM (the `struct kvm_xsave` layout), or 0
+/// for "not this half". A descriptor or area the VMM cannot use ends the job with an error.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FpuSwitch {
+    /// Where to store the current state (0: nowhere).
+    pub save: u64,
+    /// Where to load the new state from (0: keep the current one).
+    pub restore: u64,
+}
+const _: () = assert!(size_of::<FpuSwitch>() == 16);
+
+/// Bytes of one saved FPU state (`struct kvm_xsave`).
+pub const FPU_AREA_SIZE: u64 = 4096;
+
 /// Bits of [`BridgeRequest::flags`].
 pub mod req_flags {
     /// Pointers in the request were made by the kernel: they may point to supervisor pages.
@@ -354,9 +378,12 @@ pub struct GuestStats {
     /// TSC-deadline timer interrupts the LWK took (timeouts and timers; no periodic tick, so
     /// a program that neither sleeps nor uses timers gets none).
     pub timer_interrupts: u64,
+    /// Switches of a vCPU from one thread to another (threads outnumbering vCPUs with
+    /// `oversubscribe = "timeslice"`; 0 when each thread owns a vCPU).
+    pub context_switches: u64,
 }
 const _: () = assert!(offset_of!(GuestStats, per_nr) == 64);
-const _: () = assert!(size_of::<GuestStats>() == 80 + 4 * syscalls::MAX_NR);
+const _: () = assert!(size_of::<GuestStats>() == 88 + 4 * syscalls::MAX_NR);
 const _: () = assert!(size_of::<GuestStats>() <= 4096);
 
 #[cfg(test)]
