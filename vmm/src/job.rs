@@ -2,26 +2,26 @@
 
 use crate::boot::{self, BootError, HostFacts, ProgramStart};
 use crate::memory::{self, MIB2, MemoryError};
+use crate::offload::{AsyncOffloads, LwkLog, MsiNotifier, SyncOffload};
 use crate::program::{self, ProgramError};
 use crate::signals::{self, Slots};
 use crate::stats::{JobStats, VcpuPlacement};
 use crate::vcpu::{self, ExitCounts, VcpuError};
 use kvm_ioctls::Kvm;
-use lwk_devices::{Doorbell, DoorbellHandler, ExitPort, Gate, PortBus, StartAps};
+use lwk_devices::{AsyncDoorbell, Doorbell, ExitPort, Gate, PortBus, StartAps};
 use offload_abi::{GuestStats, boot_flags, exit_kind, layout};
 use offload_host::wire::Wire;
-use offload_host::{FdTable, JobContext, LogSink, Servicer};
+use offload_host::{FdTable, JobContext, Servicer};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use std::time::{Duration, Instant};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 pub use crate::config::RunOptions;
 use crate::config::TraceTarget;
-use std::io::Write as _;
 
 /// How the job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,51 +125,6 @@ impl JobError {
     }
 }
 
-/// The LWK's log messages, through `tracing` (errors always, the rest at `-v`), and the
-/// `--trace` lines.
-struct LwkLog {
-    trace: Option<Box<dyn std::io::Write + Send>>,
-}
-
-impl LogSink for LwkLog {
-    fn trace(&mut self, line: &str) {
-        if let Some(out) = self.trace.as_mut() {
-            // A trace that cannot be written (full disk, closed pipe) must not end the job.
-            let _ = writeln!(out, "{line}");
-        }
-    }
-
-    fn log(&mut self, level: u64, message: &[u8]) {
-        let text = String::from_utf8_lossy(message);
-        if level == 0 {
-            tracing::error!("[lwk] {text}");
-        } else {
-            tracing::info!("[lwk] {text}");
-        }
-    }
-}
-
-struct OffloadExit {
-    mem: GuestMemoryMmap,
-    servicer: Servicer,
-    log: LwkLog,
-    /// Offloads in flight, for interruption by host signals.
-    slots: Arc<Slots>,
-}
-
-impl DoorbellHandler for OffloadExit {
-    fn ring(&mut self, vcpu: u32) {
-        if vcpu >= layout::MAX_VCPUS {
-            return;
-        }
-        let gpa = layout::BRIDGE_GPA + u64::from(vcpu) * 4096;
-        let (servicer, log) = (&mut self.servicer, &mut self.log);
-        self.slots.serve(&self.mem, vcpu, gpa, || {
-            servicer.serve_at(&self.mem, gpa, log)
-        });
-    }
-}
-
 /// File descriptors this process inherited (open now, before any of our own are opened).
 fn inherited_fds() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
@@ -193,7 +148,7 @@ fn guest_fd_table(inherited: &[i32]) -> FdTable {
     };
     // SAFETY: `limit` is a valid rlimit to write.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let mut table = FdTable::new(limit.rlim_cur);
+    let table = FdTable::new(limit.rlim_cur);
     for &fd in inherited {
         // SAFETY: `fd` was open when listed and we have not closed it; the borrow ends before
         // anything could close it.
@@ -348,7 +303,7 @@ extern "C" fn ignore_signal(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut lib
 fn run_vcpus(
     vcpus: Vec<kvm_ioctls::VcpuFd>,
     cores: &[usize],
-    bus: &Mutex<PortBus>,
+    bus: &PortBus,
     gate: &Gate,
 ) -> (Result<(), VcpuError>, ExitCounts, Vec<VcpuPlacement>) {
     let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), ignore_signal);
@@ -373,7 +328,7 @@ fn run_vcpus(
                     let pinned = pin_to(core).then_some(core);
                     let mut counts = ExitCounts::default();
                     let result = if id == 0 || gate.wait(|| stop.load(Ordering::Acquire)) {
-                        vcpu::run(&mut fd, bus, &mut counts, stop)
+                        vcpu::run(&mut fd, id as u32, bus, &mut counts, stop)
                     } else {
                         Ok(())
                     };
@@ -470,10 +425,12 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
 
     let kvm = open_kvm()?;
     let ram = memory::allocate(opts.memory, opts.hugepages)?;
-    let vm = kvm.create_vm().map_err(|source| JobError::Kvm {
+    // Shared with the asynchronous offloads' completion interrupts (their workers are joined
+    // before this function returns).
+    let vm = Arc::new(kvm.create_vm().map_err(|source| JobError::Kvm {
         what: "creating the VM",
         source,
-    })?;
+    })?);
     let host_addr = ram
         .mem
         .get_host_address(GuestAddress(0))
@@ -578,22 +535,35 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     );
     let gate = Arc::new(Gate::default());
     servicer.zero_method = ram.backing.zero_method();
+    let servicer = Arc::new(servicer);
+    let log = Arc::new(LwkLog::new(trace_out));
     let mut bus = PortBus::new();
-    let offload = OffloadExit {
+    let offload = SyncOffload {
         mem: ram.mem.clone(),
-        servicer,
-        log: LwkLog { trace: trace_out },
+        servicer: servicer.clone(),
+        log: log.clone(),
         slots: slots.clone(),
     };
+    let async_offloads = AsyncOffloads::new(
+        ram.mem.clone(),
+        servicer,
+        log,
+        slots.clone(),
+        Arc::new(MsiNotifier(vm.clone())),
+    );
     // Distinct fixed ports: the registrations cannot overlap.
     let _ = bus.register(ExitPort::PORT, 1, Box::new(ExitPort));
     let _ = bus.register(StartAps::PORT, 1, Box::new(StartAps::new(gate.clone())));
     let _ = bus.register(
-        Doorbell::<OffloadExit>::PORT,
+        Doorbell::<SyncOffload>::PORT,
         1,
         Box::new(Doorbell::new(offload)),
     );
-    let bus = Mutex::new(bus);
+    let _ = bus.register(
+        AsyncDoorbell::<AsyncOffloads>::PORT,
+        1,
+        Box::new(AsyncDoorbell::new(async_offloads.clone())),
+    );
 
     tracing::info!(
         "{}, {} vCPU(s) on host CPU(s) {:?}, TSC {} kHz",
@@ -612,6 +582,9 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
             tracing::error!("cannot start the signal forwarding thread: {e}");
         }
         let r = run_vcpus(vcpus, &cores, &bus, &gate);
+        // Asynchronous calls still blocked on the host are interrupted and their workers
+        // joined before the job's resources go.
+        async_offloads.shutdown(Duration::from_secs(2));
         let _ = signal_service.stop.write(1);
         if let Ok(h) = forwarder {
             let _ = h.join();
@@ -657,6 +630,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
             forwarded: slots.forwarded.load(Ordering::Relaxed),
             interrupted_offloads: slots.interrupted.load(Ordering::Relaxed),
         },
+        async_offloads.counts(),
     );
     Ok((outcome, stats))
 }

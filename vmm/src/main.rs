@@ -18,6 +18,7 @@ mod config;
 mod job;
 mod logging;
 mod memory;
+mod offload;
 mod program;
 mod signals;
 mod stats;

@@ -20,6 +20,7 @@ use crate::{Servicer, sys};
 use offload_abi::layout::{KERNEL_PHYS_END, USER_STACK_TOP};
 use std::ffi::CStr;
 use std::fmt::Write;
+use std::os::fd::AsFd;
 use vm_memory::GuestMemoryBackend;
 
 /// What a process-view path stands for.
@@ -63,7 +64,7 @@ impl Link {
     pub(crate) fn resolve(self, s: &Servicer) -> Vec<u8> {
         match self {
             Link::Exe => s.ctx.exe.clone(),
-            Link::Cwd => s.ctx.cwd.clone(),
+            Link::Cwd => s.cwd(),
             Link::Root => b"/".to_vec(),
         }
     }
@@ -78,7 +79,8 @@ impl ProcNode {
             ProcNode::Link(Link::Root) => Some("/proc/self/root".into()),
             ProcNode::Fd(n) => {
                 use std::os::fd::AsRawFd;
-                let host = s.fds.get(*n as u64).ok()?;
+                let host_held = s.fds.get(*n as u64).ok()?;
+                let host = host_held.as_fd();
                 Some(format!("/proc/self/fd/{}", host.as_raw_fd()))
             }
             _ => None,
@@ -165,7 +167,8 @@ pub(crate) fn self_node(rest: &[u8]) -> Option<ProcNode> {
 pub(crate) fn fd_link(s: &Servicer, n: i32) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
-    let host = s.fds.get(n as u64).ok()?;
+    let host_held = s.fds.get(n as u64).ok()?;
+    let host = host_held.as_fd();
     if let Some(p) = s.path_in_root(host) {
         return Some(p);
     }
@@ -203,7 +206,7 @@ impl Content {
                      Uid:\t{u}\t{eu}\t{eu}\t{eu}\nGid:\t{g}\t{eg}\t{eg}\t{eg}\n\
                      FDSize:\t{fdsize}\nGroups:\t\nThreads:\t1\n\
                      Cpus_allowed_list:\t{cpus}\nMems_allowed_list:\t0\n",
-                    s.umask,
+                    s.umask(),
                     pid = p.pid,
                     ppid = p.ppid,
                     u = ids[0],
