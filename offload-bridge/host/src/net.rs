@@ -361,8 +361,10 @@ fn read_msghdr<M: GuestMemoryBackend>(c: &Call<'_, '_, M>, addr: u64) -> Result<
 
 /// Rewrites the fds of SCM_RIGHTS messages in `control` from guest to host numbers, checking
 /// every header as Linux does (a length below the header size or past the buffer: EINVAL;
-/// an fd the guest does not have: EBADF).
-fn control_to_host(s: &Servicer, control: &mut [u8]) -> Result<(), Errno> {
+/// an fd the guest does not have: EBADF). Returns the host fds, which the caller holds until
+/// the message is sent (a concurrent guest close must not let a number name another host fd).
+fn control_to_host(s: &Servicer, control: &mut [u8]) -> Result<Vec<crate::fdtable::HostFd>, Errno> {
+    let mut held = Vec::new();
     let mut off = 0usize;
     while off + sys::CMSG_HDR <= control.len() {
         let hdr = control.get(off..off + sys::CMSG_HDR).ok_or(Errno(EINVAL))?;
@@ -384,15 +386,15 @@ fn control_to_host(s: &Servicer, control: &mut [u8]) -> Result<(), Errno> {
                 let slot = control.get_mut(at..at + 4).ok_or(Errno(EINVAL))?;
                 b4.copy_from_slice(slot);
                 let guest = i32::from_le_bytes(b4);
-                let host_held = s.fds.get(guest as u32 as u64).map_err(|_| Errno(EBADF))?;
-                let host = host_held.as_fd();
+                let host = s.fds.get(guest as u32 as u64).map_err(|_| Errno(EBADF))?;
                 slot.copy_from_slice(&host.as_raw_fd().to_le_bytes());
+                held.push(host);
                 at += 4;
             }
         }
         off = end.next_multiple_of(8);
     }
-    Ok(())
+    Ok(held)
 }
 
 fn send_one<M: GuestMemoryBackend>(
@@ -416,9 +418,9 @@ fn send_one<M: GuestMemoryBackend>(
     } else {
         Vec::new()
     };
-    control_to_host(s, &mut control)?;
+    let _held = control_to_host(s, &mut control)?;
     let name = name.as_ref().map(|a| a.bytes.as_slice());
-    // The host fds named in `control` stay open: the table still owns them.
+    // The host fds named in `control` stay open until sendmsg returns: `_held` owns them.
     Ok(sys::sendmsg(fd.as_fd(), name, &data, &control, flags)? as i64)
 }
 

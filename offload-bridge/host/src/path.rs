@@ -460,8 +460,8 @@ impl Servicer {
 /// An `O_PATH` handle on one of the VMM's procfs links standing for a link of the view (to
 /// lstat a link as a link): /proc/self/{exe,cwd,root}, or /proc/self/fd/N of the host fd
 /// behind a guest fd.
-fn open_host_link(link: String) -> Result<OwnedFd, Errno> {
-    let p = cstring(link.into_bytes())?;
+fn open_host_link(link: procview::HostLink) -> Result<OwnedFd, Errno> {
+    let p = cstring(link.path.clone().into_bytes())?;
     let root = std::fs::File::open("/").map_err(Errno::from)?;
     Ok(sys::openat2(
         root.as_fd(),

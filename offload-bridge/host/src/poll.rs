@@ -117,6 +117,9 @@ fn do_poll<M: GuestMemoryBackend>(
     c.mem.check_writable(GuestRange::new(c.args[0], len))?;
     let mut host = Vec::with_capacity(nfds as usize);
     let mut invalid = vec![false; nfds as usize];
+    // The host fds stay held until ppoll returns: a guest close on another vCPU meanwhile must
+    // not let the number name some other host fd under the poll (see `fdtable::HostFd`).
+    let mut held = Vec::new();
     for (i, p) in raw.chunks_exact(8).enumerate() {
         let mut e = [0u8; 8];
         e.copy_from_slice(p);
@@ -126,7 +129,11 @@ fn do_poll<M: GuestMemoryBackend>(
             -1
         } else {
             match s.fds.get(fd as u64) {
-                Ok(h) => h.as_raw_fd(),
+                Ok(h) => {
+                    let raw = h.as_raw_fd();
+                    held.push(h);
+                    raw
+                }
                 Err(_) => {
                     if let Some(v) = invalid.get_mut(i) {
                         *v = true;
@@ -237,13 +244,16 @@ fn do_select<M: GuestMemoryBackend>(
     };
     let mut host = Vec::new();
     let mut which = Vec::new();
+    // Held until ppoll returns (as in `do_poll`).
+    let mut held = Vec::new();
     for fd in 0..nfds {
         let want = [bit(&rs, fd), bit(&ws, fd), bit(&es, fd)];
         if !want.iter().any(|&w| w) {
             continue;
         }
         let h_held = s.fds.get(fd as u64).map_err(|_| Errno(EBADF))?;
-        let h = h_held.as_fd();
+        let h = h_held.as_raw_fd();
+        held.push(h_held);
         let mut events = 0;
         for (w, ev) in want.iter().zip([
             POLLIN | POLLRDNORM | POLLRDBAND,
@@ -255,7 +265,7 @@ fn do_select<M: GuestMemoryBackend>(
             }
         }
         host.push(libc::pollfd {
-            fd: h.as_raw_fd(),
+            fd: h,
             events,
             revents: 0,
         });

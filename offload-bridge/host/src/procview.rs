@@ -72,16 +72,22 @@ impl Link {
 
 impl ProcNode {
     /// For links: the VMM's procfs link of the same kind (to lstat a link as a link).
-    pub(crate) fn host_link(&self, s: &Servicer) -> Option<String> {
+    pub(crate) fn host_link(&self, s: &Servicer) -> Option<HostLink> {
+        let fixed = |path: &str| HostLink {
+            path: path.into(),
+            _held: None,
+        };
         match self {
-            ProcNode::Link(Link::Exe) => Some("/proc/self/exe".into()),
-            ProcNode::Link(Link::Cwd) => Some("/proc/self/cwd".into()),
-            ProcNode::Link(Link::Root) => Some("/proc/self/root".into()),
+            ProcNode::Link(Link::Exe) => Some(fixed("/proc/self/exe")),
+            ProcNode::Link(Link::Cwd) => Some(fixed("/proc/self/cwd")),
+            ProcNode::Link(Link::Root) => Some(fixed("/proc/self/root")),
             ProcNode::Fd(n) => {
                 use std::os::fd::AsRawFd;
-                let host_held = s.fds.get(*n as u64).ok()?;
-                let host = host_held.as_fd();
-                Some(format!("/proc/self/fd/{}", host.as_raw_fd()))
+                let host = s.fds.get(*n as u64).ok()?;
+                Some(HostLink {
+                    path: format!("/proc/self/fd/{}", host.as_raw_fd()),
+                    _held: Some(host),
+                })
             }
             _ => None,
         }
@@ -160,6 +166,14 @@ pub(crate) fn self_node(rest: &[u8]) -> Option<ProcNode> {
             ProcNode::Fd(n)
         }
     })
+}
+
+/// One of the VMM's procfs links standing for a link of the view; for a guest fd it holds the
+/// host fd, so that the number in `path` names it until the link is opened (a concurrent
+/// guest close cannot hand the number to another host fd meanwhile).
+pub(crate) struct HostLink {
+    pub path: String,
+    pub _held: Option<crate::fdtable::HostFd>,
 }
 
 /// The text readlink gives for guest fd `n` (/proc/self/fd/N): a path inside the root, or
