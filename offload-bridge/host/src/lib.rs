@@ -18,9 +18,15 @@
 //! `net` (sockets), `poll` (poll, select, epoll), `misc` (getrandom, umask), `xattr`
 //! (extended attributes).
 //!
-//! Blocking: a handler that blocks (read on an empty pipe, accept, poll) blocks the thread
+//! Concurrency: one [`Servicer`] serves the whole job from many host threads at once (the
+//! vCPU threads and the VMM's asynchronous-offload workers); it is `Sync`, handlers take
+//! `&Servicer`, and its mutable state is behind short locks never held across a host call. A
+//! call holds the host fds it uses as [`fdtable::HostFd`] (`Arc<OwnedFd>`) clones, so a guest
+//! close on another vCPU cannot close or renumber an fd under a running call.
+//!
+//! Blocking: a handler that blocks (read on an empty pipe, accept, poll) blocks only the thread
 //! serving the request — with the `exit` transport the calling vCPU's thread, which is the
-//! only thread of the program that is waiting. Signals sent to lwk-vmm interrupt it (issue
+//! only thread of the program that is waiting; for an asynchronous offload, its worker. Signals sent to lwk-vmm interrupt it (issue
 //! #7, the VMM's `signals` module) by signalling that host thread (a no-op handler installed
 //! without `SA_RESTART`): the blocked host call returns `EINTR`, which the handler passes on
 //! for the LWK to deliver the signal and restart or fail the call as Linux would. Handlers
