@@ -703,3 +703,31 @@ fn xattrs_stay_inside_the_root_and_check_their_buffers() {
         Err(Errno(EBADF))
     );
 }
+
+/// Concurrent offloads (docs/DESIGN.md "Concurrent offloads"): one servicer serves several
+/// threads at once. A read blocked on an empty pipe holds no lock the others need: another
+/// thread closes the very fd it blocks on, reuses the number (the table hands out the lowest
+/// free one) and writes to the pipe, which wakes the reader with the data from the pipe it
+/// started on.
+#[test]
+fn a_blocked_call_holds_no_lock_and_survives_a_close_of_its_fd() {
+    let sc = Scratch::new("concurrent");
+    let s = sc.servicer();
+    let g = Guest::new();
+    let (r, w) = pipe(&g, &s);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| g.call(&s, nr::read, &[r, BIG, 5]));
+        // Give the reader time to block on the host (if it has not yet, it finds the fd gone
+        // and gets EBADF, which the assertion below reports).
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!reader.is_finished());
+        assert_eq!(g.call(&s, nr::close, &[r]), Ok(0));
+        let path = g.cstr(RW + 0x800, "/sub/reused");
+        let fd = g.call(&s, nr::openat, &[libc::AT_FDCWD as u64, path, 0o102, 0o600]);
+        assert_eq!(fd, Ok(r as i64), "the number is free again");
+        g.put(RW, b"hello");
+        assert_eq!(g.call(&s, nr::write, &[w, RW, 5]), Ok(5));
+        assert_eq!(reader.join().unwrap(), Ok(5));
+    });
+    assert_eq!(g.get(BIG, 5), b"hello");
+}
