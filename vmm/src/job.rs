@@ -290,6 +290,19 @@ fn choose_cores(n: usize, requested: &[usize]) -> Result<Vec<usize>, JobError> {
     Ok(cores)
 }
 
+/// Where asynchronous-offload workers run: the allowed cores no vCPU uses, else all allowed
+/// cores (a worker mostly waits on the host; it must not stay pinned to its vCPU's core).
+/// Computed in the main thread, whose affinity is the whole allowed set.
+fn worker_cores(vcpu_cores: &[usize]) -> Vec<usize> {
+    let allowed = allowed_cpus();
+    let spare: Vec<usize> = allowed
+        .iter()
+        .copied()
+        .filter(|c| !vcpu_cores.contains(c))
+        .collect();
+    if spare.is_empty() { allowed } else { spare }
+}
+
 /// Stops vCPU threads blocked in KVM_RUN: a signal with a no-op handler makes the ioctl
 /// return EINTR, after which the thread sees the stop flag.
 fn kick_signal() -> i32 {
@@ -550,6 +563,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         log,
         slots.clone(),
         Arc::new(MsiNotifier(vm.clone())),
+        worker_cores(&cores),
     );
     // Distinct fixed ports: the registrations cannot overlap.
     let _ = bus.register(ExitPort::PORT, 1, Box::new(ExitPort));

@@ -140,6 +140,8 @@ struct Inner {
     log: Arc<dyn LogSink>,
     slots: Arc<Slots>,
     notifier: Arc<dyn Notifier>,
+    /// Host cores the workers run on (empty: where the submitting thread runs).
+    cores: Vec<usize>,
     /// Free asynchronous slot indices in `slots`; empty = `MAX_IN_FLIGHT` calls in flight.
     free: Mutex<Vec<usize>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -161,13 +163,15 @@ const DONE: u64 = offset_of!(AsyncSlot, done) as u64;
 const VCPU: u64 = offset_of!(AsyncSlot, vcpu) as u64;
 
 impl AsyncOffloads {
-    /// The asynchronous offloads of a job that runs against `servicer` in `mem`.
+    /// The asynchronous offloads of a job that runs against `servicer` in `mem`. Workers run
+    /// on `cores` (empty: where the submitting vCPU thread runs, i.e. its pinned core).
     pub fn new(
         mem: GuestMemoryMmap,
         servicer: Arc<Servicer>,
         log: Arc<dyn LogSink>,
         slots: Arc<Slots>,
         notifier: Arc<dyn Notifier>,
+        cores: Vec<usize>,
     ) -> Self {
         AsyncOffloads {
             inner: Arc::new(Inner {
@@ -176,6 +180,7 @@ impl AsyncOffloads {
                 log,
                 slots,
                 notifier,
+                cores,
                 // Popped from the end: the lowest index first.
                 free: Mutex::new((Slots::ASYNC_BASE..Slots::LEN).rev().collect()),
                 workers: Mutex::new(Vec::new()),
@@ -304,6 +309,8 @@ impl Inner {
 
     /// A worker: runs the request as the call in flight on async slot `index`.
     fn work(&self, index: usize, vcpu: u32, gpa: u64, mut req: BridgeRequest) {
+        // Off the submitting vCPU's core (the thread inherited its pinning).
+        signals::set_affinity(&self.cores);
         let (opcode, number) = (req.op, req.nr);
         let ran = if self.stopping.load(Ordering::SeqCst) {
             None
@@ -414,6 +421,7 @@ mod tests {
             Arc::new(LwkLog::new(None)),
             slots.clone(),
             recorder.clone(),
+            Vec::new(),
         );
         Job {
             mem,

@@ -478,12 +478,17 @@ fn pin_away_from(avoid: &[usize]) {
         .into_iter()
         .filter(|c| !avoid.contains(c))
         .collect();
-    if others.is_empty() {
+    set_affinity(&others);
+}
+
+/// Restricts the calling thread to `cores` (nothing happens for an empty list).
+pub fn set_affinity(cores: &[usize]) {
+    if cores.is_empty() {
         return;
     }
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for c in others {
+    for &c in cores {
         if c < libc::CPU_SETSIZE as usize {
             // SAFETY: `c` < CPU_SETSIZE.
             unsafe { libc::CPU_SET(c, &mut set) };
