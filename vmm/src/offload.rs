@@ -242,7 +242,7 @@ impl AsyncOffloads {
             }
             for (index, seq) in inner.slots.in_flight() {
                 if index >= Slots::ASYNC_BASE {
-                    inner.slots.interrupt(index, seq);
+                    inner.slots.interrupt_for_exit(index, seq);
                 }
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -643,11 +643,40 @@ mod tests {
             assert_eq!((slot.done, slot.req.ret), (1, -errno::EINTR));
         }
         assert_eq!(j.offloads.in_flight(), 0);
+        assert_eq!(
+            j.slots.interrupted.load(Ordering::Relaxed),
+            0,
+            "the end of the job is not a host signal"
+        );
         // After the end, a submission is refused with -EINTR, never run.
         put(&j.mem, over, op::SYSCALL, nr::accept, [3, 0, 0, 0, 0, 0]);
         j.offloads.submit(0, pfn(over));
         assert_eq!(get(&j.mem, over).req.ret, -errno::EINTR);
         let c = j.offloads.counts();
         assert_eq!((c.completed, c.refused), (max, 2));
+    }
+
+    #[test]
+    fn a_host_signal_interrupts_the_worker_of_a_blocked_async_call() {
+        let page = 0x2_0000;
+        let j = job("hostsig", page);
+        put(&j.mem, page, op::SYSCALL, nr::accept, [3, 0, 0, 0, 0, 0]);
+        j.offloads.submit(0, pfn(page));
+        // What the host-signal service thread does for an interrupting signal: signal every
+        // thread with an offload in flight until that offload has ended.
+        let mut targets = Vec::new();
+        while targets.is_empty() {
+            targets = j.slots.in_flight();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(targets.iter().all(|&(i, _)| i >= Slots::ASYNC_BASE));
+        while !targets.is_empty() {
+            targets.retain(|&(i, seq)| j.slots.interrupt(i, seq));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let slot = wait_done(&j.mem, page);
+        assert_eq!(slot.req.ret, -errno::EINTR);
+        assert_eq!(j.slots.interrupted.load(Ordering::Relaxed), 1);
+        assert!(j.offloads.shutdown(Duration::from_secs(5)));
     }
 }

@@ -277,15 +277,25 @@ impl Slots {
     }
 
     /// Signals the thread serving offload `seq` of slot `index` if that offload is still in
-    /// flight; returns whether it was.
+    /// flight, for a host signal (an -EINTR result is then counted in `interrupted`); returns
+    /// whether it was in flight.
     pub(crate) fn interrupt(&self, index: usize, seq: u64) -> bool {
+        self.kick(index, seq, true)
+    }
+
+    /// The same for the end of the job (not counted as a host-signal interruption).
+    pub(crate) fn interrupt_for_exit(&self, index: usize, seq: u64) -> bool {
+        self.kick(index, seq, false)
+    }
+
+    fn kick(&self, index: usize, seq: u64, for_signal: bool) -> bool {
         let Some(slot) = self.slots.get(index) else {
             return false;
         };
         let mut s = lock(slot);
         match s.thread {
             Some(t) if s.seq == seq => {
-                s.signalled = true;
+                s.signalled |= for_signal;
                 // SAFETY: `t` is the thread serving this offload; it cannot end the offload
                 // (and so cannot exit) without this lock, which we hold, so the pthread_t is
                 // alive. The signal's handler is a no-op.
