@@ -227,8 +227,11 @@ fn value(data: &[u8]) -> u32 {
 }
 
 impl<H: DoorbellHandler> PortDevice for Doorbell<H> {
-    fn write(&self, _vcpu: u32, _port: u16, data: &[u8]) -> PortAction {
-        self.handler.ring(value(data));
+    /// Rings the bridge of the vCPU that made the access. The value the guest writes (its
+    /// vCPU id, by the ABI) is not trusted: a guest writing another vCPU's id must not get
+    /// that vCPU's request page served twice at once by two threads.
+    fn write(&self, vcpu: u32, _port: u16, _data: &[u8]) -> PortAction {
+        self.handler.ring(vcpu);
         PortAction::Continue
     }
 }
@@ -296,8 +299,13 @@ mod tests {
             Box::new(AsyncDoorbell::new(Recorder(rung.clone()))),
         )
         .unwrap();
+        // The doorbell rings the bridge of the vCPU that wrote, whatever id it wrote.
         assert_eq!(
-            bus.write(0, port::OFFLOAD, &3u32.to_le_bytes()),
+            bus.write(3, port::OFFLOAD, &3u32.to_le_bytes()),
+            Some(PortAction::Continue)
+        );
+        assert_eq!(
+            bus.write(4, port::OFFLOAD, &9u32.to_le_bytes()),
             Some(PortAction::Continue)
         );
         // The submitting vCPU comes from the exit, the page from the value (2 bytes written:
@@ -314,7 +322,7 @@ mod tests {
             Some(PortAction::Continue)
         );
         assert_eq!(byte, [0xff]);
-        assert_eq!(*rung.lock().unwrap(), vec![3, 5 << 24 | 0x1234]);
+        assert_eq!(*rung.lock().unwrap(), vec![3, 4, 5 << 24 | 0x1234]);
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub mod layout {
 /// I/O ports of the guest's devices. Chosen outside the legacy PC range that an in-kernel
 /// irqchip claims (PIC 0x20/0xa0, PIT 0x40, ...).
 pub mod port {
-    /// 32-bit write: the vCPU's offload request page is ready (value: vCPU id).
+    /// 32-bit write: the vCPU's offload request page is ready (value: vCPU id; the VMM serves
+    /// the page of the vCPU that made the write, whatever the value).
     pub const OFFLOAD: u16 = 0x7100;
     /// 32-bit write: the job is over; details are in [`super::GuestStats`].
     pub const EXIT: u16 = 0x7101;
