@@ -5,7 +5,14 @@
 //! - [`ExitPort`]: the guest announces the end of the job;
 //! - [`StartAps`]: vCPU 0 lets the other vCPUs start;
 //! - [`Doorbell`]: the guest rings the offload bridge of a vCPU (`exit` transport); the work is
-//!   done by a [`DoorbellHandler`] the VMM provides (the offload servicer).
+//!   done by a [`DoorbellHandler`] the VMM provides (the offload servicer);
+//! - [`AsyncDoorbell`]: the guest submits an asynchronous offload (`port::OFFLOAD_ASYNC`); an
+//!   [`AsyncHandler`] the VMM provides takes it over and returns at once.
+//!
+//! The bus is shared by all vCPU threads without a lock: it is fixed after registration and
+//! devices take `&self` (each keeps whatever state it has behind its own fine-grained locks),
+//! so a device access that blocks (an offloaded call waiting on the host) never stops other
+//! vCPUs' accesses.
 //!
 //! Neighbours: `offload-abi` (port numbers); used by `lwk-vmm`. Never imports the VMM.
 #![forbid(unsafe_code)]
@@ -22,13 +29,13 @@ pub enum PortAction {
     Stop,
 }
 
-/// A device on the I/O-port bus.
-pub trait PortDevice: Send {
-    /// A guest write of `data` (1, 2 or 4 bytes) to `port`.
-    fn write(&mut self, port: u16, data: &[u8]) -> PortAction;
+/// A device on the I/O-port bus. Called concurrently by every vCPU thread.
+pub trait PortDevice: Send + Sync {
+    /// A guest write of `data` (1, 2 or 4 bytes) to `port` by vCPU `vcpu`.
+    fn write(&self, vcpu: u32, port: u16, data: &[u8]) -> PortAction;
     /// A guest read of `data.len()` bytes from `port`; the default reads all ones, like an
     /// open bus.
-    fn read(&mut self, _port: u16, data: &mut [u8]) -> PortAction {
+    fn read(&self, _vcpu: u32, _port: u16, data: &mut [u8]) -> PortAction {
         data.fill(0xff);
         PortAction::Continue
     }
@@ -92,20 +99,20 @@ impl PortBus {
         Ok(())
     }
 
-    fn find(&mut self, port: u16) -> Option<&mut Slot> {
+    fn find(&self, port: u16) -> Option<&Slot> {
         self.slots
-            .iter_mut()
+            .iter()
             .find(|s| port >= s.base && u32::from(port) < u32::from(s.base) + u32::from(s.len))
     }
 
-    /// Dispatches a write; `None` if no device owns `port`.
-    pub fn write(&mut self, port: u16, data: &[u8]) -> Option<PortAction> {
-        self.find(port).map(|s| s.device.write(port, data))
+    /// Dispatches a write by vCPU `vcpu`; `None` if no device owns `port`.
+    pub fn write(&self, vcpu: u32, port: u16, data: &[u8]) -> Option<PortAction> {
+        self.find(port).map(|s| s.device.write(vcpu, port, data))
     }
 
-    /// Dispatches a read; `None` if no device owns `port`.
-    pub fn read(&mut self, port: u16, data: &mut [u8]) -> Option<PortAction> {
-        self.find(port).map(|s| s.device.read(port, data))
+    /// Dispatches a read by vCPU `vcpu`; `None` if no device owns `port`.
+    pub fn read(&self, vcpu: u32, port: u16, data: &mut [u8]) -> Option<PortAction> {
+        self.find(port).map(|s| s.device.read(vcpu, port, data))
     }
 }
 
@@ -119,7 +126,7 @@ impl ExitPort {
 }
 
 impl PortDevice for ExitPort {
-    fn write(&mut self, _port: u16, _data: &[u8]) -> PortAction {
+    fn write(&self, _vcpu: u32, _port: u16, _data: &[u8]) -> PortAction {
         PortAction::Stop
     }
 }
@@ -182,16 +189,17 @@ impl StartAps {
 }
 
 impl PortDevice for StartAps {
-    fn write(&mut self, _port: u16, _data: &[u8]) -> PortAction {
+    fn write(&self, _vcpu: u32, _port: u16, _data: &[u8]) -> PortAction {
         self.gate.open();
         PortAction::Continue
     }
 }
 
 /// Serves a rung doorbell: the request of vCPU `vcpu` is in its bridge page.
-pub trait DoorbellHandler: Send {
-    /// Handles the request synchronously (the vCPU waits in its exit).
-    fn ring(&mut self, vcpu: u32);
+pub trait DoorbellHandler: Send + Sync {
+    /// Handles the request synchronously (the vCPU waits in its exit). Called concurrently
+    /// for different vCPUs.
+    fn ring(&self, vcpu: u32);
 }
 
 /// The offload doorbell of the `exit` transport.
@@ -209,13 +217,50 @@ impl<H: DoorbellHandler> Doorbell<H> {
     }
 }
 
+/// The value of a port write, zero-extended to 32 bits (a guest may write 1, 2 or 4 bytes).
+fn value(data: &[u8]) -> u32 {
+    let mut raw = [0u8; 4];
+    for (dst, src) in raw.iter_mut().zip(data) {
+        *dst = *src;
+    }
+    u32::from_le_bytes(raw)
+}
+
 impl<H: DoorbellHandler> PortDevice for Doorbell<H> {
-    fn write(&mut self, _port: u16, data: &[u8]) -> PortAction {
-        let mut raw = [0u8; 4];
-        for (dst, src) in raw.iter_mut().zip(data) {
-            *dst = *src;
-        }
-        self.handler.ring(u32::from_le_bytes(raw));
+    /// Rings the bridge of the vCPU that made the access. The value the guest writes (its
+    /// vCPU id, by the ABI) is not trusted: a guest writing another vCPU's id must not get
+    /// that vCPU's request page served twice at once by two threads.
+    fn write(&self, vcpu: u32, _port: u16, _data: &[u8]) -> PortAction {
+        self.handler.ring(vcpu);
+        PortAction::Continue
+    }
+}
+
+/// Takes over asynchronous offload submissions (`port::OFFLOAD_ASYNC`).
+pub trait AsyncHandler: Send + Sync {
+    /// vCPU `vcpu` submitted the slot page with guest page-frame number `pfn` (GPA >> 12). Must
+    /// return without waiting for the request.
+    fn submit(&self, vcpu: u32, pfn: u32);
+}
+
+/// The asynchronous offload doorbell.
+pub struct AsyncDoorbell<H: AsyncHandler> {
+    handler: H,
+}
+
+impl<H: AsyncHandler> AsyncDoorbell<H> {
+    /// The port this device occupies.
+    pub const PORT: u16 = port::OFFLOAD_ASYNC;
+
+    /// A doorbell that hands submissions to `handler`.
+    pub fn new(handler: H) -> Self {
+        AsyncDoorbell { handler }
+    }
+}
+
+impl<H: AsyncHandler> PortDevice for AsyncDoorbell<H> {
+    fn write(&self, vcpu: u32, _port: u16, data: &[u8]) -> PortAction {
+        self.handler.submit(vcpu, value(data));
         PortAction::Continue
     }
 }
@@ -227,8 +272,13 @@ mod tests {
 
     struct Recorder(Arc<Mutex<Vec<u32>>>);
     impl DoorbellHandler for Recorder {
-        fn ring(&mut self, vcpu: u32) {
+        fn ring(&self, vcpu: u32) {
             self.0.lock().unwrap().push(vcpu);
+        }
+    }
+    impl AsyncHandler for Recorder {
+        fn submit(&self, vcpu: u32, pfn: u32) {
+            self.0.lock().unwrap().push(vcpu << 24 | pfn);
         }
     }
 
@@ -243,16 +293,36 @@ mod tests {
             Box::new(Doorbell::new(Recorder(rung.clone()))),
         )
         .unwrap();
+        bus.register(
+            AsyncDoorbell::<Recorder>::PORT,
+            1,
+            Box::new(AsyncDoorbell::new(Recorder(rung.clone()))),
+        )
+        .unwrap();
+        // The doorbell rings the bridge of the vCPU that wrote, whatever id it wrote.
         assert_eq!(
-            bus.write(port::OFFLOAD, &3u32.to_le_bytes()),
+            bus.write(3, port::OFFLOAD, &3u32.to_le_bytes()),
             Some(PortAction::Continue)
         );
-        assert_eq!(bus.write(port::EXIT, &[0]), Some(PortAction::Stop));
-        assert_eq!(bus.write(0x3f8, b"x"), None);
+        assert_eq!(
+            bus.write(4, port::OFFLOAD, &9u32.to_le_bytes()),
+            Some(PortAction::Continue)
+        );
+        // The submitting vCPU comes from the exit, the page from the value (2 bytes written:
+        // zero-extended).
+        assert_eq!(
+            bus.write(5, port::OFFLOAD_ASYNC, &[0x34, 0x12]),
+            Some(PortAction::Continue)
+        );
+        assert_eq!(bus.write(0, port::EXIT, &[0]), Some(PortAction::Stop));
+        assert_eq!(bus.write(0, 0x3f8, b"x"), None);
         let mut byte = [0u8; 1];
-        assert_eq!(bus.read(port::EXIT, &mut byte), Some(PortAction::Continue));
+        assert_eq!(
+            bus.read(0, port::EXIT, &mut byte),
+            Some(PortAction::Continue)
+        );
         assert_eq!(byte, [0xff]);
-        assert_eq!(*rung.lock().unwrap(), vec![3]);
+        assert_eq!(*rung.lock().unwrap(), vec![3, 4, 5 << 24 | 0x1234]);
     }
 
     #[test]

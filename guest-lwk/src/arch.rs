@@ -34,6 +34,8 @@ pub const VECTOR_IPI: u64 = 0xf0;
 pub const VECTOR_TIMER: u64 = 0xf1;
 /// Vector the VMM raises when signals were sent to lwk-vmm (`offload_abi::hostsig`).
 pub const VECTOR_HOSTSIG: u64 = offload_abi::hostsig::VECTOR as u64;
+/// Vector the VMM raises when an asynchronous offload completed (`offload_abi::async_offload`).
+pub const VECTOR_ASYNC: u64 = offload_abi::async_offload::VECTOR as u64;
 /// Spurious-interrupt vector.
 pub const VECTOR_SPURIOUS: u64 = 0xff;
 
@@ -282,6 +284,7 @@ unsafe extern "C" {
     fn irq_stub_timer();
     fn irq_stub_spurious();
     fn irq_stub_hostsig();
+    fn irq_stub_async();
     fn lwk_switch_stack();
     fn thread_first_entry();
 }
@@ -357,6 +360,12 @@ irq_stub_timer:
 irq_stub_hostsig:
     push 0
     push {vector_hostsig}
+    jmp trap_common
+.balign 16
+.global irq_stub_async
+irq_stub_async:
+    push 0
+    push {vector_async}
     jmp trap_common
 .balign 16
 .global irq_stub_spurious
@@ -473,6 +482,7 @@ _start:
     vector_timer = const VECTOR_TIMER,
     vector_spurious = const VECTOR_SPURIOUS,
     vector_hostsig = const VECTOR_HOSTSIG,
+    vector_async = const VECTOR_ASYNC,
     kmain = sym crate::kmain,
     first_run = sym crate::sched::first_run,
 );
@@ -602,6 +612,7 @@ pub fn build_idt() {
     idt[VECTOR_TIMER as usize] = gate(irq_stub_timer as *const () as u64, 0, 0x8e);
     idt[VECTOR_SPURIOUS as usize] = gate(irq_stub_spurious as *const () as u64, 0, 0x8e);
     idt[VECTOR_HOSTSIG as usize] = gate(irq_stub_hostsig as *const () as u64, 0, 0x8e);
+    idt[VECTOR_ASYNC as usize] = gate(irq_stub_async as *const () as u64, 0, 0x8e);
 }
 
 /// Loads the LWK's GDT (with this CPU's TSS) and IDT and reloads the segment registers.
@@ -829,6 +840,19 @@ struct FpuArea([u8; offload_abi::FPU_AREA_SIZE as usize]);
 #[unsafe(link_section = ".bss.fpu")]
 static FPU_AREAS: Global<[FpuArea; MAX_THREADS]> =
     Global::new([const { FpuArea([0; offload_abi::FPU_AREA_SIZE as usize]) }; MAX_THREADS]);
+
+/// One page per thread context for its asynchronous offloads (`offload_abi::AsyncSlot`).
+#[repr(C, align(4096))]
+struct AsyncPage([u8; 4096]);
+#[unsafe(link_section = ".bss.async")]
+static ASYNC_PAGES: Global<[AsyncPage; MAX_THREADS]> =
+    Global::new([const { AsyncPage([0; 4096]) }; MAX_THREADS]);
+
+/// Guest-physical address of context `slot`'s async offload page (accessed only through
+/// `phys`, by that context and the VMM).
+pub fn async_page_pa(slot: usize) -> u64 {
+    image_pa(ASYNC_PAGES.get() as u64) + (slot.min(MAX_THREADS - 1) as u64) * 4096
+}
 
 /// Per-CPU [`offload_abi::FpuSwitch`] descriptors.
 #[repr(C, align(16))]

@@ -7,7 +7,9 @@
 
 use crate::arch::{self, Global, MAX_CPUS};
 use crate::phys;
-use offload_abi::{BridgeRequest, layout, op, port, req_flags};
+use core::mem::offset_of;
+use core::sync::atomic::{Ordering, fence};
+use offload_abi::{AsyncSlot, BridgeRequest, async_offload, layout, op, port, req_flags};
 
 /// Each vCPU's request page (vCPU `i` at `BRIDGE_GPA + 4096 * i`), taken at its boot.
 static REQUESTS: Global<[Option<&'static mut BridgeRequest>; MAX_CPUS]> =
@@ -89,6 +91,73 @@ pub fn trace(nr: u64, args: [u64; 6], result: Option<i64>, ns: u64) {
         0
     };
     call(op::TRACE, flags, nr, args);
+}
+
+// Asynchronous offloads (offload_abi::async_offload). The page is the caller's: a 4 KiB-aligned
+// guest-physical page that starts with an `AsyncSlot`. Every access goes through `phys` with
+// volatile 8-byte accesses (no reference into a page the VMM writes while this vCPU runs).
+
+const SLOT_NR: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, nr) as u64;
+const SLOT_ARGS: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, args) as u64;
+const SLOT_CR3: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, cr3) as u64;
+const SLOT_RET: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, ret) as u64;
+const SLOT_VAL: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, val) as u64;
+// `done` (low half) and `vcpu` (high half) share one aligned 8-byte word.
+const SLOT_DONE_WORD: u64 = offset_of!(AsyncSlot, done) as u64;
+const _: () = assert!(offset_of!(AsyncSlot, vcpu) as u64 == SLOT_DONE_WORD + 4);
+const _: () = assert!(SLOT_DONE_WORD.is_multiple_of(8));
+const _: () = assert!(offset_of!(AsyncSlot, req) == 0 && offset_of!(BridgeRequest, op) == 0);
+
+/// Fills the request of the async slot at `page_pa` with a syscall the program made (user
+/// pointers, this address space). Call before [`submit_async`].
+pub fn async_user_syscall(page_pa: u64, nr: u64, args: [u64; 6]) {
+    // op = SYSCALL, flags = 0 (user origin).
+    phys::write_u64(page_pa, u64::from(op::SYSCALL));
+    phys::write_u64(page_pa + SLOT_NR, nr);
+    for (i, a) in args.iter().enumerate() {
+        phys::write_u64(page_pa + SLOT_ARGS + 8 * i as u64, *a);
+    }
+    phys::write_u64(page_pa + SLOT_CR3, arch::read_cr3());
+}
+
+/// Submits the async slot at `page_pa` (4 KiB-aligned, request filled): stores `done = 0`,
+/// then writes the page number to `port::OFFLOAD_ASYNC`. Returns at once; the VMM completes
+/// the call later (`done` becomes 1 and vector `async_offload::VECTOR` is raised on this
+/// vCPU). Refusals (in-flight limit: -EAGAIN, ...) complete before this returns.
+pub fn submit_async(page_pa: u64) {
+    assert!(
+        page_pa.is_multiple_of(4096) && page_pa >> 12 <= u64::from(u32::MAX),
+        "async offload page {page_pa:#x} is not a 4 KiB page below 16 TiB"
+    );
+    // done = DONE_PENDING, vcpu = 0 (the VMM writes it).
+    phys::write_u64(
+        page_pa + SLOT_DONE_WORD,
+        u64::from(async_offload::DONE_PENDING),
+    );
+    // The stores above are ordered before the port write: `outl` is an asm block the compiler
+    // cannot move memory accesses across, and `out` is serializing on x86.
+    arch::outl(port::OFFLOAD_ASYNC, (page_pa >> 12) as u32);
+}
+
+/// Whether the async call in the slot at `page_pa` has completed. Once it returns true,
+/// [`async_result`] may be read.
+pub fn async_done(page_pa: u64) -> bool {
+    // An aligned 8-byte load is single-copy atomic on x86; the acquire fence after it pairs
+    // with the VMM's release store of `done`, so `ret`/`val` read after this are the
+    // completion's.
+    let word = phys::read_u64(page_pa + SLOT_DONE_WORD);
+    fence(Ordering::Acquire);
+    word as u32 == async_offload::DONE_COMPLETE
+}
+
+/// `ret` and `val` of a completed async call (see [`async_done`]).
+pub fn async_result(page_pa: u64) -> (i64, [u64; 2]) {
+    let ret = phys::read_u64(page_pa + SLOT_RET) as i64;
+    let val = [
+        phys::read_u64(page_pa + SLOT_VAL),
+        phys::read_u64(page_pa + SLOT_VAL + 8),
+    ];
+    (ret, val)
 }
 
 /// Log levels of [`log`].

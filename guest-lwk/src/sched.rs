@@ -83,6 +83,8 @@ pub struct Slot {
     gs_base: u64,
     /// Its FPU state is in its save area (not in its vCPU's registers).
     fpu_saved: bool,
+    /// Waits for an asynchronous offload in its page (`arch::async_page_pa`).
+    async_wait: bool,
 }
 
 impl Slot {
@@ -98,6 +100,7 @@ impl Slot {
         fs_base: 0,
         gs_base: 0,
         fpu_saved: false,
+        async_wait: false,
     };
 }
 
@@ -242,6 +245,7 @@ impl Sched {
             fs_base,
             gs_base: 0,
             fpu_saved: true,
+            async_wait: false,
         };
         self.cpus[cpu].threads += 1;
         self.live += 1;
@@ -534,6 +538,41 @@ fn run_others(mut k: KernelGuard, cpu: usize, me: usize) -> ! {
         k.sched.arm(cpu);
         k.unlocked(arch::wait_for_interrupt);
     }
+}
+
+/// Runs the offloaded call `nr(args)` of the calling thread on a host worker (an asynchronous
+/// offload) and lets the vCPU's other threads run until it completes; returns `ret`, `val`.
+/// Used when the vCPU has more than one thread: a host call that blocks (a pipe, a socket, a
+/// wait) must not stop threads that may be the ones to unblock it.
+pub fn offload_async(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
+    let me = arch::current_slot();
+    let page = arch::async_page_pa(me);
+    crate::bridge::async_user_syscall(page, nr, args);
+    k.sched.slots[me].async_wait = true;
+    crate::bridge::submit_async(page);
+    while !crate::bridge::async_done(page) {
+        // Woken by `async_completed` (or by a signal: the host call continues regardless).
+        block(k, None);
+    }
+    k.sched.slots[me].async_wait = false;
+    crate::bridge::async_result(page)
+}
+
+/// The async-completion interrupt: wakes this vCPU's threads whose offload completed.
+pub fn async_completed() {
+    let cpu = arch::current_cpu();
+    let mut k = kernel();
+    for slot in 0..k.sched.high {
+        let s = &k.sched.slots[slot];
+        if s.async_wait && s.cpu == cpu && crate::bridge::async_done(arch::async_page_pa(slot)) {
+            k.sched.wake(slot);
+        }
+    }
+}
+
+/// Whether the calling vCPU runs more than one thread (offloads then go asynchronous).
+pub fn shared_cpu(k: &KernelGuard) -> bool {
+    k.sched.cpus[arch::current_cpu()].threads > 1
 }
 
 /// Marks vCPU `cpu` ready for threads and tells vCPU 0.

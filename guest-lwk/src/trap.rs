@@ -7,7 +7,8 @@
 //! bug: it is reported with the registers and ends the job with a distinct status.
 
 use crate::arch::{
-    self, TrapFrame, VECTOR_HOSTSIG, VECTOR_IPI, VECTOR_SPURIOUS, VECTOR_SYSCALL, VECTOR_TIMER,
+    self, TrapFrame, VECTOR_ASYNC, VECTOR_HOSTSIG, VECTOR_IPI, VECTOR_SPURIOUS, VECTOR_SYSCALL,
+    VECTOR_TIMER,
 };
 use crate::signal::{Info, code, sig};
 use crate::{bridge, exit_job, kernel, klog, syscall};
@@ -46,6 +47,12 @@ fn dispatch(frame: &mut TrapFrame) {
             return;
         }
         VECTOR_SPURIOUS => return,
+        // Asynchronous offloads of this vCPU's threads completed.
+        VECTOR_ASYNC => {
+            arch::apic_eoi();
+            crate::sched::async_completed();
+            return;
+        }
         // Signals sent to lwk-vmm.
         VECTOR_HOSTSIG => {
             crate::hostsig::on_interrupt();

@@ -191,3 +191,48 @@ fn bad_oversubscription_options_are_clear_errors() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn blocking_host_calls_do_not_stop_threads_sharing_a_vcpu() {
+    if !kvm_usable() {
+        return;
+    }
+    // One thread blocks on the host (read on an empty pipe, accept) while the thread that
+    // unblocks it shares its only vCPU: the call must go to a host worker (an asynchronous
+    // offload) and the vCPU run the other thread meanwhile, else the job deadlocks.
+    for name in ["threads_pipe-musl", "threads_accept-glibc"] {
+        let (prog, args) = program(name);
+        let want = native(&prog, &args);
+        let stats = stats_path(&format!("shared-{name}"));
+        let got = run(Command::new(LWK_VMM)
+            .args([
+                "run",
+                "--cpus",
+                "1",
+                "--oversubscribe",
+                "timeslice",
+                "--stats-json",
+            ])
+            .arg(&stats)
+            .arg(&prog)
+            .args(&args));
+        assert_eq!(
+            status_of(&got),
+            status_of(&want),
+            "{name}: {}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&got.stdout),
+            String::from_utf8_lossy(&want.stdout),
+            "{name}"
+        );
+        let s = read_stats(&stats);
+        let submitted = s["async_offloads"]["submitted"].as_u64().unwrap_or(0);
+        assert!(submitted >= 1, "{name}: no asynchronous offload: {s}");
+        assert!(
+            s["context_switches"].as_u64().unwrap_or(0) >= 1,
+            "{name}: the threads never switched: {s}"
+        );
+    }
+}

@@ -2,26 +2,26 @@
 
 use crate::boot::{self, BootError, HostFacts, ProgramStart};
 use crate::memory::{self, MIB2, MemoryError};
+use crate::offload::{AsyncOffloads, LwkLog, MsiNotifier, SyncOffload};
 use crate::program::{self, ProgramError};
 use crate::signals::{self, Slots};
 use crate::stats::{JobStats, VcpuPlacement};
 use crate::vcpu::{self, ExitCounts, VcpuError};
 use kvm_ioctls::Kvm;
-use lwk_devices::{Doorbell, DoorbellHandler, ExitPort, Gate, PortBus, StartAps};
+use lwk_devices::{AsyncDoorbell, Doorbell, ExitPort, Gate, PortBus, StartAps};
 use offload_abi::{GuestStats, boot_flags, exit_kind, layout};
 use offload_host::wire::Wire;
-use offload_host::{FdTable, JobContext, LogSink, Servicer};
+use offload_host::{FdTable, JobContext, Servicer};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 pub use crate::config::RunOptions;
 use crate::config::{Oversubscribe, TraceTarget};
-use std::io::Write as _;
 
 /// How the job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,51 +125,6 @@ impl JobError {
     }
 }
 
-/// The LWK's log messages, through `tracing` (errors always, the rest at `-v`), and the
-/// `--trace` lines.
-struct LwkLog {
-    trace: Option<Box<dyn std::io::Write + Send>>,
-}
-
-impl LogSink for LwkLog {
-    fn trace(&mut self, line: &str) {
-        if let Some(out) = self.trace.as_mut() {
-            // A trace that cannot be written (full disk, closed pipe) must not end the job.
-            let _ = writeln!(out, "{line}");
-        }
-    }
-
-    fn log(&mut self, level: u64, message: &[u8]) {
-        let text = String::from_utf8_lossy(message);
-        if level == 0 {
-            tracing::error!("[lwk] {text}");
-        } else {
-            tracing::info!("[lwk] {text}");
-        }
-    }
-}
-
-struct OffloadExit {
-    mem: GuestMemoryMmap,
-    servicer: Servicer,
-    log: LwkLog,
-    /// Offloads in flight, for interruption by host signals.
-    slots: Arc<Slots>,
-}
-
-impl DoorbellHandler for OffloadExit {
-    fn ring(&mut self, vcpu: u32) {
-        if vcpu >= layout::MAX_VCPUS {
-            return;
-        }
-        let gpa = layout::BRIDGE_GPA + u64::from(vcpu) * 4096;
-        let (servicer, log) = (&mut self.servicer, &mut self.log);
-        self.slots.serve(&self.mem, vcpu, gpa, || {
-            servicer.serve_at(&self.mem, gpa, log)
-        });
-    }
-}
-
 /// File descriptors this process inherited (open now, before any of our own are opened).
 fn inherited_fds() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
@@ -193,7 +148,7 @@ fn guest_fd_table(inherited: &[i32]) -> FdTable {
     };
     // SAFETY: `limit` is a valid rlimit to write.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let mut table = FdTable::new(limit.rlim_cur);
+    let table = FdTable::new(limit.rlim_cur);
     for &fd in inherited {
         // SAFETY: `fd` was open when listed and we have not closed it; the borrow ends before
         // anything could close it.
@@ -335,6 +290,19 @@ fn choose_cores(n: usize, requested: &[usize]) -> Result<Vec<usize>, JobError> {
     Ok(cores)
 }
 
+/// Where asynchronous-offload workers run: the allowed cores no vCPU uses, else all allowed
+/// cores (a worker mostly waits on the host; it must not stay pinned to its vCPU's core).
+/// Computed in the main thread, whose affinity is the whole allowed set.
+fn worker_cores(vcpu_cores: &[usize]) -> Vec<usize> {
+    let allowed = allowed_cpus();
+    let spare: Vec<usize> = allowed
+        .iter()
+        .copied()
+        .filter(|c| !vcpu_cores.contains(c))
+        .collect();
+    if spare.is_empty() { allowed } else { spare }
+}
+
 /// Stops vCPU threads blocked in KVM_RUN: a signal with a no-op handler makes the ioctl
 /// return EINTR, after which the thread sees the stop flag.
 fn kick_signal() -> i32 {
@@ -349,7 +317,7 @@ fn run_vcpus(
     vcpus: Vec<kvm_ioctls::VcpuFd>,
     mem: &GuestMemoryMmap,
     cores: &[usize],
-    bus: &Mutex<PortBus>,
+    bus: &PortBus,
     gate: &Gate,
 ) -> (Result<(), VcpuError>, ExitCounts, Vec<VcpuPlacement>) {
     let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), ignore_signal);
@@ -374,7 +342,7 @@ fn run_vcpus(
                     let pinned = pin_to(core).then_some(core);
                     let mut counts = ExitCounts::default();
                     let result = if id == 0 || gate.wait(|| stop.load(Ordering::Acquire)) {
-                        vcpu::run(&mut fd, mem, bus, &mut counts, stop)
+                        vcpu::run(&mut fd, id as u32, mem, bus, &mut counts, stop)
                     } else {
                         Ok(())
                     };
@@ -471,10 +439,12 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
 
     let kvm = open_kvm()?;
     let ram = memory::allocate(opts.memory, opts.hugepages)?;
-    let vm = kvm.create_vm().map_err(|source| JobError::Kvm {
+    // Shared with the asynchronous offloads' completion interrupts (their workers are joined
+    // before this function returns).
+    let vm = Arc::new(kvm.create_vm().map_err(|source| JobError::Kvm {
         what: "creating the VM",
         source,
-    })?;
+    })?);
     let host_addr = ram
         .mem
         .get_host_address(GuestAddress(0))
@@ -583,22 +553,36 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     );
     let gate = Arc::new(Gate::default());
     servicer.zero_method = ram.backing.zero_method();
+    let servicer = Arc::new(servicer);
+    let log = Arc::new(LwkLog::new(trace_out));
     let mut bus = PortBus::new();
-    let offload = OffloadExit {
+    let offload = SyncOffload {
         mem: ram.mem.clone(),
-        servicer,
-        log: LwkLog { trace: trace_out },
+        servicer: servicer.clone(),
+        log: log.clone(),
         slots: slots.clone(),
     };
+    let async_offloads = AsyncOffloads::new(
+        ram.mem.clone(),
+        servicer,
+        log,
+        slots.clone(),
+        Arc::new(MsiNotifier(vm.clone())),
+        worker_cores(&cores),
+    );
     // Distinct fixed ports: the registrations cannot overlap.
     let _ = bus.register(ExitPort::PORT, 1, Box::new(ExitPort));
     let _ = bus.register(StartAps::PORT, 1, Box::new(StartAps::new(gate.clone())));
     let _ = bus.register(
-        Doorbell::<OffloadExit>::PORT,
+        Doorbell::<SyncOffload>::PORT,
         1,
         Box::new(Doorbell::new(offload)),
     );
-    let bus = Mutex::new(bus);
+    let _ = bus.register(
+        AsyncDoorbell::<AsyncOffloads>::PORT,
+        1,
+        Box::new(AsyncDoorbell::new(async_offloads.clone())),
+    );
 
     tracing::info!(
         "{}, {} vCPU(s) on host CPU(s) {:?}, TSC {} kHz",
@@ -617,6 +601,9 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
             tracing::error!("cannot start the signal forwarding thread: {e}");
         }
         let r = run_vcpus(vcpus, &ram.mem, &cores, &bus, &gate);
+        // Asynchronous calls still blocked on the host are interrupted and their workers
+        // joined before the job's resources go.
+        async_offloads.shutdown(Duration::from_secs(2));
         let _ = signal_service.stop.write(1);
         if let Ok(h) = forwarder {
             let _ = h.join();
@@ -662,6 +649,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
             forwarded: slots.forwarded.load(Ordering::Relaxed),
             interrupted_offloads: slots.interrupted.load(Ordering::Relaxed),
         },
+        async_offloads.counts(),
     );
     Ok((outcome, stats))
 }

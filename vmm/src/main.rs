@@ -19,6 +19,7 @@ mod fpu;
 mod job;
 mod logging;
 mod memory;
+mod offload;
 mod program;
 mod signals;
 mod stats;

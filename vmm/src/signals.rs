@@ -13,7 +13,9 @@
 //! - If the signal's bit is set in `HostSignals::interrupting` (read from guest memory, checked,
 //!   at that moment), offloaded host calls in flight are interrupted: the service thread sends
 //!   [`interrupt_signal`] (a real-time signal whose handler is a no-op installed without
-//!   `SA_RESTART`) to each vCPU thread that is serving an offload, and repeats every
+//!   `SA_RESTART`) to each host thread that is serving an offload (the vCPU thread for a
+//!   synchronous offload, the worker for an asynchronous one: each registers itself in
+//!   [`Slots`] while it runs the call), and repeats every
 //!   millisecond or so until that offload has ended (the thread may have been signalled just
 //!   before it entered the blocking call). The blocking host call returns EINTR, which the
 //!   servicer passes to the LWK as -EINTR; no servicer handler retries on EINTR.
@@ -21,9 +23,9 @@
 //!   the LWK) and that may block indefinitely is answered -EINTR without being executed, as
 //!   Linux fails a blocking call entered with a signal pending (the other race of the two).
 //!
-//! The service thread never takes the port-bus mutex (a blocked offload holds it): it touches
-//! only guest RAM, the VM fd and the per-vCPU offload [`Slots`], whose locks are held for a few
-//! instructions and never across a host call.
+//! The service thread takes no lock that a blocked offload holds: it touches only guest RAM,
+//! the VM fd and the offload [`Slots`], whose locks are held for a few instructions and never
+//! across a host call.
 //!
 //! Other signals are left as they were: SIGKILL ends lwk-vmm and with it the job; SIGPIPE is
 //! ignored by the Rust runtime (a write to a closed pipe gives the program EPIPE); SIGTSTP,
@@ -31,7 +33,9 @@
 //! have their default actions for lwk-vmm itself.
 
 use kvm_ioctls::VmFd;
-use offload_abi::{BridgeRequest, HostSignals, errno, hostsig, layout, op, syscalls::nr};
+use offload_abi::{
+    BridgeRequest, HostSignals, async_offload, errno, hostsig, layout, op, syscalls::nr,
+};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,7 +115,8 @@ pub fn install_interrupt_handler() -> std::io::Result<()> {
     Ok(())
 }
 
-/// One vCPU's offload in flight.
+/// One offload in flight: slot `i < MAX_VCPUS` is vCPU `i`'s synchronous offload; slots from
+/// `MAX_VCPUS` on belong to asynchronous offloads (`crate::offload`), one per call in flight.
 #[derive(Debug, Default)]
 struct Slot {
     /// The host thread serving it (`None`: no offload in flight).
@@ -122,7 +127,8 @@ struct Slot {
     signalled: bool,
 }
 
-/// Offloads in flight, one slot per vCPU id, and the host-signal counters.
+/// Offloads in flight (one slot per vCPU id, then one per asynchronous call) and the
+/// host-signal counters.
 #[derive(Debug)]
 pub struct Slots {
     slots: Vec<Mutex<Slot>>,
@@ -136,7 +142,7 @@ pub struct Slots {
 impl Default for Slots {
     fn default() -> Self {
         Slots {
-            slots: (0..layout::MAX_VCPUS)
+            slots: (0..Self::LEN)
                 .map(|_| Mutex::new(Slot::default()))
                 .collect(),
             forwarded: AtomicU64::new(0),
@@ -182,23 +188,58 @@ fn may_block(number: u64) -> bool {
 }
 
 impl Slots {
-    fn slot(&self, vcpu: u32) -> Option<&Mutex<Slot>> {
-        self.slots.get(vcpu as usize)
-    }
+    /// Index of the first asynchronous slot.
+    pub const ASYNC_BASE: usize = layout::MAX_VCPUS as usize;
+    /// Number of slots.
+    pub const LEN: usize = Self::ASYNC_BASE + async_offload::MAX_IN_FLIGHT as usize;
 
     /// Serves one offload of vCPU `vcpu` on the calling thread with `serve`, marked in flight
     /// so that an interrupting host signal can interrupt it. `req_gpa` is the request in
     /// guest RAM (its op and number decide whether a pending signal fails it at once).
     pub fn serve(&self, mem: &GuestMemoryMmap, vcpu: u32, req_gpa: u64, serve: impl FnOnce()) {
         let field = |offset: usize| GuestAddress(req_gpa + offset as u64);
-        let is_syscall = mem
+        let opcode = mem
             .read_obj::<u32>(field(std::mem::offset_of!(BridgeRequest, op)))
-            .is_ok_and(|o| o == op::SYSCALL);
+            .unwrap_or(0);
+        let number = mem
+            .read_obj::<u64>(field(std::mem::offset_of!(BridgeRequest, nr)))
+            .unwrap_or(u64::MAX);
+        let ret_gpa = GuestAddress(req_gpa + std::mem::offset_of!(BridgeRequest, ret) as u64);
+        // Only vCPU ids have synchronous slots (a bigger id served without one is simply not
+        // interruptible).
+        let index = (vcpu < layout::MAX_VCPUS).then_some(vcpu as usize);
+        let served = self.interruptible(mem, index, opcode, number, || {
+            serve();
+            mem.read_obj::<i64>(ret_gpa).unwrap_or(0)
+        });
+        if served.is_none() {
+            let val_gpa = req_gpa + std::mem::offset_of!(BridgeRequest, val) as u64;
+            // Outside guest RAM there is nowhere to answer (the servicer ignores such pages too).
+            let _ = mem.write_obj(-errno::EINTR, ret_gpa);
+            let _ = mem.write_obj([0u64; 2], GuestAddress(val_gpa));
+        }
+    }
+
+    /// Runs one offload (operation `opcode`, syscall `number`) on the calling thread as the
+    /// call in flight on slot `index`, so that an interrupting host signal can interrupt it.
+    /// `serve` executes it and returns its `ret`. Returns `None` without running it when it
+    /// is refused (an interrupting signal is pending and it may block): the caller answers
+    /// `-EINTR`.
+    pub fn interruptible(
+        &self,
+        mem: &GuestMemoryMmap,
+        index: Option<usize>,
+        opcode: u32,
+        number: u64,
+        serve: impl FnOnce() -> i64,
+    ) -> Option<i64> {
         // Only the program's syscalls are interrupted; the LWK's own requests (logging, time,
         // zeroing memory) always run to completion.
-        let Some(slot) = self.slot(vcpu).filter(|_| is_syscall) else {
-            serve();
-            return;
+        let slot = index
+            .and_then(|i| self.slots.get(i))
+            .filter(|_| opcode == op::SYSCALL);
+        let Some(slot) = slot else {
+            return Some(serve());
         };
         {
             let mut s = lock(slot);
@@ -210,33 +251,21 @@ impl Slots {
         // Registered first, then the pending set read: either this reads a signal the service
         // thread has set, or the service thread sees this offload in flight and signals it.
         let pending = pending_interrupting(mem);
-        let ret_gpa = req_gpa + std::mem::offset_of!(BridgeRequest, ret) as u64;
-        let refuse = pending != 0
-            && mem
-                .read_obj::<u64>(field(std::mem::offset_of!(BridgeRequest, nr)))
-                .is_ok_and(may_block);
-        if refuse {
-            let val_gpa = req_gpa + std::mem::offset_of!(BridgeRequest, val) as u64;
-            // Outside guest RAM there is nowhere to answer (the servicer ignores such pages too).
-            let _ = mem.write_obj(-errno::EINTR, GuestAddress(ret_gpa));
-            let _ = mem.write_obj([0u64; 2], GuestAddress(val_gpa));
-        } else {
-            serve();
-        }
+        let refuse = pending != 0 && may_block(number);
+        let ret = if refuse { None } else { Some(serve()) };
         let signalled = {
             let mut s = lock(slot);
             s.thread = None;
             s.signalled
         };
-        if refuse
-            || (signalled && mem.read_obj::<i64>(GuestAddress(ret_gpa)).ok() == Some(-errno::EINTR))
-        {
+        if refuse || (signalled && ret == Some(-errno::EINTR)) {
             self.interrupted.fetch_add(1, Ordering::Relaxed);
         }
+        ret
     }
 
     /// The offloads in flight now: (slot index, sequence number).
-    fn in_flight(&self) -> Vec<(usize, u64)> {
+    pub(crate) fn in_flight(&self) -> Vec<(usize, u64)> {
         self.slots
             .iter()
             .enumerate()
@@ -248,15 +277,25 @@ impl Slots {
     }
 
     /// Signals the thread serving offload `seq` of slot `index` if that offload is still in
-    /// flight; returns whether it was.
-    fn interrupt(&self, index: usize, seq: u64) -> bool {
+    /// flight, for a host signal (an -EINTR result is then counted in `interrupted`); returns
+    /// whether it was in flight.
+    pub(crate) fn interrupt(&self, index: usize, seq: u64) -> bool {
+        self.kick(index, seq, true)
+    }
+
+    /// The same for the end of the job (not counted as a host-signal interruption).
+    pub(crate) fn interrupt_for_exit(&self, index: usize, seq: u64) -> bool {
+        self.kick(index, seq, false)
+    }
+
+    fn kick(&self, index: usize, seq: u64, for_signal: bool) -> bool {
         let Some(slot) = self.slots.get(index) else {
             return false;
         };
         let mut s = lock(slot);
         match s.thread {
             Some(t) if s.seq == seq => {
-                s.signalled = true;
+                s.signalled |= for_signal;
                 // SAFETY: `t` is the thread serving this offload; it cannot end the offload
                 // (and so cannot exit) without this lock, which we hold, so the pthread_t is
                 // alive. The signal's handler is a no-op.
@@ -301,15 +340,22 @@ fn post(mem: &GuestMemoryMmap, bit: u64) -> bool {
     }
 }
 
-/// Raises `hostsig::VECTOR` on vCPU 0 (x2APIC id 0) through the in-kernel irqchip.
-fn raise(vm: &VmFd) {
+/// Raises `vector` on the LAPIC with id `apic_id` (= vCPU id) through the in-kernel irqchip:
+/// an MSI with fixed delivery, physical destination (address 0xfee00000 | id << 12; the ids
+/// this VMM creates are below 256). Returns KVM's answer: `Ok(n)`, `n > 0` if delivered.
+pub fn signal_msi(vm: &VmFd, apic_id: u32, vector: u8) -> Result<i32, kvm_ioctls::Error> {
     let msi = kvm_bindings::kvm_msi {
-        address_lo: 0xfee0_0000,
+        address_lo: 0xfee0_0000 | ((apic_id & 0xff) << 12),
         address_hi: 0,
-        data: u32::from(hostsig::VECTOR),
+        data: u32::from(vector),
         ..Default::default()
     };
-    match vm.signal_msi(msi) {
+    vm.signal_msi(msi)
+}
+
+/// Raises `hostsig::VECTOR` on vCPU 0 (x2APIC id 0) through the in-kernel irqchip.
+fn raise(vm: &VmFd) {
+    match signal_msi(vm, 0, hostsig::VECTOR) {
         Ok(n) if n > 0 => {}
         // 0: the LAPIC did not accept it (not yet enabled at boot); the LWK raises the vector
         // itself when it finds bits pending after enabling its LAPIC.
@@ -442,12 +488,17 @@ fn pin_away_from(avoid: &[usize]) {
         .into_iter()
         .filter(|c| !avoid.contains(c))
         .collect();
-    if others.is_empty() {
+    set_affinity(&others);
+}
+
+/// Restricts the calling thread to `cores` (nothing happens for an empty list).
+pub fn set_affinity(cores: &[usize]) {
+    if cores.is_empty() {
         return;
     }
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for c in others {
+    for &c in cores {
         if c < libc::CPU_SETSIZE as usize {
             // SAFETY: `c` < CPU_SETSIZE.
             unsafe { libc::CPU_SET(c, &mut set) };

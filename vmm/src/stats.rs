@@ -67,6 +67,8 @@ pub struct JobStats {
     pub host_signals: u64,
     /// Offloaded host calls that a forwarded signal interrupted (they returned EINTR).
     pub interrupted_offloads: u64,
+    /// Asynchronous offloads (`port::OFFLOAD_ASYNC`).
+    pub async_offloads: crate::offload::AsyncCounts,
 }
 
 impl JobStats {
@@ -111,6 +113,14 @@ impl JobStats {
             self.context_switches
         );
         let _ = writeln!(out, "  memory backing: {}", self.memory_backing);
+        let a = &self.async_offloads;
+        if a.submitted > 0 {
+            let _ = writeln!(
+                out,
+                "  async offloads: {} submitted, {} completed, {} refused, {} dropped",
+                a.submitted, a.completed, a.refused, a.dropped
+            );
+        }
         if self.host_signals > 0 {
             let _ = writeln!(
                 out,
@@ -142,6 +152,7 @@ impl JobStats {
         vcpus: Vec<VcpuPlacement>,
         wall: Duration,
         signals: HostSignalCounts,
+        async_offloads: crate::offload::AsyncCounts,
     ) -> Self {
         let mut syscalls = SyscallCounts::default();
         let mut by_name = BTreeMap::new();
@@ -190,6 +201,7 @@ impl JobStats {
             wall_ms: wall.as_secs_f64() * 1000.0,
             host_signals: signals.forwarded,
             interrupted_offloads: signals.interrupted_offloads,
+            async_offloads,
         }
     }
 }

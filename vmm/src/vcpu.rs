@@ -9,7 +9,6 @@ use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
 use lwk_devices::{PortAction, PortBus};
 use offload_abi::{layout, port};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vm_memory::GuestMemoryMmap;
 
@@ -252,15 +251,17 @@ pub enum Flow {
     Fail(String),
 }
 
-/// Handles one exit against the device bus. Port reads return through `in_data`.
-pub fn handle_exit(exit: &Exit, bus: &mut PortBus, in_data: &mut [u8]) -> Flow {
+/// Handles one exit of vCPU `id` against the device bus. Port reads return through `in_data`.
+/// The bus is shared by all vCPU threads without a lock (its devices take `&self`), so an exit
+/// that blocks (an offloaded host call) holds up only its own vCPU.
+pub fn handle_exit(exit: &Exit, bus: &PortBus, id: u32, in_data: &mut [u8]) -> Flow {
     match exit {
-        Exit::PortOut { port, data } => match bus.write(*port, data) {
+        Exit::PortOut { port, data } => match bus.write(id, *port, data) {
             Some(PortAction::Continue) => Flow::Continue,
             Some(PortAction::Stop) => Flow::Done,
             None => Flow::Fail(format!("write to unknown I/O port {port:#x}")),
         },
-        Exit::PortIn { port, .. } => match bus.read(*port, in_data) {
+        Exit::PortIn { port, .. } => match bus.read(id, *port, in_data) {
             Some(PortAction::Continue) => Flow::Continue,
             Some(PortAction::Stop) => Flow::Done,
             None => Flow::Fail(format!("read from unknown I/O port {port:#x}")),
@@ -304,8 +305,9 @@ impl ExitCounts {
 /// the job; the caller interrupts KVM_RUN with a signal so that `stop` is seen).
 pub fn run(
     vcpu: &mut VcpuFd,
+    id: u32,
     mem: &GuestMemoryMmap,
-    bus: &Mutex<PortBus>,
+    bus: &PortBus,
     counts: &mut ExitCounts,
     stop: &AtomicBool,
 ) -> Result<(), VcpuError> {
@@ -322,7 +324,7 @@ pub fn run(
                 let len = data.len();
                 let mut buf = [0u8; 8];
                 let slot = buf.get_mut(..len).unwrap_or_default();
-                let flow = handle_exit(&Exit::PortIn { port, len }, &mut lock_bus(bus), slot);
+                let flow = handle_exit(&Exit::PortIn { port, len }, bus, id, slot);
                 data.copy_from_slice(slot);
                 *counts.by_reason.entry("io_in").or_default() += 1;
                 match flow {
@@ -362,7 +364,7 @@ pub fn run(
                 .map_err(|e| VcpuError::GuestFailure(e.to_string()))?;
             continue;
         }
-        match handle_exit(&exit, &mut lock_bus(bus), &mut []) {
+        match handle_exit(&exit, bus, id, &mut []) {
             Flow::Continue => {}
             Flow::Done => return Ok(()),
             Flow::Fail(msg) => {
@@ -373,13 +375,6 @@ pub fn run(
             }
         }
     }
-}
-
-/// The bus, even if another vCPU thread panicked while holding it (its devices stay usable:
-/// they keep no invariants across a panic that matter more than ending the job cleanly).
-fn lock_bus(bus: &Mutex<PortBus>) -> std::sync::MutexGuard<'_, PortBus> {
-    bus.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One line of vCPU state for crash reports.
@@ -407,18 +402,18 @@ mod tests {
             data: vec![0, 0, 0, 0],
         };
         assert_eq!(
-            handle_exit(&out(ExitPort::PORT), &mut bus, &mut []),
+            handle_exit(&out(ExitPort::PORT), &bus, 0, &mut []),
             Flow::Done
         );
         assert!(
-            matches!(handle_exit(&out(0x80), &mut bus, &mut []), Flow::Fail(m) if m.contains("0x80"))
+            matches!(handle_exit(&out(0x80), &bus, 0, &mut []), Flow::Fail(m) if m.contains("0x80"))
         );
         assert_eq!(
-            handle_exit(&Exit::Interrupted, &mut bus, &mut []),
+            handle_exit(&Exit::Interrupted, &bus, 0, &mut []),
             Flow::Continue
         );
         assert!(
-            matches!(handle_exit(&Exit::Shutdown, &mut bus, &mut []), Flow::Fail(m) if m.contains("triple"))
+            matches!(handle_exit(&Exit::Shutdown, &bus, 0, &mut []), Flow::Fail(m) if m.contains("triple"))
         );
         let mut byte = [0u8; 1];
         assert_eq!(
@@ -427,7 +422,8 @@ mod tests {
                     port: ExitPort::PORT,
                     len: 1
                 },
-                &mut bus,
+                &bus,
+                0,
                 &mut byte
             ),
             Flow::Continue

@@ -18,8 +18,9 @@ pub mod syscalls;
 use core::mem::{offset_of, size_of};
 
 /// Version of this contract. The guest image carries it in an ELF note (see [`ABI_NOTE_NAME`]);
-/// the VMM refuses an image whose version differs.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// the VMM refuses an image whose version differs. Version 2 added asynchronous offloads
+/// ([`port::OFFLOAD_ASYNC`], [`AsyncSlot`]).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Name of the ELF note (PT_NOTE) in the guest image that carries [`PROTOCOL_VERSION`].
 pub const ABI_NOTE_NAME: &[u8; 8] = b"LWK-VMM\0";
@@ -62,13 +63,17 @@ pub mod layout {
 /// I/O ports of the guest's devices. Chosen outside the legacy PC range that an in-kernel
 /// irqchip claims (PIC 0x20/0xa0, PIT 0x40, ...).
 pub mod port {
-    /// 32-bit write: the vCPU's offload request page is ready (value: vCPU id).
+    /// 32-bit write: the vCPU's offload request page is ready (value: vCPU id; the VMM serves
+    /// the page of the vCPU that made the write, whatever the value).
     pub const OFFLOAD: u16 = 0x7100;
     /// 32-bit write: the job is over; details are in [`super::GuestStats`].
     pub const EXIT: u16 = 0x7101;
     /// 32-bit write by vCPU 0: shared kernel state is ready, the other vCPUs may start
     /// (they begin at the image entry with RSI = boot info, RDX = vCPU id).
     pub const START_APS: u16 = 0x7102;
+    /// 32-bit write: submit an asynchronous offload (value: guest-physical address of an
+    /// [`super::AsyncSlot`] page, shifted right by 12). See [`super::async_offload`].
+    pub const OFFLOAD_ASYNC: u16 = 0x7103;
     /// Switches the vCPU's FPU/SSE/AVX state between threads (the LWK's ring 0 cannot run
     /// `xsave` on every KVM, so the VMM does it with KVM_GET_XSAVE/KVM_SET_XSAVE). The value
     /// is the guest-physical address of an [`super::FpuSwitch`] shifted right by 4.
@@ -336,6 +341,80 @@ const _: () = assert!(offset_of!(BridgeRequest, args) == 16);
 const _: () = assert!(offset_of!(BridgeRequest, cr3) == 64);
 const _: () = assert!(offset_of!(BridgeRequest, ret) == 72);
 const _: () = assert!(size_of::<BridgeRequest>() == 96);
+
+/// Asynchronous offloads: the guest submits a request and keeps running; the host completes it
+/// later and interrupts the submitting vCPU. For calls that may block on the host (a read on an
+/// empty pipe, accept, poll, ...), so that the LWK can run another thread meanwhile.
+///
+/// Protocol, for one [`AsyncSlot`] in a 4 KiB-aligned page of guest RAM owned by the guest:
+/// 1. The guest fills `slot.req` (`op`, `flags`, `nr`, `args`, `cr3` exactly as for
+///    [`port::OFFLOAD`]; `ret`/`val` are outputs), stores [`DONE_PENDING`] in `slot.done`, and
+///    writes `gpa >> 12` (32 bits) to [`port::OFFLOAD_ASYNC`]. A page address is aligned by
+///    construction; pages must lie below 16 TiB.
+/// 2. The VMM reads the request once (the guest may reuse or scribble over the page afterwards
+///    without affecting the call) and returns from the port write at once; the call runs on a
+///    host worker thread, concurrently with everything else.
+/// 3. When the call has finished the VMM writes `req.ret` and `req.val`, then `vcpu` (the
+///    vCPU that submitted), then stores [`DONE_COMPLETE`] in `done` with release ordering,
+///    then raises interrupt [`VECTOR`] on the submitting vCPU (fixed-delivery MSI to APIC id =
+///    vCPU id). The guest reads `done` with acquire ordering; once it reads
+///    [`DONE_COMPLETE`], `ret`/`val`/`vcpu` are valid. The interrupt is only a wake-up hint
+///    (it may arrive after the guest has already seen `done`, and one interrupt may stand for
+///    several completions): the guest must check the `done` words of its slots.
+///
+/// Outcomes that never panic the host, each documented and tested:
+/// - Page not entirely inside guest RAM: nothing can be answered; the submission is dropped
+///   (counted by the VMM; the guest gets neither a completion nor an interrupt).
+/// - Already [`MAX_IN_FLIGHT`] asynchronous calls in flight in the job, or no host thread can
+///   be started: completed at once (before the port write returns) with `ret = -EAGAIN`,
+///   `done = 1`, and the interrupt.
+/// - `req.op` other than [`op::SYSCALL`]: completed at once with `-EINVAL`; a syscall number
+///   the table does not mark offloaded: completed at once with `-ENOSYS`.
+/// - A request whose pointers are bad completes like the synchronous call would (`-EFAULT`,
+///   with the not-present report in `val`, see [`syscall_fault`]).
+/// - The job ends while calls are in flight: the VMM interrupts their host calls (as host
+///   signals do, [`hostsig`]), waits for the workers and ends; calls that had not started are
+///   completed with `-EINTR`.
+///
+/// Host signals interrupt an asynchronous call like a synchronous one: its host call returns
+/// and it completes with `-EINTR` (when the signal's bit is in `HostSignals::interrupting`).
+pub mod async_offload {
+    /// The interrupt vector the VMM raises on the submitting vCPU when a call completes.
+    pub const VECTOR: u8 = 0xf3;
+    /// Most asynchronous calls in flight per job; more are completed at once with `-EAGAIN`.
+    pub const MAX_IN_FLIGHT: u32 = 64;
+    /// [`super::AsyncSlot::done`] before completion (the guest stores it before submitting).
+    pub const DONE_PENDING: u32 = 0;
+    /// [`super::AsyncSlot::done`] after completion (the host stores it, release ordering).
+    pub const DONE_COMPLETE: u32 = 1;
+}
+
+/// One asynchronous offload, at the start of a 4 KiB-aligned guest page (see
+/// [`async_offload`]). The rest of the page is the guest's; the host never touches it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AsyncSlot {
+    /// The request: `op`, `flags`, `nr`, `args`, `cr3` written by the guest before it
+    /// submits; `ret` and `val` written by the host before `done`.
+    pub req: BridgeRequest,
+    /// [`async_offload::DONE_PENDING`] (guest, before submitting) or
+    /// [`async_offload::DONE_COMPLETE`] (host, release store after `req.ret`/`req.val`/`vcpu`).
+    /// Accessed atomically as a 32-bit word by both sides.
+    pub done: u32,
+    /// Written by the host before `done`: the vCPU that submitted, which the completion
+    /// interrupt is sent to.
+    pub vcpu: u32,
+    /// The guest's own word (e.g. which thread waits on this slot); the host never reads or
+    /// writes it.
+    pub tag: u64,
+}
+const _: () = assert!(offset_of!(AsyncSlot, req) == 0);
+const _: () = assert!(offset_of!(AsyncSlot, done) == 96);
+const _: () = assert!(offset_of!(AsyncSlot, vcpu) == 100);
+const _: () = assert!(offset_of!(AsyncSlot, tag) == 104);
+const _: () = assert!(size_of::<AsyncSlot>() == 112);
+const _: () = assert!(offset_of!(AsyncSlot, done) % 4 == 0);
+const _: () = assert!(async_offload::VECTOR != hostsig::VECTOR);
 
 /// How the job ended ([`GuestStats::exit_kind`]).
 pub mod exit_kind {

@@ -32,20 +32,20 @@ const FD_CLOEXEC: i64 = 1;
 const O_CLOEXEC: u64 = libc::O_CLOEXEC as u64;
 
 /// close(2)
-pub(crate) fn close<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn close<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     drop(s.fds.remove(c.args[0])?);
     Ok(0)
 }
 
 /// dup(2)
-pub(crate) fn dup<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let host = s.fds.get(c.args[0])?.try_clone_to_owned()?;
+pub(crate) fn dup<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let host = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     Ok(i64::from(s.fds.insert(host, false)?))
 }
 
 /// dup2(2)
-pub(crate) fn dup2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let host = s.fds.get(c.args[0])?.try_clone_to_owned()?;
+pub(crate) fn dup2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let host = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     if c.args[0] as i32 == c.args[1] as i32 {
         return Ok(i64::from(c.args[1] as i32));
     }
@@ -53,18 +53,18 @@ pub(crate) fn dup2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>)
 }
 
 /// dup3(2)
-pub(crate) fn dup3<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn dup3<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[2] as u32);
     if flags & !O_CLOEXEC != 0 || c.args[0] as i32 == c.args[1] as i32 {
         return Err(Errno(EINVAL));
     }
-    let host = s.fds.get(c.args[0])?.try_clone_to_owned()?;
+    let host = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     Ok(i64::from(s.fds.insert_at(c.args[1], host, flags != 0)?))
 }
 
 /// fcntl(2): descriptor flags live in the guest table; status flags, locks and pipe sizes are
 /// the host's.
-pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let cmd = c.args[1] as i32;
     let arg = c.args[2];
     match cmd {
@@ -73,20 +73,21 @@ pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>
             if min < 0 {
                 return Err(Errno(EINVAL));
             }
-            let host = s.fds.get(c.args[0])?.try_clone_to_owned()?;
+            let host = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
             Ok(i64::from(s.fds.insert_from(
                 host,
                 cmd == F_DUPFD_CLOEXEC,
                 min,
             )?))
         }
-        F_GETFD => Ok(if s.fds.entry(c.args[0])?.cloexec {
+        F_GETFD => Ok(if s.fds.cloexec(c.args[0])? {
             FD_CLOEXEC
         } else {
             0
         }),
         F_SETFD => {
-            s.fds.entry_mut(c.args[0])?.cloexec = (arg as i64) & FD_CLOEXEC != 0;
+            s.fds
+                .set_cloexec(c.args[0], (arg as i64) & FD_CLOEXEC != 0)?;
             Ok(0)
         }
         F_SETFL if i64::from(arg as i32) & O_ASYNC != 0 => {
@@ -99,11 +100,12 @@ pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>
             Ok(0)
         }
         F_GETFL | F_SETFL | F_GETPIPE_SZ | F_SETPIPE_SZ | F_ADD_SEALS | F_GET_SEALS => {
-            let fd = s.fds.get(c.args[0])?;
+            let fd_held = s.fds.get(c.args[0])?;
+            let fd = fd_held.as_fd();
             Ok(sys::fcntl_int(fd, cmd, i64::from(arg as i32))?)
         }
         F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
-            let fd = s.fds.get(c.args[0])?.try_clone_to_owned()?;
+            let fd = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
             let raw = c.mem.read(GuestRange::<In>::new(arg, FLOCK_SIZE as u64))?;
             let mut lock = [0u8; FLOCK_SIZE];
             lock.copy_from_slice(&raw);
@@ -127,10 +129,7 @@ pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>
 /// close_range(2): closes (or, with `CLOSE_RANGE_CLOEXEC`, marks) the guest fds in
 /// `first..=last`. The guest has one fd table (no threads sharing it yet), so
 /// `CLOSE_RANGE_UNSHARE` changes nothing.
-pub(crate) fn close_range<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn close_range<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let (first, last) = (c.args[0] as u32, c.args[1] as u32);
     let flags = u64::from(c.args[2] as u32);
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
@@ -139,28 +138,31 @@ pub(crate) fn close_range<M: GuestMemoryBackend>(
     let hit: Vec<i32> = s
         .fds
         .numbers()
+        .into_iter()
         .filter(|&n| (first..=last).contains(&(n as u32)))
         .collect();
+    // Another thread may close some of them meanwhile (the table's lock is not held across
+    // the loop); those are simply gone already, as with Linux's close_range racing a close.
     for n in hit {
         if flags & CLOSE_RANGE_CLOEXEC != 0 {
-            s.fds.entry_mut(n as u64)?.cloexec = true;
+            let _ = s.fds.set_cloexec(n as u64, true);
         } else {
-            drop(s.fds.remove(n as u64)?);
+            drop(s.fds.remove(n as u64));
         }
     }
     Ok(0)
 }
 
 /// flock(2)
-pub(crate) fn flock<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    sys::flock(s.fds.get(c.args[0])?, c.args[1] as i32)?;
+pub(crate) fn flock<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::flock(s.fds.get(c.args[0])?.as_fd(), c.args[1] as i32)?;
     Ok(0)
 }
 
 /// Enters two new host fds into the guest table and writes their numbers as `int[2]` at
 /// `addr` (checked writable before anything is created, so failure leaves no fds behind).
 pub(crate) fn insert_pair<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     addr: u64,
     make: impl FnOnce() -> std::io::Result<(OwnedFd, OwnedFd)>,
@@ -188,12 +190,12 @@ pub(crate) fn insert_pair<M: GuestMemoryBackend>(
 }
 
 /// pipe(2)
-pub(crate) fn pipe<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pipe<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     insert_pair(s, c, c.args[0], || sys::pipe2(0), false)
 }
 
 /// pipe2(2)
-pub(crate) fn pipe2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pipe2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = c.args[1] as i32;
     let known = libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT | libc::O_EXCL;
     if flags & !known != 0 {
@@ -210,16 +212,16 @@ pub(crate) fn pipe2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>
 }
 
 /// eventfd(2)
-pub(crate) fn eventfd<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn eventfd<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     make_eventfd(s, c.args[0] as u32, 0)
 }
 
 /// eventfd2(2)
-pub(crate) fn eventfd2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn eventfd2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     make_eventfd(s, c.args[0] as u32, c.args[1] as i32)
 }
 
-fn make_eventfd(s: &mut Servicer, initval: u32, flags: i32) -> SysResult {
+fn make_eventfd(s: &Servicer, initval: u32, flags: i32) -> SysResult {
     let known = libc::EFD_CLOEXEC | libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE;
     if flags & !known != 0 {
         return Err(Errno(EINVAL));

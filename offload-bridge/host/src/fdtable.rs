@@ -8,21 +8,33 @@
 use crate::Errno;
 use offload_abi::errno::{EBADF, EMFILE};
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// A host fd taken out of the table for one call. The table keeps its own reference; a call
+/// holds this one while it runs on the host without the table's lock, so a guest `close` (or
+/// `dup2` over the number) by another vCPU while the call blocks on the fd is safe: the host fd
+/// stays open until the call returns (Linux behaves alike: a file stays referenced by a syscall
+/// using it when another thread closes the descriptor).
+pub type HostFd = Arc<OwnedFd>;
 
 /// One open guest fd.
 #[derive(Debug)]
-pub struct FdEntry {
+struct FdEntry {
     /// The host fd that backs it (always CLOEXEC on the host).
-    pub host: OwnedFd,
+    host: HostFd,
     /// The guest's FD_CLOEXEC flag, applied when the guest execs (issue #9).
-    pub cloexec: bool,
+    cloexec: bool,
 }
 
-/// Guest fd number -> host fd.
+/// Guest fd number -> host fd, shared by every thread that serves the job's offloads.
+///
+/// Locking (docs/DESIGN.md "Concurrent offloads"): one mutex over the map, held only inside
+/// these methods for a lookup or an update, never across a host call. An entry removed or
+/// replaced is dropped (its host fd closed, if no call holds it) after the lock is released.
 #[derive(Debug)]
 pub struct FdTable {
-    entries: BTreeMap<i32, FdEntry>,
+    entries: Mutex<BTreeMap<i32, FdEntry>>,
     limit: i32,
 }
 
@@ -30,31 +42,46 @@ impl FdTable {
     /// An empty table allowing fd numbers below `limit`.
     pub fn new(limit: u64) -> Self {
         FdTable {
-            entries: BTreeMap::new(),
+            entries: Mutex::new(BTreeMap::new()),
             limit: i32::try_from(limit).unwrap_or(i32::MAX),
         }
     }
 
+    /// The map, even if a thread panicked while holding it (every update is a single map
+    /// operation, so a panic cannot leave it half-changed).
+    fn map(&self) -> MutexGuard<'_, BTreeMap<i32, FdEntry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The host fd behind guest fd `fd` (`EBADF` if none). Takes the raw syscall argument and
     /// truncates it to `int` as Linux does.
-    pub fn get(&self, fd: u64) -> Result<BorrowedFd<'_>, Errno> {
-        self.entry(fd).map(|e| e.host.as_fd())
+    pub fn get(&self, fd: u64) -> Result<HostFd, Errno> {
+        self.map()
+            .get(&(fd as i32))
+            .map(|e| e.host.clone())
+            .ok_or(Errno(EBADF))
     }
 
-    /// The entry of guest fd `fd`.
-    pub fn entry(&self, fd: u64) -> Result<&FdEntry, Errno> {
-        self.entries.get(&(fd as i32)).ok_or(Errno(EBADF))
+    /// The guest's FD_CLOEXEC flag of `fd`.
+    pub fn cloexec(&self, fd: u64) -> Result<bool, Errno> {
+        self.map()
+            .get(&(fd as i32))
+            .map(|e| e.cloexec)
+            .ok_or(Errno(EBADF))
     }
 
-    /// Mutable entry of guest fd `fd`.
-    pub fn entry_mut(&mut self, fd: u64) -> Result<&mut FdEntry, Errno> {
-        self.entries.get_mut(&(fd as i32)).ok_or(Errno(EBADF))
+    /// Sets the guest's FD_CLOEXEC flag of `fd`.
+    pub fn set_cloexec(&self, fd: u64, cloexec: bool) -> Result<(), Errno> {
+        let mut map = self.map();
+        let e = map.get_mut(&(fd as i32)).ok_or(Errno(EBADF))?;
+        e.cloexec = cloexec;
+        Ok(())
     }
 
     /// Lowest free number that is at least `min`.
-    fn lowest_free(&self, min: i32) -> Result<i32, Errno> {
+    fn lowest_free(&self, map: &BTreeMap<i32, FdEntry>, min: i32) -> Result<i32, Errno> {
         let mut candidate = min.max(0);
-        for (&n, _) in self.entries.range(candidate..) {
+        for (&n, _) in map.range(candidate..) {
             if n != candidate {
                 break;
             }
@@ -67,34 +94,45 @@ impl FdTable {
     }
 
     /// Enters `host` at the lowest free number `>= min`; returns the guest number.
-    pub fn insert_from(&mut self, host: OwnedFd, cloexec: bool, min: i32) -> Result<i32, Errno> {
-        let n = self.lowest_free(min)?;
-        self.entries.insert(n, FdEntry { host, cloexec });
+    pub fn insert_from(&self, host: OwnedFd, cloexec: bool, min: i32) -> Result<i32, Errno> {
+        let mut map = self.map();
+        let n = self.lowest_free(&map, min)?;
+        map.insert(
+            n,
+            FdEntry {
+                host: Arc::new(host),
+                cloexec,
+            },
+        );
         Ok(n)
     }
 
     /// Enters `host` at the lowest free number.
-    pub fn insert(&mut self, host: OwnedFd, cloexec: bool) -> Result<i32, Errno> {
+    pub fn insert(&self, host: OwnedFd, cloexec: bool) -> Result<i32, Errno> {
         self.insert_from(host, cloexec, 0)
     }
 
     /// Enters `host` at exactly `fd`, closing what was there (dup2 semantics). `EBADF` if `fd`
     /// is out of range.
-    pub fn insert_at(&mut self, fd: u64, host: OwnedFd, cloexec: bool) -> Result<i32, Errno> {
+    pub fn insert_at(&self, fd: u64, host: OwnedFd, cloexec: bool) -> Result<i32, Errno> {
         let n = fd as i32;
         if n < 0 || n >= self.limit {
             return Err(Errno(EBADF));
         }
-        self.entries.insert(n, FdEntry { host, cloexec });
+        let entry = FdEntry {
+            host: Arc::new(host),
+            cloexec,
+        };
+        let old = self.map().insert(n, entry);
+        // Closed here, after the lock (a close may block, e.g. a socket lingering).
+        drop(old);
         Ok(n)
     }
 
-    /// Removes guest fd `fd`, returning its host fd (dropping it closes it).
-    pub fn remove(&mut self, fd: u64) -> Result<OwnedFd, Errno> {
-        self.entries
-            .remove(&(fd as i32))
-            .map(|e| e.host)
-            .ok_or(Errno(EBADF))
+    /// Removes guest fd `fd`, returning its host fd (dropping the last reference closes it).
+    pub fn remove(&self, fd: u64) -> Result<HostFd, Errno> {
+        let removed = self.map().remove(&(fd as i32));
+        removed.map(|e| e.host).ok_or(Errno(EBADF))
     }
 
     /// One past the largest number the table may hold (RLIMIT_NOFILE).
@@ -102,9 +140,9 @@ impl FdTable {
         self.limit as u64
     }
 
-    /// Guest numbers in use.
-    pub fn numbers(&self) -> impl Iterator<Item = i32> + '_ {
-        self.entries.keys().copied()
+    /// Guest numbers in use, ascending.
+    pub fn numbers(&self) -> Vec<i32> {
+        self.map().keys().copied().collect()
     }
 }
 
@@ -119,7 +157,7 @@ mod tests {
 
     #[test]
     fn lowest_free_numbering() {
-        let mut t = FdTable::new(8);
+        let t = FdTable::new(8);
         assert_eq!(t.insert(devnull(), false), Ok(0));
         assert_eq!(t.insert(devnull(), false), Ok(1));
         assert_eq!(t.insert(devnull(), false), Ok(2));
@@ -127,12 +165,12 @@ mod tests {
         assert_eq!(t.insert(devnull(), false), Ok(1));
         assert_eq!(t.insert_from(devnull(), true, 5), Ok(5));
         assert_eq!(t.insert(devnull(), false), Ok(3));
-        assert!(t.entry(5).unwrap().cloexec);
+        assert!(t.cloexec(5).unwrap());
     }
 
     #[test]
     fn limits_and_bad_numbers() {
-        let mut t = FdTable::new(2);
+        let t = FdTable::new(2);
         t.insert(devnull(), false).unwrap();
         t.insert(devnull(), false).unwrap();
         assert_eq!(t.insert(devnull(), false), Err(Errno(EMFILE)));
@@ -142,5 +180,30 @@ mod tests {
         assert!(t.get(0xdead_beef_0000_0001).is_ok());
         assert_eq!(t.insert_at(2, devnull(), false), Err(Errno(EBADF)));
         assert_eq!(t.remove(9).err(), Some(Errno(EBADF)));
+    }
+
+    #[test]
+    fn a_held_fd_survives_close_and_dup2_over_it() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        let t = FdTable::new(8);
+        let (r, w) = std::io::pipe().unwrap();
+        let rn = t.insert(r.into(), false).unwrap();
+        // A call on another vCPU holds the read end while the guest closes the number...
+        let held = t.get(rn as u64).unwrap();
+        drop(t.remove(rn as u64).unwrap());
+        assert_eq!(t.get(rn as u64).err(), Some(Errno(EBADF)));
+        // ...and another fd takes the number (dup2 over it would do the same).
+        t.insert_at(rn as u64, devnull(), false).unwrap();
+        let mut w = w;
+        w.write_all(b"x").unwrap();
+        let mut f = std::fs::File::from(held.as_fd().try_clone_to_owned().unwrap());
+        let mut b = [0u8; 1];
+        assert_eq!(
+            f.read(&mut b).unwrap(),
+            1,
+            "the held host fd is still the pipe"
+        );
+        assert_eq!(&b, b"x");
     }
 }

@@ -39,28 +39,28 @@ pub(crate) fn read_path<M: GuestMemoryBackend>(
 impl Servicer {
     /// `mode` with the job's umask applied, for calls that create something.
     pub(crate) fn create_mode(&self, mode: u64) -> u64 {
-        u64::from(mode as u32) & 0o7777 & !u64::from(self.umask & 0o777)
+        u64::from(mode as u32) & 0o7777 & !u64::from(self.umask() & 0o777)
     }
 }
 
 /// open(2)
-pub(crate) fn open<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn open<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_open(s, c, AT_FDCWD as u64, c.args[0], c.args[1], c.args[2], 0)
 }
 
 /// openat(2)
-pub(crate) fn openat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn openat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_open(s, c, c.args[0], c.args[1], c.args[2], c.args[3], 0)
 }
 
 /// creat(2)
-pub(crate) fn creat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn creat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
     do_open(s, c, AT_FDCWD as u64, c.args[0], flags, c.args[1], 0)
 }
 
 /// openat2(2): the guest's RESOLVE_* flags apply on top of the root's confinement.
-pub(crate) fn openat2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn openat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let size = c.args[3];
     if size < OPEN_HOW_SIZE_VER0 {
         return Err(Errno(EINVAL));
@@ -96,7 +96,7 @@ pub(crate) fn openat2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, 
         let dir = if c.args[0] as i32 == AT_FDCWD {
             s.object_fd(AT_FDCWD as u64, b"", AT_EMPTY_PATH)?
         } else {
-            s.fds.get(c.args[0])?.try_clone_to_owned()?
+            s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?
         };
         let p = crate::path::cstring(path)?;
         let host = sys::openat2(
@@ -115,7 +115,7 @@ pub(crate) fn openat2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, 
 }
 
 fn do_open<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -129,7 +129,7 @@ fn do_open<M: GuestMemoryBackend>(
 }
 
 fn do_open_path<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: Vec<u8>,
@@ -161,33 +161,30 @@ pub(crate) fn object<M: GuestMemoryBackend>(
 }
 
 /// fstat(2)
-pub(crate) fn fstat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let st = sys::fstat(s.fds.get(c.args[0])?)?;
+pub(crate) fn fstat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let st = sys::fstat(s.fds.get(c.args[0])?.as_fd())?;
     c.mem.write_at(c.args[1], &st)?;
     Ok(0)
 }
 
 /// stat(2)
-pub(crate) fn stat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn stat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_fstatat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], 0)
 }
 
 /// lstat(2)
-pub(crate) fn lstat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn lstat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let nofollow = AT_SYMLINK_NOFOLLOW;
     do_fstatat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], nofollow)
 }
 
 /// newfstatat(2) (fstatat in C)
-pub(crate) fn newfstatat<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn newfstatat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_fstatat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
 }
 
 fn do_fstatat<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -205,7 +202,7 @@ fn do_fstatat<M: GuestMemoryBackend>(
 }
 
 /// statx(2)
-pub(crate) fn statx<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn statx<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[2] as u32);
     let mask = c.args[3] as u32;
     let known = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE;
@@ -228,7 +225,7 @@ pub(crate) fn statx<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>
 }
 
 /// statfs(2)
-pub(crate) fn statfs<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn statfs<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     let st = sys::fstatfs(fd.as_fd())?;
     c.mem.write_at(c.args[1], &st)?;
@@ -236,27 +233,24 @@ pub(crate) fn statfs<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M
 }
 
 /// fstatfs(2)
-pub(crate) fn fstatfs<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let st = sys::fstatfs(s.fds.get(c.args[0])?)?;
+pub(crate) fn fstatfs<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let st = sys::fstatfs(s.fds.get(c.args[0])?.as_fd())?;
     c.mem.write_at(c.args[1], &st)?;
     Ok(0)
 }
 
 /// readlink(2)
-pub(crate) fn readlink<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn readlink<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_readlinkat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], c.args[2])
 }
 
 /// readlinkat(2)
-pub(crate) fn readlinkat<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn readlinkat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_readlinkat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
 }
 
 fn do_readlinkat<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -293,25 +287,22 @@ fn do_readlinkat<M: GuestMemoryBackend>(
 }
 
 /// access(2)
-pub(crate) fn access<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn access<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_faccessat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], 0)
 }
 
 /// faccessat(2) (the syscall has no flags argument)
-pub(crate) fn faccessat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn faccessat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_faccessat(s, c, c.args[0], c.args[1], c.args[2], 0)
 }
 
 /// faccessat2(2)
-pub(crate) fn faccessat2<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn faccessat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_faccessat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
 }
 
 fn do_faccessat<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -329,27 +320,27 @@ fn do_faccessat<M: GuestMemoryBackend>(
 }
 
 /// chmod(2)
-pub(crate) fn chmod<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn chmod<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     sys::chmod_fd(fd.as_fd(), (c.args[1] as u32) & 0o7777)?;
     Ok(0)
 }
 
 /// fchmod(2)
-pub(crate) fn fchmod<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    sys::fchmod(s.fds.get(c.args[0])?, (c.args[1] as u32) & 0o7777)?;
+pub(crate) fn fchmod<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::fchmod(s.fds.get(c.args[0])?.as_fd(), (c.args[1] as u32) & 0o7777)?;
     Ok(0)
 }
 
 /// fchmodat(2) (the syscall has no flags argument)
-pub(crate) fn fchmodat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchmodat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, c.args[0], c.args[1], 0)?;
     sys::chmod_fd(fd.as_fd(), (c.args[2] as u32) & 0o7777)?;
     Ok(0)
 }
 
 /// fchmodat2(2)
-pub(crate) fn fchmodat2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchmodat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[3] as u32);
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno(EINVAL));
@@ -360,27 +351,31 @@ pub(crate) fn fchmodat2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_
 }
 
 /// chown(2)
-pub(crate) fn chown<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn chown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     sys::chown_fd(fd.as_fd(), c.args[1] as u32, c.args[2] as u32)?;
     Ok(0)
 }
 
 /// lchown(2)
-pub(crate) fn lchown<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn lchown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], AT_SYMLINK_NOFOLLOW)?;
     sys::chown_fd(fd.as_fd(), c.args[1] as u32, c.args[2] as u32)?;
     Ok(0)
 }
 
 /// fchown(2)
-pub(crate) fn fchown<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    sys::chown_fd(s.fds.get(c.args[0])?, c.args[1] as u32, c.args[2] as u32)?;
+pub(crate) fn fchown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::chown_fd(
+        s.fds.get(c.args[0])?.as_fd(),
+        c.args[1] as u32,
+        c.args[2] as u32,
+    )?;
     Ok(0)
 }
 
 /// fchownat(2)
-pub(crate) fn fchownat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchownat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[4] as u32);
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno(EINVAL));
@@ -458,7 +453,7 @@ fn read_old_times<M: GuestMemoryBackend>(
 }
 
 /// utimensat(2); a NULL path sets the times of `dirfd` itself (futimens).
-pub(crate) fn utimensat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn utimensat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[3] as u32);
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno(EINVAL));
@@ -468,7 +463,7 @@ pub(crate) fn utimensat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_
         if c.args[0] as i32 == AT_FDCWD {
             return Err(Errno(libc::EFAULT as i64));
         }
-        s.fds.get(c.args[0])?.try_clone_to_owned()?
+        s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?
     } else {
         object(s, c, c.args[0], c.args[1], flags)?
     };
@@ -477,7 +472,7 @@ pub(crate) fn utimensat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_
 }
 
 /// utimes(2)
-pub(crate) fn utimes<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn utimes<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let times = read_old_times(c, c.args[1], true)?;
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     sys::utimens_fd(fd.as_fd(), times)?;
@@ -485,7 +480,7 @@ pub(crate) fn utimes<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M
 }
 
 /// futimesat(2)
-pub(crate) fn futimesat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn futimesat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let times = read_old_times(c, c.args[2], true)?;
     let fd = object(s, c, c.args[0], c.args[1], 0)?;
     sys::utimens_fd(fd.as_fd(), times)?;
@@ -493,7 +488,7 @@ pub(crate) fn futimesat<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_
 }
 
 /// utime(2)
-pub(crate) fn utime<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn utime<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let times = read_old_times(c, c.args[1], false)?;
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     sys::utimens_fd(fd.as_fd(), times)?;
@@ -502,7 +497,7 @@ pub(crate) fn utime<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>
 
 /// truncate(2): the object is found as `O_PATH`, checked to be a regular file, and reopened
 /// for writing through its own fd (no second lookup of the path).
-pub(crate) fn truncate<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn truncate<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let len = c.args[1] as i64;
     if len < 0 {
         return Err(Errno(EINVAL));
@@ -521,11 +516,11 @@ pub(crate) fn truncate<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_,
 }
 
 /// ftruncate(2)
-pub(crate) fn ftruncate<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn ftruncate<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let len = c.args[1] as i64;
     if len < 0 {
         return Err(Errno(EINVAL));
     }
-    sys::ftruncate(s.fds.get(c.args[0])?, len)?;
+    sys::ftruncate(s.fds.get(c.args[0])?.as_fd(), len)?;
     Ok(0)
 }

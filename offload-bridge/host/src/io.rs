@@ -9,7 +9,7 @@
 use crate::guest_mem::{GuestRange, In, MAX_COPY, Out};
 use crate::{Call, Errno, Servicer, SysResult, sys};
 use offload_abi::errno::{EINVAL, ENOTTY};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use vm_memory::GuestMemoryBackend;
 
 /// Most iovecs in one readv/writev (Linux's UIO_MAXIOV).
@@ -20,7 +20,8 @@ fn read_common<M: GuestMemoryBackend>(
     c: &Call<'_, '_, M>,
     offset: Option<i64>,
 ) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     let dest = GuestRange::<Out>::new(c.args[1], c.args[2]).prefix(MAX_COPY);
     c.mem.check_writable(dest)?;
     let mut buf = vec![0u8; dest.len() as usize];
@@ -37,7 +38,8 @@ fn write_common<M: GuestMemoryBackend>(
     c: &Call<'_, '_, M>,
     offset: Option<i64>,
 ) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     let data = c
         .mem
         .read(GuestRange::<In>::new(c.args[1], c.args[2]).prefix(MAX_COPY))?;
@@ -49,17 +51,17 @@ fn write_common<M: GuestMemoryBackend>(
 }
 
 /// read(2)
-pub(crate) fn read<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn read<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     read_common(s, c, None)
 }
 
 /// write(2)
-pub(crate) fn write<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn write<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     write_common(s, c, None)
 }
 
 /// pread64(2)
-pub(crate) fn pread64<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pread64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let off = c.args[3] as i64;
     if off < 0 {
         return Err(Errno(EINVAL));
@@ -68,7 +70,7 @@ pub(crate) fn pread64<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, 
 }
 
 /// pwrite64(2)
-pub(crate) fn pwrite64<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pwrite64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let off = c.args[3] as i64;
     if off < 0 {
         return Err(Errno(EINVAL));
@@ -198,13 +200,13 @@ fn write_vectored<M: GuestMemoryBackend>(
 }
 
 /// readv(2)
-pub(crate) fn readv<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    read_vectored(s.fds.get(c.args[0])?, c, -1, 0)
+pub(crate) fn readv<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    read_vectored(s.fds.get(c.args[0])?.as_fd(), c, -1, 0)
 }
 
 /// writev(2)
-pub(crate) fn writev<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    write_vectored(s.fds.get(c.args[0])?, c, -1, 0)
+pub(crate) fn writev<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    write_vectored(s.fds.get(c.args[0])?.as_fd(), c, -1, 0)
 }
 
 /// The offset of preadv/pwritev (x86_64 passes it whole in `pos_l`; `pos_h` is ignored).
@@ -217,33 +219,37 @@ fn vec_offset(pos_l: u64, allow_current: bool) -> Result<i64, Errno> {
 }
 
 /// preadv(2)
-pub(crate) fn preadv<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn preadv<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     read_vectored(fd, c, vec_offset(c.args[3], false)?, 0)
 }
 
 /// pwritev(2)
-pub(crate) fn pwritev<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn pwritev<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     write_vectored(fd, c, vec_offset(c.args[3], false)?, 0)
 }
 
 /// preadv2(2): offset -1 reads at the file position; RWF_* flags are the host kernel's.
-pub(crate) fn preadv2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn preadv2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     read_vectored(fd, c, vec_offset(c.args[3], true)?, c.args[5] as i32)
 }
 
 /// pwritev2(2)
-pub(crate) fn pwritev2<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn pwritev2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     write_vectored(fd, c, vec_offset(c.args[3], true)?, c.args[5] as i32)
 }
 
 /// lseek(2)
-pub(crate) fn lseek<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn lseek<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     Ok(sys::lseek(
-        s.fds.get(c.args[0])?,
+        s.fds.get(c.args[0])?.as_fd(),
         c.args[1] as i64,
         c.args[2] as i32,
     )?)
@@ -296,20 +302,21 @@ fn ioctl_kind(request: u32) -> Option<IoctlArg> {
 
 /// ioctl(2) for the terminal and FIONREAD/FIONBIO families; FIOCLEX/FIONCLEX act on the
 /// guest's fd table.
-pub(crate) fn ioctl<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn ioctl<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let request = c.args[1] as u32;
     match request {
         0x5451 => {
-            s.fds.entry_mut(c.args[0])?.cloexec = true; // FIOCLEX
+            s.fds.set_cloexec(c.args[0], true)?; // FIOCLEX
             return Ok(0);
         }
         0x5450 => {
-            s.fds.entry_mut(c.args[0])?.cloexec = false; // FIONCLEX
+            s.fds.set_cloexec(c.args[0], false)?; // FIONCLEX
             return Ok(0);
         }
         _ => {}
     }
-    let fd = s.fds.get(c.args[0])?;
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     let Some(kind) = ioctl_kind(request) else {
         return Err(Errno(ENOTTY));
     };
@@ -359,9 +366,11 @@ fn write_offset<M: GuestMemoryBackend>(
 }
 
 /// sendfile(2)
-pub(crate) fn sendfile<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let out = s.fds.get(c.args[0])?;
-    let input = s.fds.get(c.args[1])?;
+pub(crate) fn sendfile<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let out_held = s.fds.get(c.args[0])?;
+    let out = out_held.as_fd();
+    let input_held = s.fds.get(c.args[1])?;
+    let input = input_held.as_fd();
     let mut off = read_offset(c, c.args[2])?;
     let count = c.args[3].min(MAX_COPY) as usize;
     let n = sys::sendfile(out, input, &mut off, count)?;
@@ -374,8 +383,10 @@ fn copy_common<M: GuestMemoryBackend>(
     c: &Call<'_, '_, M>,
     splice: bool,
 ) -> SysResult {
-    let input = s.fds.get(c.args[0])?;
-    let out = s.fds.get(c.args[2])?;
+    let input_held = s.fds.get(c.args[0])?;
+    let input = input_held.as_fd();
+    let out_held = s.fds.get(c.args[2])?;
+    let out = out_held.as_fd();
     let mut off_in = read_offset(c, c.args[1])?;
     let mut off_out = read_offset(c, c.args[3])?;
     let len = c.args[4].min(MAX_COPY) as usize;
@@ -388,76 +399,82 @@ fn copy_common<M: GuestMemoryBackend>(
 
 /// copy_file_range(2)
 pub(crate) fn copy_file_range<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
 ) -> SysResult {
     copy_common(s, c, false)
 }
 
 /// splice(2)
-pub(crate) fn splice<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn splice<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     copy_common(s, c, true)
 }
 
 /// tee(2)
-pub(crate) fn tee<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let input = s.fds.get(c.args[0])?;
-    let out = s.fds.get(c.args[1])?;
+pub(crate) fn tee<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let input_held = s.fds.get(c.args[0])?;
+    let input = input_held.as_fd();
+    let out_held = s.fds.get(c.args[1])?;
+    let out = out_held.as_fd();
     let len = c.args[2].min(MAX_COPY) as usize;
     Ok(sys::tee(input, out, len, c.args[3] as u32)? as i64)
 }
 
 /// fsync(2)
-pub(crate) fn fsync<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    sys::fsync(s.fds.get(c.args[0])?, false)?;
+pub(crate) fn fsync<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::fsync(s.fds.get(c.args[0])?.as_fd(), false)?;
     Ok(0)
 }
 
 /// fdatasync(2)
-pub(crate) fn fdatasync<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    sys::fsync(s.fds.get(c.args[0])?, true)?;
+pub(crate) fn fdatasync<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::fsync(s.fds.get(c.args[0])?.as_fd(), true)?;
     Ok(0)
 }
 
 /// sync(2)
-pub(crate) fn sync<M: GuestMemoryBackend>(_s: &mut Servicer, _c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn sync<M: GuestMemoryBackend>(_s: &Servicer, _c: &Call<'_, '_, M>) -> SysResult {
     sys::sync();
     Ok(0)
 }
 
 /// syncfs(2)
-pub(crate) fn syncfs<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    sys::syncfs(s.fds.get(c.args[0])?)?;
+pub(crate) fn syncfs<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::syncfs(s.fds.get(c.args[0])?.as_fd())?;
     Ok(0)
 }
 
 /// fallocate(2)
-pub(crate) fn fallocate<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn fallocate<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     sys::fallocate(fd, c.args[1] as i32, c.args[2] as i64, c.args[3] as i64)?;
     Ok(0)
 }
 
 /// fadvise64(2)
-pub(crate) fn fadvise64<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn fadvise64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     sys::fadvise(fd, c.args[1] as i64, c.args[2] as i64, c.args[3] as i32)?;
     Ok(0)
 }
 
 /// readahead(2)
-pub(crate) fn readahead<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn readahead<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     sys::readahead(fd, c.args[1] as i64, c.args[2] as usize)?;
     Ok(0)
 }
 
 /// sync_file_range(2)
 pub(crate) fn sync_file_range<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
 ) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     sys::sync_file_range(fd, c.args[1] as i64, c.args[2] as i64, c.args[3] as u32)?;
     Ok(0)
 }

@@ -18,9 +18,15 @@
 //! `net` (sockets), `poll` (poll, select, epoll), `misc` (getrandom, umask), `xattr`
 //! (extended attributes).
 //!
-//! Blocking: a handler that blocks (read on an empty pipe, accept, poll) blocks the thread
+//! Concurrency: one [`Servicer`] serves the whole job from many host threads at once (the
+//! vCPU threads and the VMM's asynchronous-offload workers); it is `Sync`, handlers take
+//! `&Servicer`, and its mutable state is behind short locks never held across a host call. A
+//! call holds the host fds it uses as [`fdtable::HostFd`] (`Arc<OwnedFd>`) clones, so a guest
+//! close on another vCPU cannot close or renumber an fd under a running call.
+//!
+//! Blocking: a handler that blocks (read on an empty pipe, accept, poll) blocks only the thread
 //! serving the request — with the `exit` transport the calling vCPU's thread, which is the
-//! only thread of the program that is waiting. Signals sent to lwk-vmm interrupt it (issue
+//! only thread of the program that is waiting; for an asynchronous offload, its worker. Signals sent to lwk-vmm interrupt it (issue
 //! #7, the VMM's `signals` module) by signalling that host thread (a no-op handler installed
 //! without `SA_RESTART`): the blocked host call returns `EINTR`, which the handler passes on
 //! for the LWK to deliver the signal and restart or fail the call as Linux would. Handlers
@@ -111,7 +117,8 @@ pub struct JobContext {
     pub root: OwnedFd,
     /// Host path of the root (for messages and /proc/self/fd translation).
     pub root_path: PathBuf,
-    /// The working directory, as an absolute path inside the root.
+    /// The working directory the job starts in, as an absolute path inside the root. The
+    /// servicer takes it over ([`Servicer::cwd`] is the current one; chdir changes that).
     pub cwd: Vec<u8>,
     /// What /proc/self/exe names: the program, as an absolute path inside the root.
     pub exe: Vec<u8>,
@@ -165,12 +172,13 @@ impl Drop for ProcessUmask {
     }
 }
 
-/// What the LWK reports besides syscalls, for the VMM to print.
-pub trait LogSink {
+/// What the LWK reports besides syscalls, for the VMM to print. Shared by the threads that
+/// serve offloads: an implementation writes each message or line whole (under its own lock).
+pub trait LogSink: Send + Sync {
     /// One message at `level` (0 error, 1 info).
-    fn log(&mut self, level: u64, message: &[u8]);
+    fn log(&self, level: u64, message: &[u8]);
     /// One `--trace` line (without newline).
-    fn trace(&mut self, line: &str);
+    fn trace(&self, line: &str);
 }
 
 /// Counters of what the servicer did.
@@ -183,22 +191,34 @@ pub struct ServicerStats {
 }
 
 /// Executes offload requests for one job.
+///
+/// Shared by every host thread that serves the job (`&self` everywhere; it is `Sync`): the
+/// vCPU threads serving synchronous offloads and the workers of asynchronous ones run calls
+/// concurrently. Mutable state sits behind short locks that are never held across a host call
+/// (docs/DESIGN.md "Concurrent offloads"): the fd table's map, the working directory, the
+/// AF_UNIX name map and the counters; the umask is an atomic.
 #[derive(Debug)]
 pub struct Servicer {
     /// The guest's fd table.
     pub fds: FdTable,
-    /// Root, cwd and program path.
+    /// Root and program path (the working directory moved to [`Servicer::cwd`]).
     pub ctx: JobContext,
-    /// Counters.
-    pub stats: ServicerStats,
+    cwd: std::sync::Mutex<Vec<u8>>,
+    stats: std::sync::Mutex<ServicerStats>,
     /// The job's umask (umask(2) is per process; the host's own is 0 meanwhile).
-    pub umask: u32,
+    umask: std::sync::atomic::AtomicU32,
     _host_umask: ProcessUmask,
     /// AF_UNIX names: the address the host kernel reports for a socket the guest bound (a
     /// `/proc/self/fd/N/name` spelling) -> the path the guest bound it to.
-    pub(crate) unix_names: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    pub(crate) unix_names: std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, Vec<u8>>>,
     /// How `op::ZERO_PHYS` makes guest RAM read zero (the VMM sets it from the RAM backing).
     pub zero_method: ZeroMethod,
+}
+
+/// A lock that a panicking holder cannot make unusable: every update under the servicer's
+/// locks is a single assignment or map operation, so there is no half-done state to protect.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Arguments of a syscall handler: the view of guest memory and the six raw arguments.
@@ -210,27 +230,57 @@ pub(crate) struct Call<'a, 'm, M: GuestMemoryBackend> {
 impl Servicer {
     /// A servicer with the given fd table and context. While servicers exist the VMM
     /// process's umask is 0 (each job applies its own; it starts as the process's).
-    pub fn new(fds: FdTable, ctx: JobContext) -> Self {
+    pub fn new(fds: FdTable, mut ctx: JobContext) -> Self {
         let (guard, umask) = ProcessUmask::take();
+        let cwd = std::mem::take(&mut ctx.cwd);
         Servicer {
             fds,
             ctx,
-            stats: ServicerStats::default(),
-            umask,
+            cwd: std::sync::Mutex::new(cwd),
+            stats: Default::default(),
+            umask: umask.into(),
             _host_umask: guard,
             unix_names: Default::default(),
             zero_method: ZeroMethod::default(),
         }
     }
 
+    /// The current working directory (absolute, inside the root).
+    pub fn cwd(&self) -> Vec<u8> {
+        lock(&self.cwd).clone()
+    }
+
+    pub(crate) fn set_cwd(&self, cwd: Vec<u8>) {
+        *lock(&self.cwd) = cwd;
+    }
+
+    /// The job's umask.
+    pub fn umask(&self) -> u32 {
+        self.umask.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Replaces the job's umask; returns the old one.
+    pub fn swap_umask(&self, mask: u32) -> u32 {
+        self.umask.swap(mask, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> ServicerStats {
+        lock(&self.stats).clone()
+    }
+
+    fn count_rejected(&self) {
+        lock(&self.stats).rejected += 1;
+    }
+
     /// Serves the request in the bridge page at guest-physical `gpa`: copies it out, serves
     /// it, and writes back only the result fields. A page outside guest RAM is ignored (there is
     /// nowhere to answer).
-    pub fn serve_at<M: GuestMemoryBackend>(&mut self, mem: &M, gpa: u64, log: &mut dyn LogSink) {
+    pub fn serve_at<M: GuestMemoryBackend>(&self, mem: &M, gpa: u64, log: &dyn LogSink) {
         use vm_memory::{Bytes, GuestAddress};
         let Ok(wire::Wire(mut req)) = mem.read_obj::<wire::Wire<BridgeRequest>>(GuestAddress(gpa))
         else {
-            self.stats.rejected += 1;
+            self.count_rejected();
             return;
         };
         self.serve(mem, &mut req, log);
@@ -243,10 +293,10 @@ impl Servicer {
 
     /// Serves one request in place: reads the operation from `req` and writes `ret`/`val`.
     pub fn serve<M: GuestMemoryBackend>(
-        &mut self,
+        &self,
         mem: &M,
         req: &mut BridgeRequest,
-        log: &mut dyn LogSink,
+        log: &dyn LogSink,
     ) {
         let kernel_origin = req.flags & req_flags::KERNEL_ORIGIN != 0;
         let view = GuestView::new(mem, req.cr3, kernel_origin);
@@ -296,7 +346,7 @@ impl Servicer {
                 req.ret = mem::zero_phys(mem, req.args[0], req.args[1], self.zero_method);
             }
             _ => {
-                self.stats.rejected += 1;
+                self.count_rejected();
                 req.ret = -ENOSYS;
             }
         }
@@ -305,16 +355,16 @@ impl Servicer {
     /// Executes offloaded syscall `number`. Numbers the table does not mark offloaded are
     /// refused (a guest cannot reach host calls the table does not allow).
     pub fn syscall<M: GuestMemoryBackend>(
-        &mut self,
+        &self,
         mem: &GuestView<'_, M>,
         number: u64,
         args: [u64; 6],
     ) -> SysResult {
         if disposition(number) != Disposition::Offload {
-            self.stats.rejected += 1;
+            self.count_rejected();
             return Err(Errno(ENOSYS));
         }
-        *self.stats.per_nr.entry(number).or_default() += 1;
+        *lock(&self.stats).per_nr.entry(number).or_default() += 1;
         let c = Call { mem, args };
         match number {
             nr::read => io::read(self, &c),
@@ -474,7 +524,7 @@ mod tests {
             GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
         // Page tables with nothing mapped: every pointer is EFAULT, every fd EBADF.
         let view = GuestView::new(&mem, 0x1000, false);
-        let mut s = servicer();
+        let s = servicer();
         for row in TABLE
             .iter()
             .filter(|r| r.disposition == Disposition::Offload)
@@ -494,11 +544,11 @@ mod tests {
         let mem: GuestMemoryMmap =
             GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
         let view = GuestView::new(&mem, 0x1000, false);
-        let mut s = servicer();
+        let s = servicer();
         // kill, execve, mmap (local), 999 (no such syscall): the host never executes them.
         for nr in [nr::kill, nr::execve, nr::mmap, 999, u64::MAX] {
             assert_eq!(s.syscall(&view, nr, [0; 6]), Err(Errno(ENOSYS)));
         }
-        assert_eq!(s.stats.rejected, 5);
+        assert_eq!(s.stats().rejected, 5);
     }
 }

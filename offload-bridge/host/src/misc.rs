@@ -9,10 +9,7 @@ use vm_memory::GuestMemoryBackend;
 /// getrandom(2): entropy comes from the host kernel (the LWK has no entropy source of its own
 /// that works on every KVM: RDRAND may be unavailable, and a guest-side CSPRNG would cost more
 /// ring-0 instructions than the single exit this takes).
-pub(crate) fn getrandom<M: GuestMemoryBackend>(
-    _s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn getrandom<M: GuestMemoryBackend>(_s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = c.args[2] as u32;
     if flags & !(libc::GRND_NONBLOCK | libc::GRND_RANDOM | 0x4/* GRND_INSECURE */) != 0 {
         return Err(Errno(EINVAL));
@@ -27,8 +24,7 @@ pub(crate) fn getrandom<M: GuestMemoryBackend>(
 
 /// umask(2): the job's umask lives in the servicer and is applied to every mode it passes to
 /// the host (whose own umask is 0 meanwhile).
-pub(crate) fn umask<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let old = s.umask;
-    s.umask = (c.args[0] as u32) & 0o777;
+pub(crate) fn umask<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let old = s.swap_umask((c.args[0] as u32) & 0o777);
     Ok(i64::from(old))
 }

@@ -91,7 +91,7 @@ fn unix_addr(path: &[u8]) -> Vec<u8> {
 impl Servicer {
     /// Rewrites a guest address for the host: AF_UNIX names are resolved inside the root
     /// (`bind`: the entry to create; otherwise the existing socket).
-    fn host_addr(&mut self, raw: Vec<u8>, bind: bool) -> Result<HostAddr, Errno> {
+    fn host_addr(&self, raw: Vec<u8>, bind: bool) -> Result<HostAddr, Errno> {
         let Some(path) = unix_path(&raw) else {
             return Ok(HostAddr {
                 bytes: raw,
@@ -117,10 +117,11 @@ impl Servicer {
         if bind {
             // Bounded: a guest binding sockets forever cannot grow the VMM without limit
             // (past the bound, some earlier names lose their translation).
-            if self.unix_names.len() >= UNIX_NAMES_MAX {
-                self.unix_names.pop_first();
+            let mut names = crate::lock(&self.unix_names);
+            if names.len() >= UNIX_NAMES_MAX {
+                names.pop_first();
             }
-            self.unix_names.insert(host_path.clone(), path);
+            names.insert(host_path.clone(), path);
         }
         Ok(HostAddr {
             bytes: unix_addr(&host_path),
@@ -134,7 +135,7 @@ impl Servicer {
         let Some(path) = unix_path(host) else {
             return host.to_vec();
         };
-        if let Some(guest) = self.unix_names.get(path) {
+        if let Some(guest) = crate::lock(&self.unix_names).get(path) {
             return unix_addr(guest);
         }
         let root = self.ctx.root_path.as_os_str().as_encoded_bytes();
@@ -195,28 +196,25 @@ fn put_addr<M: GuestMemoryBackend>(
 }
 
 /// socket(2)
-pub(crate) fn socket<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn socket<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let ty = c.args[1] as i32;
     let fd = sys::socket(c.args[0] as i32, ty & !SOCK_CLOEXEC, c.args[2] as i32)?;
     Ok(i64::from(s.fds.insert(fd, ty & SOCK_CLOEXEC != 0)?))
 }
 
 /// socketpair(2)
-pub(crate) fn socketpair<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn socketpair<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let (domain, ty, proto) = (c.args[0] as i32, c.args[1] as i32, c.args[2] as i32);
     let make = || sys::socketpair(domain, ty & !SOCK_CLOEXEC, proto);
     insert_pair(s, c, c.args[3], make, ty & SOCK_CLOEXEC != 0)
 }
 
 fn bind_or_connect<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     connect: bool,
 ) -> SysResult {
-    let fd = s.fds.get(c.args[0])?.try_clone_to_owned()?;
+    let fd = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     let raw = read_sockaddr(c, c.args[1], c.args[2])?;
     let addr = s.host_addr(raw, !connect)?;
     sys::bind_or_connect(fd.as_fd(), &addr.bytes, connect)?;
@@ -224,46 +222,43 @@ fn bind_or_connect<M: GuestMemoryBackend>(
 }
 
 /// bind(2)
-pub(crate) fn bind<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn bind<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     bind_or_connect(s, c, false)
 }
 
 /// connect(2)
-pub(crate) fn connect<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn connect<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     bind_or_connect(s, c, true)
 }
 
 /// listen(2)
-pub(crate) fn listen<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    sys::listen(s.fds.get(c.args[0])?, c.args[1] as i32)?;
+pub(crate) fn listen<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::listen(s.fds.get(c.args[0])?.as_fd(), c.args[1] as i32)?;
     Ok(0)
 }
 
 /// shutdown(2)
-pub(crate) fn shutdown<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    sys::shutdown(s.fds.get(c.args[0])?, c.args[1] as i32)?;
+pub(crate) fn shutdown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    sys::shutdown(s.fds.get(c.args[0])?.as_fd(), c.args[1] as i32)?;
     Ok(0)
 }
 
 /// accept(2)
-pub(crate) fn accept<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn accept<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_accept4(s, c, 0)
 }
 
 /// accept4(2)
-pub(crate) fn accept4<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn accept4<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_accept4(s, c, c.args[3] as i32)
 }
 
-fn do_accept4<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-    flags: i32,
-) -> SysResult {
+fn do_accept4<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, flags: i32) -> SysResult {
     if flags & !(SOCK_CLOEXEC | SOCK_NONBLOCK) != 0 {
         return Err(Errno(EINVAL));
     }
-    let listener = s.fds.get(c.args[0])?;
+    let listener_held = s.fds.get(c.args[0])?;
+    let listener = listener_held.as_fd();
     // Checked before accepting: a bad pointer must not cost the connection.
     let out = addr_out(c, c.args[1], c.args[2])?;
     let mut buf = [0u8; SOCKADDR_MAX];
@@ -277,23 +272,18 @@ fn do_accept4<M: GuestMemoryBackend>(
 }
 
 /// getsockname(2)
-pub(crate) fn getsockname<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn getsockname<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     sock_name(s, c, false)
 }
 
 /// getpeername(2)
-pub(crate) fn getpeername<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn getpeername<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     sock_name(s, c, true)
 }
 
 fn sock_name<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, peer: bool) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     let out = addr_out(c, c.args[1], c.args[2])?.ok_or(Errno(libc::EFAULT as i64))?;
     let mut buf = [0u8; SOCKADDR_MAX];
     let len = sys::sock_name(fd, &mut buf, peer)?;
@@ -302,8 +292,8 @@ fn sock_name<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, peer: boo
 }
 
 /// sendto(2)
-pub(crate) fn sendto<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?.try_clone_to_owned()?;
+pub(crate) fn sendto<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     let data = c
         .mem
         .read(GuestRange::new(c.args[1], c.args[2]).prefix(MAX_COPY))?;
@@ -318,8 +308,9 @@ pub(crate) fn sendto<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M
 }
 
 /// recvfrom(2)
-pub(crate) fn recvfrom<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn recvfrom<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     let dest = GuestRange::<Out>::new(c.args[1], c.args[2]).prefix(MAX_COPY);
     c.mem.check_writable(dest)?;
     let out = addr_out(c, c.args[4], c.args[5])?;
@@ -370,8 +361,10 @@ fn read_msghdr<M: GuestMemoryBackend>(c: &Call<'_, '_, M>, addr: u64) -> Result<
 
 /// Rewrites the fds of SCM_RIGHTS messages in `control` from guest to host numbers, checking
 /// every header as Linux does (a length below the header size or past the buffer: EINVAL;
-/// an fd the guest does not have: EBADF).
-fn control_to_host(s: &Servicer, control: &mut [u8]) -> Result<(), Errno> {
+/// an fd the guest does not have: EBADF). Returns the host fds, which the caller holds until
+/// the message is sent (a concurrent guest close must not let a number name another host fd).
+fn control_to_host(s: &Servicer, control: &mut [u8]) -> Result<Vec<crate::fdtable::HostFd>, Errno> {
+    let mut held = Vec::new();
     let mut off = 0usize;
     while off + sys::CMSG_HDR <= control.len() {
         let hdr = control.get(off..off + sys::CMSG_HDR).ok_or(Errno(EINVAL))?;
@@ -395,22 +388,23 @@ fn control_to_host(s: &Servicer, control: &mut [u8]) -> Result<(), Errno> {
                 let guest = i32::from_le_bytes(b4);
                 let host = s.fds.get(guest as u32 as u64).map_err(|_| Errno(EBADF))?;
                 slot.copy_from_slice(&host.as_raw_fd().to_le_bytes());
+                held.push(host);
                 at += 4;
             }
         }
         off = end.next_multiple_of(8);
     }
-    Ok(())
+    Ok(held)
 }
 
 fn send_one<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     fd: u64,
     msg: u64,
     flags: i32,
 ) -> SysResult {
-    let fd = s.fds.get(fd)?.try_clone_to_owned()?;
+    let fd = s.fds.get(fd)?.as_fd().try_clone_to_owned()?;
     let h = read_msghdr(c, msg)?;
     let name = if h.name != 0 && h.namelen != 0 {
         let raw = read_sockaddr(c, h.name, h.namelen)?;
@@ -424,20 +418,20 @@ fn send_one<M: GuestMemoryBackend>(
     } else {
         Vec::new()
     };
-    control_to_host(s, &mut control)?;
+    let _held = control_to_host(s, &mut control)?;
     let name = name.as_ref().map(|a| a.bytes.as_slice());
-    // The host fds named in `control` stay open: the table still owns them.
+    // The host fds named in `control` stay open until sendmsg returns: `_held` owns them.
     Ok(sys::sendmsg(fd.as_fd(), name, &data, &control, flags)? as i64)
 }
 
 fn recv_one<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     fd: u64,
     msg: u64,
     flags: i32,
 ) -> SysResult {
-    let fd = s.fds.get(fd)?.try_clone_to_owned()?;
+    let fd = s.fds.get(fd)?.as_fd().try_clone_to_owned()?;
     c.mem.check_writable(GuestRange::new(msg, MSGHDR_SIZE))?;
     let h = read_msghdr(c, msg)?;
     let parts = scatter_ranges(c, &h.iov)?;
@@ -502,18 +496,18 @@ fn recv_one<M: GuestMemoryBackend>(
 }
 
 /// sendmsg(2)
-pub(crate) fn sendmsg<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn sendmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     send_one(s, c, c.args[0], c.args[1], c.args[2] as i32)
 }
 
 /// recvmsg(2)
-pub(crate) fn recvmsg<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn recvmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     recv_one(s, c, c.args[0], c.args[1], c.args[2] as i32)
 }
 
 /// sendmmsg(2): one sendmsg per entry; stops at the first error (reported only if nothing
 /// was sent, as Linux does).
-pub(crate) fn sendmmsg<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn sendmmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let vlen = (c.args[2] as u32).min(UIO_MAXIOV as u32);
     let mut sent = 0u32;
     while sent < vlen {
@@ -533,7 +527,7 @@ pub(crate) fn sendmmsg<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_,
 /// recvmmsg(2): one recvmsg per entry; `MSG_WAITFORONE` makes all but the first
 /// non-blocking. The timeout argument is not supported (it is checked only between
 /// messages on Linux too); a non-NULL one is EINVAL.
-pub(crate) fn recvmmsg<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn recvmmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     if c.args[4] != 0 {
         return Err(Errno(EINVAL));
     }
@@ -603,11 +597,9 @@ fn sockopt_allowed(level: i32, name: i32) -> bool {
 }
 
 /// getsockopt(2)
-pub(crate) fn getsockopt<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn getsockopt<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     let (level, name) = (c.args[1] as i32, c.args[2] as i32);
     sockopt_check(level, name)?;
     let room = c.mem.read_u32(c.args[4])? as i32;
@@ -626,11 +618,9 @@ pub(crate) fn getsockopt<M: GuestMemoryBackend>(
 }
 
 /// setsockopt(2)
-pub(crate) fn setsockopt<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
-    let fd = s.fds.get(c.args[0])?;
+pub(crate) fn setsockopt<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+    let fd_held = s.fds.get(c.args[0])?;
+    let fd = fd_held.as_fd();
     let (level, name) = (c.args[1] as i32, c.args[2] as i32);
     sockopt_check(level, name)?;
     let len = c.args[4] as i32;

@@ -106,6 +106,22 @@ pub fn path_in_root(fd: BorrowedFd<'_>, root_path: &std::path::Path) -> Option<V
     Some(join(b"/", rel.as_os_str().as_bytes()))
 }
 
+/// Where a lookup starts: the job root, or a guest directory fd (held for the lookup, so a
+/// concurrent close of that guest fd cannot pull it away).
+enum StartDir<'a> {
+    Root(BorrowedFd<'a>),
+    Fd(crate::fdtable::HostFd),
+}
+
+impl AsFd for StartDir<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            StartDir::Root(fd) => *fd,
+            StartDir::Fd(fd) => fd.as_fd(),
+        }
+    }
+}
+
 impl Servicer {
     /// The absolute path inside the root of an open fd, if it has one there.
     pub(crate) fn path_in_root(&self, fd: BorrowedFd<'_>) -> Option<Vec<u8>> {
@@ -119,31 +135,38 @@ impl Servicer {
             return Some(path.to_vec());
         }
         let base = if dirfd as i32 == AT_FDCWD {
-            self.ctx.cwd.clone()
+            self.cwd()
         } else {
-            self.path_in_root(self.fds.get(dirfd).ok()?)?
+            self.path_in_root(self.fds.get(dirfd).ok()?.as_fd())?
         };
         Some(join(&base, path))
     }
 
     /// The directory and the path relative to it that `(dirfd, path)` names, for openat2
     /// with RESOLVE_IN_ROOT (see the module comment).
-    fn resolve_at(&self, dirfd: u64, path: &[u8]) -> Result<(BorrowedFd<'_>, CString), Errno> {
+    fn resolve_at(&self, dirfd: u64, path: &[u8]) -> Result<(StartDir<'_>, CString), Errno> {
         if path.first() == Some(&b'/') {
-            return Ok((self.ctx.root.as_fd(), cstring(path.to_vec())?));
+            return Ok((
+                StartDir::Root(self.ctx.root.as_fd()),
+                cstring(path.to_vec())?,
+            ));
         }
         let base = if dirfd as i32 == AT_FDCWD {
-            self.ctx.cwd.clone()
+            self.cwd()
         } else {
-            let dir = self.fds.get(dirfd)?;
+            let dir_held = self.fds.get(dirfd)?;
+            let dir = dir_held.as_fd();
             match self.path_in_root(dir) {
                 Some(p) => p,
                 // A directory outside the root (inherited), or not a directory (ENOTDIR from
                 // the kernel): resolution stays beneath it.
-                None => return Ok((dir, cstring(path.to_vec())?)),
+                None => return Ok((StartDir::Fd(dir_held.clone()), cstring(path.to_vec())?)),
             }
         };
-        Ok((self.ctx.root.as_fd(), cstring(join(&base, path))?))
+        Ok((
+            StartDir::Root(self.ctx.root.as_fd()),
+            cstring(join(&base, path))?,
+        ))
     }
 
     /// openat2 of `(dirfd, path)` inside the root, with the /proc backstop. `extra_resolve`
@@ -162,7 +185,7 @@ impl Servicer {
         }
         let (dir, rel) = self.resolve_at(dirfd, path)?;
         let resolve = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS | extra_resolve;
-        let fd = sys::openat2(dir, &rel, flags | O_CLOEXEC, mode, resolve)?;
+        let fd = sys::openat2(dir.as_fd(), &rel, flags | O_CLOEXEC, mode, resolve)?;
         self.vet(fd, flags, maps)
     }
 
@@ -340,7 +363,8 @@ impl Servicer {
                 self.open_in_root(AT_FDCWD as u64, &target, flags & !O_NOFOLLOW, 0, 0, maps)
             }
             ProcNode::Fd(n) => {
-                let host = self.fds.get(n as u64).map_err(|_| Errno(ENOENT))?;
+                let host_held = self.fds.get(n as u64).map_err(|_| Errno(ENOENT))?;
+                let host = host_held.as_fd();
                 if flags & O_PATH != 0 {
                     return Ok(host.try_clone_to_owned()?);
                 }
@@ -365,7 +389,7 @@ impl Servicer {
             return if dirfd as i32 == AT_FDCWD {
                 self.open_in_root(dirfd, b".", O_PATH, 0, 0, None)
             } else {
-                Ok(self.fds.get(dirfd)?.try_clone_to_owned()?)
+                Ok(self.fds.get(dirfd)?.as_fd().try_clone_to_owned()?)
             };
         }
         let nofollow = at_flags & AT_SYMLINK_NOFOLLOW != 0;
@@ -392,6 +416,7 @@ impl Servicer {
                 .fds
                 .get(n as u64)
                 .map_err(|_| Errno(ENOENT))?
+                .as_fd()
                 .try_clone_to_owned()?),
             // Synthesised files are stat'ed as what the guest would read.
             node => self.open_node(node, libc::O_RDONLY as u64, None),
@@ -435,8 +460,8 @@ impl Servicer {
 /// An `O_PATH` handle on one of the VMM's procfs links standing for a link of the view (to
 /// lstat a link as a link): /proc/self/{exe,cwd,root}, or /proc/self/fd/N of the host fd
 /// behind a guest fd.
-fn open_host_link(link: String) -> Result<OwnedFd, Errno> {
-    let p = cstring(link.into_bytes())?;
+fn open_host_link(link: procview::HostLink) -> Result<OwnedFd, Errno> {
+    let p = cstring(link.path.clone().into_bytes())?;
     let root = std::fs::File::open("/").map_err(Errno::from)?;
     Ok(sys::openat2(
         root.as_fd(),

@@ -11,6 +11,7 @@
 use crate::guest_mem::GuestRange;
 use crate::{Call, Errno, Servicer, SysResult, sys};
 use offload_abi::errno::{EBADF, EINVAL};
+use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
 use vm_memory::GuestMemoryBackend;
 
@@ -85,13 +86,13 @@ fn check_sigset(mask: u64, size: u64) -> Result<(), Errno> {
 }
 
 /// poll(2)
-pub(crate) fn poll<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn poll<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let mut timeout = ms_timeout(c.args[2] as i32);
     do_poll(s, c, &mut timeout)
 }
 
 /// ppoll(2): the time left is written back, as Linux does.
-pub(crate) fn ppoll<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn ppoll<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     check_sigset(c.args[3], c.args[4])?;
     let mut timeout = read_timespec(c, c.args[2])?;
     let r = do_poll(s, c, &mut timeout)?;
@@ -116,6 +117,9 @@ fn do_poll<M: GuestMemoryBackend>(
     c.mem.check_writable(GuestRange::new(c.args[0], len))?;
     let mut host = Vec::with_capacity(nfds as usize);
     let mut invalid = vec![false; nfds as usize];
+    // The host fds stay held until ppoll returns: a guest close on another vCPU meanwhile must
+    // not let the number name some other host fd under the poll (see `fdtable::HostFd`).
+    let mut held = Vec::new();
     for (i, p) in raw.chunks_exact(8).enumerate() {
         let mut e = [0u8; 8];
         e.copy_from_slice(p);
@@ -125,7 +129,11 @@ fn do_poll<M: GuestMemoryBackend>(
             -1
         } else {
             match s.fds.get(fd as u64) {
-                Ok(h) => h.as_raw_fd(),
+                Ok(h) => {
+                    let raw = h.as_raw_fd();
+                    held.push(h);
+                    raw
+                }
                 Err(_) => {
                     if let Some(v) = invalid.get_mut(i) {
                         *v = true;
@@ -165,7 +173,7 @@ fn do_poll<M: GuestMemoryBackend>(
 }
 
 /// select(2): the time left is written back, as Linux does.
-pub(crate) fn select<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn select<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let mut timeout = if c.args[4] == 0 {
         None
     } else {
@@ -189,7 +197,7 @@ pub(crate) fn select<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M
 }
 
 /// pselect6(2): the sixth argument points to `{sigset *, size}`.
-pub(crate) fn pselect6<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pselect6<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     if c.args[5] != 0 {
         let raw = c.mem.read_array::<16>(c.args[5])?;
         let (mask, size) = split_pair(&raw);
@@ -236,12 +244,16 @@ fn do_select<M: GuestMemoryBackend>(
     };
     let mut host = Vec::new();
     let mut which = Vec::new();
+    // Held until ppoll returns (as in `do_poll`).
+    let mut held = Vec::new();
     for fd in 0..nfds {
         let want = [bit(&rs, fd), bit(&ws, fd), bit(&es, fd)];
         if !want.iter().any(|&w| w) {
             continue;
         }
-        let h = s.fds.get(fd as u64).map_err(|_| Errno(EBADF))?;
+        let h_held = s.fds.get(fd as u64).map_err(|_| Errno(EBADF))?;
+        let h = h_held.as_raw_fd();
+        held.push(h_held);
         let mut events = 0;
         for (w, ev) in want.iter().zip([
             POLLIN | POLLRDNORM | POLLRDBAND,
@@ -253,7 +265,7 @@ fn do_select<M: GuestMemoryBackend>(
             }
         }
         host.push(libc::pollfd {
-            fd: h.as_raw_fd(),
+            fd: h,
             events,
             revents: 0,
         });
@@ -286,10 +298,7 @@ fn do_select<M: GuestMemoryBackend>(
 }
 
 /// epoll_create(2)
-pub(crate) fn epoll_create<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn epoll_create<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     if (c.args[0] as i32) <= 0 {
         return Err(Errno(EINVAL));
     }
@@ -297,10 +306,7 @@ pub(crate) fn epoll_create<M: GuestMemoryBackend>(
 }
 
 /// epoll_create1(2)
-pub(crate) fn epoll_create1<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn epoll_create1<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[0] as u32);
     if flags & !EPOLL_CLOEXEC != 0 {
         return Err(Errno(EINVAL));
@@ -309,41 +315,34 @@ pub(crate) fn epoll_create1<M: GuestMemoryBackend>(
 }
 
 /// epoll_ctl(2): the fd is translated; the event's data stays the guest's.
-pub(crate) fn epoll_ctl<M: GuestMemoryBackend>(s: &mut Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn epoll_ctl<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     let op = c.args[1] as i32;
     let event = if op == EPOLL_CTL_DEL {
         None
     } else {
         Some(c.mem.read_array::<{ sys::EPOLL_EVENT_SIZE }>(c.args[3])?)
     };
-    let epfd = s.fds.get(c.args[0])?;
-    let fd = s.fds.get(c.args[2])?;
+    let epfd_held = s.fds.get(c.args[0])?;
+    let epfd = epfd_held.as_fd();
+    let fd_held = s.fds.get(c.args[2])?;
+    let fd = fd_held.as_fd();
     sys::epoll_ctl(epfd, op, fd, event)?;
     Ok(0)
 }
 
 /// epoll_wait(2)
-pub(crate) fn epoll_wait<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn epoll_wait<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     do_epoll_wait(s, c, ms_timeout(c.args[3] as i32))
 }
 
 /// epoll_pwait(2)
-pub(crate) fn epoll_pwait<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn epoll_pwait<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     check_sigset(c.args[4], c.args[5])?;
     do_epoll_wait(s, c, ms_timeout(c.args[3] as i32))
 }
 
 /// epoll_pwait2(2)
-pub(crate) fn epoll_pwait2<M: GuestMemoryBackend>(
-    s: &mut Servicer,
-    c: &Call<'_, '_, M>,
-) -> SysResult {
+pub(crate) fn epoll_pwait2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
     check_sigset(c.args[4], c.args[5])?;
     let timeout = read_timespec(c, c.args[3])?;
     do_epoll_wait(s, c, timeout)
@@ -358,7 +357,8 @@ fn do_epoll_wait<M: GuestMemoryBackend>(
     if max <= 0 || max as usize > i32::MAX as usize / sys::EPOLL_EVENT_SIZE {
         return Err(Errno(EINVAL));
     }
-    let epfd = s.fds.get(c.args[0])?;
+    let epfd_held = s.fds.get(c.args[0])?;
+    let epfd = epfd_held.as_fd();
     let max = (max as usize).min(EPOLL_BATCH);
     let dest = GuestRange::new(c.args[1], (max * sys::EPOLL_EVENT_SIZE) as u64);
     c.mem.check_writable(dest)?;

@@ -20,6 +20,7 @@ use crate::{Servicer, sys};
 use offload_abi::layout::{KERNEL_PHYS_END, USER_STACK_TOP};
 use std::ffi::CStr;
 use std::fmt::Write;
+use std::os::fd::AsFd;
 use vm_memory::GuestMemoryBackend;
 
 /// What a process-view path stands for.
@@ -63,7 +64,7 @@ impl Link {
     pub(crate) fn resolve(self, s: &Servicer) -> Vec<u8> {
         match self {
             Link::Exe => s.ctx.exe.clone(),
-            Link::Cwd => s.ctx.cwd.clone(),
+            Link::Cwd => s.cwd(),
             Link::Root => b"/".to_vec(),
         }
     }
@@ -71,15 +72,22 @@ impl Link {
 
 impl ProcNode {
     /// For links: the VMM's procfs link of the same kind (to lstat a link as a link).
-    pub(crate) fn host_link(&self, s: &Servicer) -> Option<String> {
+    pub(crate) fn host_link(&self, s: &Servicer) -> Option<HostLink> {
+        let fixed = |path: &str| HostLink {
+            path: path.into(),
+            _held: None,
+        };
         match self {
-            ProcNode::Link(Link::Exe) => Some("/proc/self/exe".into()),
-            ProcNode::Link(Link::Cwd) => Some("/proc/self/cwd".into()),
-            ProcNode::Link(Link::Root) => Some("/proc/self/root".into()),
+            ProcNode::Link(Link::Exe) => Some(fixed("/proc/self/exe")),
+            ProcNode::Link(Link::Cwd) => Some(fixed("/proc/self/cwd")),
+            ProcNode::Link(Link::Root) => Some(fixed("/proc/self/root")),
             ProcNode::Fd(n) => {
                 use std::os::fd::AsRawFd;
                 let host = s.fds.get(*n as u64).ok()?;
-                Some(format!("/proc/self/fd/{}", host.as_raw_fd()))
+                Some(HostLink {
+                    path: format!("/proc/self/fd/{}", host.as_raw_fd()),
+                    _held: Some(host),
+                })
             }
             _ => None,
         }
@@ -160,12 +168,21 @@ pub(crate) fn self_node(rest: &[u8]) -> Option<ProcNode> {
     })
 }
 
+/// One of the VMM's procfs links standing for a link of the view; for a guest fd it holds the
+/// host fd, so that the number in `path` names it until the link is opened (a concurrent
+/// guest close cannot hand the number to another host fd meanwhile).
+pub(crate) struct HostLink {
+    pub path: String,
+    pub _held: Option<crate::fdtable::HostFd>,
+}
+
 /// The text readlink gives for guest fd `n` (/proc/self/fd/N): a path inside the root, or
 /// the kernel's `pipe:[…]`-style name.
 pub(crate) fn fd_link(s: &Servicer, n: i32) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
-    let host = s.fds.get(n as u64).ok()?;
+    let host_held = s.fds.get(n as u64).ok()?;
+    let host = host_held.as_fd();
     if let Some(p) = s.path_in_root(host) {
         return Some(p);
     }
@@ -203,7 +220,7 @@ impl Content {
                      Uid:\t{u}\t{eu}\t{eu}\t{eu}\nGid:\t{g}\t{eg}\t{eg}\t{eg}\n\
                      FDSize:\t{fdsize}\nGroups:\t\nThreads:\t1\n\
                      Cpus_allowed_list:\t{cpus}\nMems_allowed_list:\t0\n",
-                    s.umask,
+                    s.umask(),
                     pid = p.pid,
                     ppid = p.ppid,
                     u = ids[0],

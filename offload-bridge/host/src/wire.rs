@@ -19,6 +19,8 @@ unsafe impl PlainData for offload_abi::BootInfo {}
 unsafe impl PlainData for offload_abi::BridgeRequest {}
 // SAFETY: as above.
 unsafe impl PlainData for offload_abi::GuestStats {}
+// SAFETY: as above.
+unsafe impl PlainData for offload_abi::AsyncSlot {}
 
 /// A plain ABI value as vm-memory bytes.
 #[repr(transparent)]

@@ -58,7 +58,7 @@ fn with_target<T>(
                 .map_err(|_| Errno(EINVAL))?;
             Ok(f(&XattrTarget::Path(&path))?)
         }
-        Target::Fd(n) => Ok(f(&XattrTarget::Fd(s.fds.get(*n)?))?),
+        Target::Fd(n) => Ok(f(&XattrTarget::Fd(s.fds.get(*n)?.as_fd()))?),
     }
 }
 
@@ -153,7 +153,7 @@ fn remove<M: GuestMemoryBackend>(
 
 /// getxattr(2), lgetxattr(2), fgetxattr(2)
 pub(crate) fn getxattr<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     form: Form,
 ) -> SysResult {
@@ -163,7 +163,7 @@ pub(crate) fn getxattr<M: GuestMemoryBackend>(
 
 /// listxattr(2), llistxattr(2), flistxattr(2)
 pub(crate) fn listxattr<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     form: Form,
 ) -> SysResult {
@@ -173,7 +173,7 @@ pub(crate) fn listxattr<M: GuestMemoryBackend>(
 
 /// setxattr(2), lsetxattr(2), fsetxattr(2)
 pub(crate) fn setxattr<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     form: Form,
 ) -> SysResult {
@@ -183,7 +183,7 @@ pub(crate) fn setxattr<M: GuestMemoryBackend>(
 
 /// removexattr(2), lremovexattr(2), fremovexattr(2)
 pub(crate) fn removexattr<M: GuestMemoryBackend>(
-    s: &mut Servicer,
+    s: &Servicer,
     c: &Call<'_, '_, M>,
     form: Form,
 ) -> SysResult {

@@ -1,0 +1,68 @@
+/* A thread blocked on the host in accept() while the other thread (another vCPU) connects, and a
+ * thread blocked in recv() on a socketpair while the other sends: each needs the other thread's
+ * offloaded call to run while its own blocks on the host. */
+// lwk-vmm: --cpus 2
+#include "check.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int listener, pair[2];
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void *server(void *arg)
+{
+    (void)arg;
+    int c = accept(listener, NULL, NULL);
+    if (c < 0)
+        return (void *)-1L;
+    char buf[16] = {0};
+    if (read(c, buf, 5) != 5)
+        return (void *)-2L;
+    if (write(c, "world", 5) != 5)
+        return (void *)-3L;
+    close(c);
+    /* Blocks in recv() until the main thread sends. */
+    if (recv(pair[1], buf, sizeof buf, 0) != 4)
+        return (void *)-4L;
+    return (void *)(long)buf[0];
+}
+
+int main(void)
+{
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    TRY("bind", bind(listener, (struct sockaddr *)&a, sizeof a));
+    TRY("listen", listen(listener, 1));
+    socklen_t len = sizeof a;
+    TRY("getsockname", getsockname(listener, (struct sockaddr *)&a, &len));
+    TRY("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, pair));
+    pthread_t t;
+    if (pthread_create(&t, NULL, server, NULL) != 0) {
+        printf("pthread_create failed\n");
+        return 1;
+    }
+    /* Let the server block in accept() first. */
+    pause_ms(50);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    TRY("connect", connect(s, (struct sockaddr *)&a, sizeof a));
+    VAL("send", write(s, "hello", 5));
+    char buf[16] = {0};
+    VAL("reply", read(s, buf, 5));
+    printf("reply: %s\n", buf);
+    close(s);
+    pause_ms(20);
+    VAL("send on pair", send(pair[0], "ping", 4, 0));
+    void *ret;
+    pthread_join(t, &ret);
+    printf("server result: %ld\n", (long)ret);
+    return 0;
+}
