@@ -42,6 +42,13 @@ pub struct FutexWait {
     pub bitset: u32,
 }
 
+/// Most futexes one `futex_waitv` waits on (Linux's FUTEX_WAITV_MAX).
+pub const WAITV_MAX: usize = 128;
+
+/// Keys of each context's `futex_waitv` (in .bss: 128 KiB).
+static WAITV_KEYS: arch::Global<[[u64; WAITV_MAX]; MAX_THREADS]> =
+    arch::Global::new([[0; WAITV_MAX]; MAX_THREADS]);
+
 /// What a context is doing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum State {
@@ -85,6 +92,10 @@ pub struct Slot {
     fpu_saved: bool,
     /// Waits for an asynchronous offload in its page (`arch::async_page_pa`).
     async_wait: bool,
+    /// Number of futexes its `futex_waitv` waits on (keys in `Sched::waitv`; 0: none).
+    pub waitv_len: u8,
+    /// Index of the futex a wake-up of its `futex_waitv` came through.
+    pub waitv_woke: u8,
 }
 
 impl Slot {
@@ -101,6 +112,8 @@ impl Slot {
         gs_base: 0,
         fpu_saved: false,
         async_wait: false,
+        waitv_len: 0,
+        waitv_woke: 0,
     };
 }
 
@@ -130,6 +143,8 @@ pub struct Sched {
     pub cpus: [Cpu; MAX_CPUS],
     /// Per-context state.
     pub slots: &'static mut [Slot; MAX_THREADS],
+    /// Per-context `futex_waitv` keys (the first `Slot::waitv_len`).
+    pub waitv: &'static mut [[u64; WAITV_MAX]; MAX_THREADS],
     /// Threads alive (the job ends with the last one).
     pub live: u32,
     /// Next thread id.
@@ -155,6 +170,8 @@ impl Sched {
         // SAFETY: called once, at boot on vCPU 0 before the other vCPUs start (see `Global`);
         // afterwards the slots are reached only through the scheduler, under the kernel lock.
         let slots = unsafe { &mut *SLOTS.get() };
+        // SAFETY: as for `slots`.
+        let waitv = unsafe { &mut *WAITV_KEYS.get() };
         for (c, cpu) in cpus.iter_mut().enumerate().take(ncpus) {
             cpu.current = c;
             slots[c].state = State::Idle;
@@ -173,6 +190,7 @@ impl Sched {
             ncpus,
             cpus,
             slots,
+            waitv,
             live: 1,
             next_tid: pid.wrapping_add(1),
             warned_full: false,
@@ -246,6 +264,8 @@ impl Sched {
             gs_base: 0,
             fpu_saved: true,
             async_wait: false,
+            waitv_len: 0,
+            waitv_woke: 0,
         };
         self.cpus[cpu].threads += 1;
         self.live += 1;
@@ -272,8 +292,8 @@ impl Sched {
         }
     }
 
-    /// Wakes up to `n` threads waiting on `key` whose bitset intersects `bitset`; returns how
-    /// many.
+    /// Wakes up to `n` threads waiting on `key` whose bitset intersects `bitset` (a
+    /// `futex_waitv` waiter on any of its keys); returns how many.
     pub fn futex_wake(&mut self, key: u64, n: u32, bitset: u32) -> u32 {
         let mut woken = 0;
         for slot in 0..self.high {
@@ -287,6 +307,14 @@ impl Sched {
                 self.slots[slot].futex = None;
                 self.wake(slot);
                 woken += 1;
+                continue;
+            }
+            let len = usize::from(self.slots[slot].waitv_len);
+            if let Some(i) = self.waitv[slot][..len].iter().position(|&k| k == key) {
+                self.slots[slot].waitv_len = 0;
+                self.slots[slot].waitv_woke = i as u8;
+                self.wake(slot);
+                woken += 1;
             }
         }
         woken
@@ -295,14 +323,20 @@ impl Sched {
     /// Moves up to `n` waiters from `from` to `to` (FUTEX_REQUEUE); returns how many.
     pub fn futex_requeue(&mut self, from: u64, to: u64, n: u32) -> u32 {
         let mut moved = 0;
-        for s in self.slots[..self.high].iter_mut() {
+        for slot in 0..self.high {
             if moved >= n {
                 break;
             }
-            if let Some(w) = s.futex.as_mut()
+            if let Some(w) = self.slots[slot].futex.as_mut()
                 && w.key == from
             {
                 w.key = to;
+                moved += 1;
+                continue;
+            }
+            let len = usize::from(self.slots[slot].waitv_len);
+            if let Some(k) = self.waitv[slot][..len].iter_mut().find(|k| **k == from) {
+                *k = to;
                 moved += 1;
             }
         }
@@ -341,10 +375,18 @@ impl Sched {
 
     /// Arms `cpu`'s TSC-deadline timer (the calling vCPU's) for the earliest of its timers
     /// (`timer`), the waits of its contexts and the running thread's slice end.
+    ///
+    /// Wait deadlines and slice ends already passed are left out: whoever waits looks at the
+    /// TSC before it halts (`block`), `next_ready` readies blocked waits that timed out, and a
+    /// slice that ended has asked for a switch. Arming one of them would make the timer fire
+    /// again at once on every return from its own interrupt (an interrupt storm on hardware
+    /// KVM). A timer's deadline is always armed: its interrupt is what fires it, and
+    /// `timer::expire` moves it on.
     pub fn arm(&self, cpu: usize) {
+        let now = arch::rdtsc();
         let mut d = crate::timer::next(cpu);
         let mut take = |t: u64| {
-            if t != 0 && (d == 0 || t < d) {
+            if t > now && (d == 0 || t < d) {
                 d = t;
             }
         };
@@ -513,11 +555,23 @@ pub fn exit_current(mut k: KernelGuard) -> ! {
     let s = &mut k.sched;
     s.slots[me].state = State::Dead;
     s.slots[me].futex = None;
+    s.slots[me].waitv_len = 0;
     s.cpus[cpu].threads = s.cpus[cpu].threads.saturating_sub(1);
     if s.cpus[cpu].fpu_owner == Some(me) {
         s.cpus[cpu].fpu_owner = None;
     }
     run_others(k, cpu, me)
+}
+
+/// sched_yield(2): lets the vCPU's other ready threads run first.
+pub fn yield_now(k: &mut KernelGuard) -> i64 {
+    let cpu = arch::current_cpu();
+    let me = arch::current_slot();
+    if let Some(next) = k.sched.next_ready(cpu, me) {
+        k.sched.slots[me].state = State::Ready;
+        switch(k, me, next);
+    }
+    0
 }
 
 /// The loop of a vCPU without a thread to run: switch to a ready one, else halt.

@@ -74,6 +74,8 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
                 nr::clone => thread::clone(&mut k, frame, args),
                 nr::clone3 => thread::clone3(&mut k, frame, args),
                 nr::futex => crate::vm::with_faults(&mut k, |k| thread::futex(k, args)),
+                nr::futex_waitv => crate::vm::with_faults(&mut k, |k| thread::futex_waitv(k, args)),
+                nr::sched_yield => crate::sched::yield_now(&mut k),
                 nr::nanosleep => crate::vm::with_faults(&mut k, |k| thread::nanosleep(k, args)),
                 nr::clock_nanosleep => {
                     crate::vm::with_faults(&mut k, |k| thread::clock_nanosleep(k, args))
@@ -205,7 +207,6 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::arch_prctl => process::arch_prctl(k, a),
         nr::prlimit64 => process::prlimit64(k, a),
         nr::getrlimit => process::getrlimit(k, a),
-        nr::sched_yield => 0,
         nr::rt_sigaction => signal::rt_sigaction(k, a),
         nr::rt_sigprocmask => signal::rt_sigprocmask(k, a),
         nr::rt_sigpending => signal::rt_sigpending(k, a),

@@ -402,6 +402,79 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     }
 }
 
+/// futex_waitv(2): waits on up to 128 futexes at once (all 32-bit, private or shared alike:
+/// one address space per job); returns the index of the one that woke it.
+pub fn futex_waitv(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
+    const FUTEX2_SIZE_U32: u32 = 0x02;
+    const FUTEX2_SIZE_MASK: u32 = 0x03;
+    const FUTEX2_PRIVATE: u32 = 128;
+    const ENTRY: usize = 24; // struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 rsvd; }
+    let (waiters, n, flags, timeout, clock) = (a[0], a[1], a[2], a[3], a[4] as i32);
+    if flags != 0 || n == 0 || n > sched::WAITV_MAX as u64 {
+        return -EINVAL;
+    }
+    let deadline = if timeout == 0 {
+        None
+    } else {
+        let realtime = match clock {
+            0 => true,
+            1 => false,
+            _ => return -EINVAL,
+        };
+        match read_timespec(k, timeout) {
+            Ok(ns) => Some(deadline_abs(k, ns, realtime)),
+            Err(e) => return e,
+        }
+    };
+    let n = n as usize;
+    let mut raw = [0u8; ENTRY * sched::WAITV_MAX];
+    if let Err(e) = get_user(k, waiters, &mut raw[..ENTRY * n]) {
+        return e;
+    }
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let mut keys = [0u64; sched::WAITV_MAX];
+    let mut vals = [0u32; sched::WAITV_MAX];
+    for (i, e) in raw[..ENTRY * n].chunks_exact(ENTRY).enumerate() {
+        let (val, uaddr) = (word(&e[0..8]), word(&e[8..16]));
+        let f = word(&e[16..24]);
+        let (wflags, reserved) = (f as u32, (f >> 32) as u32);
+        if reserved != 0
+            || wflags & !(FUTEX2_SIZE_MASK | FUTEX2_PRIVATE) != 0
+            || wflags & FUTEX2_SIZE_MASK != FUTEX2_SIZE_U32
+            || val > u64::from(u32::MAX)
+            || uaddr % 4 != 0
+        {
+            return -EINVAL;
+        }
+        keys[i] = uaddr;
+        vals[i] = val as u32;
+    }
+    for i in 0..n {
+        match read_u32(k, keys[i]) {
+            Ok(v) if v != vals[i] => return -EAGAIN,
+            Ok(_) => {}
+            Err(e) => return e,
+        }
+    }
+    let me = arch::current_slot();
+    k.sched.waitv[me][..n].copy_from_slice(&keys[..n]);
+    k.sched.slots[me].waitv_len = n as u8;
+    k.sched.slots[me].woken = false;
+    let r = loop {
+        if !block(k, deadline) {
+            break -ETIMEDOUT;
+        }
+        if k.sched.slots[me].waitv_len == 0 {
+            break i64::from(k.sched.slots[me].waitv_woke);
+        }
+        if crate::signal::interrupted(k, me) {
+            break -crate::signal::ERESTARTSYS;
+        }
+    };
+    k.sched.slots[me].waitv_len = 0;
+    r
+}
+
 fn sleep_until(k: &mut KernelGuard, deadline: u64) -> bool {
     let me = arch::current_slot();
     loop {

@@ -443,7 +443,7 @@ syscall_table! {
     446 => landlock_restrict_self: Unsupported("not implemented yet"),
     447 => memfd_secret: Unsupported("secret memory cannot be shared with the host by design"),
     448 => process_mrelease: Unsupported("not implemented yet"),
-    449 => futex_waitv: Unsupported("not implemented yet"),
+    449 => futex_waitv: Local,
     450 => set_mempolicy_home_node: Unsupported("not implemented yet"),
     451 => cachestat: Unsupported("not implemented yet"),
     452 => fchmodat2: Offload,
