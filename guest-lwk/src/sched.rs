@@ -278,11 +278,14 @@ impl Sched {
     pub fn wake(&mut self, slot: usize) {
         let s = &mut self.slots[slot];
         s.woken = true;
+        let cpu = s.cpu;
         if s.state == State::Blocked {
             s.state = State::Ready;
+            self.kick_cpu(cpu);
+        } else if cpu != arch::current_cpu() {
+            // Halted in its wait, or in ring 3 (a signal): the IPI is enough.
+            arch::send_wakeup(cpu);
         }
-        let cpu = s.cpu;
-        self.kick_cpu(cpu);
     }
 
     fn kick_cpu(&self, cpu: usize) {
@@ -310,6 +313,9 @@ impl Sched {
                 continue;
             }
             let len = usize::from(self.slots[slot].waitv_len);
+            if len == 0 {
+                continue;
+            }
             if let Some(i) = self.waitv[slot][..len].iter().position(|&k| k == key) {
                 self.slots[slot].waitv_len = 0;
                 self.slots[slot].waitv_woke = i as u8;
@@ -335,6 +341,9 @@ impl Sched {
                 continue;
             }
             let len = usize::from(self.slots[slot].waitv_len);
+            if len == 0 {
+                continue;
+            }
             if let Some(k) = self.waitv[slot][..len].iter_mut().find(|k| **k == from) {
                 *k = to;
                 moved += 1;
@@ -383,17 +392,23 @@ impl Sched {
     /// KVM). A timer's deadline is always armed: its interrupt is what fires it, and
     /// `timer::expire` moves it on.
     pub fn arm(&self, cpu: usize) {
-        let now = arch::rdtsc();
+        // Read the TSC only if there is a deadline to compare (rdtsc in ring 0 is emulated).
+        let mut now = None;
         let mut d = crate::timer::next(cpu);
         let mut take = |t: u64| {
-            if t > now && (d == 0 || t < d) {
+            if t != 0 && (d == 0 || t < d) && t > *now.get_or_insert_with(arch::rdtsc) {
                 d = t;
             }
         };
         take(self.cpus[cpu].slice_end);
-        for s in self.slots[..self.high].iter() {
-            if s.cpu == cpu && matches!(s.state, State::Blocked | State::Running) {
-                take(s.deadline);
+        if self.cpus[cpu].threads <= 1 {
+            // The common case, one thread per vCPU: only the running context can wait.
+            take(self.slots[self.cpus[cpu].current].deadline);
+        } else {
+            for s in self.slots[..self.high].iter() {
+                if s.cpu == cpu && matches!(s.state, State::Blocked | State::Running) {
+                    take(s.deadline);
+                }
             }
         }
         arch::arm_timer(d);
@@ -493,7 +508,9 @@ pub fn block(k: &mut KernelGuard, deadline: Option<u64>) -> bool {
         {
             break false;
         }
-        if let Some(next) = k.sched.next_ready(cpu, me) {
+        // Only a vCPU with other threads can have one ready (contexts never migrate).
+        let shared = k.sched.cpus[cpu].threads > 1;
+        if shared && let Some(next) = k.sched.next_ready(cpu, me) {
             k.sched.slots[me].state = State::Blocked;
             switch(k, me, next);
             continue;
@@ -507,17 +524,28 @@ pub fn block(k: &mut KernelGuard, deadline: Option<u64>) -> bool {
         });
     };
     k.sched.slots[me].deadline = 0;
-    k.sched.arm(cpu);
+    if deadline.is_some() || k.sched.cpus[cpu].threads > 1 {
+        // Drop this wait's deadline from the timer (the vCPU's other deadlines stay).
+        k.sched.arm(cpu);
+    }
     woken
 }
 
 /// On the way back to ring 3 (`trap::dispatch_entry`): switches to another thread of this
 /// vCPU if one was woken or the running thread's slice ended.
+#[inline]
 pub fn preempt() {
     let cpu = arch::current_cpu();
-    if !NEED_RESCHED[cpu].swap(false, Ordering::Acquire) {
-        return;
+    // A plain load first: the common answer is "no", and a locked exchange is dearer (every
+    // ring-0 instruction is emulated on the development KVM).
+    if NEED_RESCHED[cpu].load(Ordering::Relaxed) && NEED_RESCHED[cpu].swap(false, Ordering::Acquire)
+    {
+        reschedule(cpu);
     }
+}
+
+#[inline(never)]
+fn reschedule(cpu: usize) {
     let mut k = kernel();
     let me = arch::current_slot();
     let end = k.sched.cpus[cpu].slice_end;

@@ -9,12 +9,12 @@
 //! (the LWK does not slew and the job is never suspended); the coarse clocks are the fine ones
 //! rounded down to [`COARSE_NS`], the tick length Linux reports for them.
 //!
-//! **CPU time.** Every vCPU runs at most one thread, so CPU time is kept per vCPU: the trap
-//! entry/exit hooks ([`enter_kernel`], [`exit_kernel`]) add the TSC ticks since the last
-//! transition to the user or the system counter, and [`block_begin`]/[`block_end`] leave out
-//! the time a thread spends halted (sleeping, waiting on a futex). A thread's time is its vCPU's
-//! counters since [`thread_start`]; the process's is the sum over all vCPUs (threads that exited
-//! included, as in Linux).
+//! **CPU time.** CPU time is kept per thread context (`sched`): the trap entry/exit hooks
+//! ([`enter_kernel`], [`exit_kernel`]) add the TSC ticks since the last transition to the user
+//! or the system counter, and [`block_begin`]/[`block_end`] leave out the time a thread spends
+//! halted or switched out (sleeping, waiting on a futex, waiting for its vCPU). A thread's time
+//! is its context's counters since [`thread_start`]; the process's is the sum over all contexts
+//! (threads that exited included, as in Linux).
 
 use crate::arch::{self, MAX_THREADS};
 use crate::bridge;

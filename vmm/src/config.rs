@@ -470,6 +470,46 @@ mod tests {
     }
 
     #[test]
+    fn oversubscription_policy_from_file_and_command_line() {
+        let o = resolve(args(&["./p"])).unwrap();
+        assert_eq!(
+            (o.oversubscribe, o.timeslice_ms),
+            (Oversubscribe::Refuse, DEFAULT_TIMESLICE_MS)
+        );
+        let p = write_config(
+            "oversub.toml",
+            "oversubscribe = \"timeslice\"\ntimeslice_ms = 3\n",
+        );
+        let o = resolve(args(&["--config", p.to_str().unwrap(), "./p"])).unwrap();
+        assert_eq!(
+            (o.oversubscribe, o.timeslice_ms),
+            (Oversubscribe::Timeslice, 3)
+        );
+        let o = resolve(args(&[
+            "--config",
+            p.to_str().unwrap(),
+            "--oversubscribe",
+            "refuse",
+            "--timeslice-ms",
+            "7",
+            "./p",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (o.oversubscribe, o.timeslice_ms),
+            (Oversubscribe::Refuse, 7)
+        );
+        let p = write_config("oversub-bad.toml", "timeslice_ms = 5000\n");
+        let e = resolve(args(&["--config", p.to_str().unwrap(), "./p"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("oversub-bad.toml:1") && e.contains("timeslice_ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn shipped_configs_parse() {
         for name in ["default.toml", "hpc.toml", "laptop.toml"] {
             let p = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -115,7 +115,7 @@ pub fn getrlimit(k: &mut Kernel, a: [u64; 6]) -> i64 {
 
 /// sysinfo(2): the job's machine as the LWK sees it — uptime from the host's monotonic clock
 /// (as natively), guest RAM for programs (`totalram`; `freeram` what is not handed out), no
-/// swap, no load (one thread per vCPU, no run queue), `procs` the live threads. `sysconf(_SC_PHYS_PAGES)` and
+/// swap, no load average, `procs` the live threads. `sysconf(_SC_PHYS_PAGES)` and
 /// `_SC_AVPHYS_PAGES` read these.
 pub fn sysinfo(k: &mut Kernel, a: [u64; 6]) -> i64 {
     let mut info = [0u8; 112];

@@ -1,6 +1,7 @@
 //! Threads: clone/clone3 (threads only; new processes are issue #9), thread exit with
-//! CLEARTID, futex, sleeping, the tid/robust-list calls and the scheduling queries. See `sched`
-//! for the model: one thread per vCPU, no preemption.
+//! CLEARTID, futex and futex_waitv, sleeping, the tid/robust-list calls and the scheduling
+//! queries. See `sched` for the model: a thread per vCPU, or threads sharing vCPUs in time
+//! slices (`oversubscribe`).
 
 use super::{get_user, put_user};
 use crate::arch::{self, TrapFrame, msr};
@@ -617,7 +618,8 @@ pub fn getcpu(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
 }
 
 /// sched_getscheduler(2) / sched_setscheduler(2) / sched_getparam(2) / sched_setparam(2):
-/// every thread runs SCHED_OTHER with priority 0 and owns its vCPU; requests are accepted.
+/// every thread runs SCHED_OTHER with priority 0 (round-robin among the threads of a vCPU);
+/// requests are accepted.
 pub fn sched_policy(k: &mut KernelGuard, number: u64, a: [u64; 6]) -> i64 {
     use offload_abi::syscalls::nr;
     if !tid_exists(k, a[0] as i32) {
