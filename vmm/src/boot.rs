@@ -343,6 +343,10 @@ pub fn write_boot_info(
         initial_sp: sp,
         auxv_va,
         timeslice_us: host.timeslice_us,
+        // SAFETY: getpgrp has no preconditions and cannot fail.
+        pgid: unsafe { libc::getpgrp() } as u32,
+        // SAFETY: getsid(0) asks about the calling process; it cannot fail for it.
+        sid: unsafe { libc::getsid(0) } as u32,
     };
     mem.write_obj(Wire(info), GuestAddress(layout::BOOT_INFO_GPA))
         .map_err(|_| BootError::GuestWrite(layout::BOOT_INFO_GPA))?;

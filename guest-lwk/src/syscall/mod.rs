@@ -25,6 +25,9 @@ pub struct Process {
     pub mm: crate::vm::Mm,
     pub rlimits: [[u64; 2]; RLIMIT_COUNT],
     pub pid: u32,
+    /// Process group and session (lwk-vmm's at start: the program has its pid).
+    pub pgid: u32,
+    pub sid: u32,
     /// Dispositions, pending sets and per-thread signal state (`crate::signal`).
     pub sig: &'static mut crate::signal::Table,
 }
@@ -35,6 +38,8 @@ impl Process {
             mm,
             rlimits: info.rlimits,
             pid: info.pid,
+            pgid: info.pgid,
+            sid: info.sid,
             sig,
         }
     }
@@ -198,6 +203,13 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::exit_group => process::exit_group(k, a),
         nr::getpid => process::getpid(k, a),
         nr::getppid => process::getppid(k, a),
+        nr::getpgrp => i64::from(k.process.pgid),
+        nr::getpgid => process::getpgid(k, a),
+        nr::getsid => process::getsid(k, a),
+        nr::setpgid => process::setpgid(k, a),
+        nr::setsid => process::setsid(k),
+        nr::wait4 => process::wait4(a),
+        nr::waitid => process::waitid(a),
         nr::getuid => i64::from(k.info.ids[0]),
         nr::geteuid => i64::from(k.info.ids[1]),
         nr::getgid => i64::from(k.info.ids[2]),

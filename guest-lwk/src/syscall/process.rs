@@ -3,7 +3,7 @@
 use super::{get_user, put_user};
 use crate::arch::{self, msr};
 use crate::{Kernel, exit_job};
-use offload_abi::errno::{EINVAL, EPERM, ESRCH};
+use offload_abi::errno::{EBADF, ECHILD, EINVAL, EPERM, ESRCH};
 use offload_abi::{RLIMIT_COUNT, exit_kind};
 
 /// exit_group(2): ends the job (all threads; the VMM stops every vCPU).
@@ -19,6 +19,112 @@ pub fn getpid(k: &mut Kernel, _a: [u64; 6]) -> i64 {
 /// getppid(2)
 pub fn getppid(k: &mut Kernel, _a: [u64; 6]) -> i64 {
     i64::from(k.info.ppid)
+}
+
+/// Whether `pid` names the calling process (0 or its own pid). The job is one process: other
+/// pids name nothing the program can reach.
+fn is_self(k: &Kernel, pid: u64) -> Result<(), i64> {
+    match pid as i32 {
+        0 => Ok(()),
+        p if p as u32 == k.process.pid => Ok(()),
+        p if p < 0 => Err(-EINVAL),
+        _ => Err(-ESRCH),
+    }
+}
+
+/// getpgid(2)
+pub fn getpgid(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    match is_self(k, a[0]) {
+        Ok(()) => i64::from(k.process.pgid),
+        Err(e) if e == -EINVAL => -ESRCH,
+        Err(e) => e,
+    }
+}
+
+/// getsid(2)
+pub fn getsid(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    match is_self(k, a[0]) {
+        Ok(()) => i64::from(k.process.sid),
+        Err(e) if e == -EINVAL => -ESRCH,
+        Err(e) => e,
+    }
+}
+
+/// setpgid(2), by Linux's rules for the calling process: a session leader cannot move
+/// (EPERM); it may lead a group of its own (`pgid` 0 or its pid) or stay in its group; any
+/// other group would have to exist in its session, and the job has no other process (EPERM).
+pub fn setpgid(k: &mut Kernel, a: [u64; 6]) -> i64 {
+    if let Err(e) = is_self(k, a[0]) {
+        return e;
+    }
+    let pgid = a[1] as i32;
+    if pgid < 0 {
+        return -EINVAL;
+    }
+    let p = &mut k.process;
+    let want = if pgid == 0 { p.pid } else { pgid as u32 };
+    if p.sid == p.pid {
+        return -EPERM;
+    }
+    if want != p.pid && want != p.pgid {
+        return -EPERM;
+    }
+    p.pgid = want;
+    0
+}
+
+/// setsid(2): a new session and group led by the caller, unless it already leads a group.
+pub fn setsid(k: &mut Kernel) -> i64 {
+    let p = &mut k.process;
+    if p.pgid == p.pid {
+        return -EPERM;
+    }
+    p.sid = p.pid;
+    p.pgid = p.pid;
+    i64::from(p.pid)
+}
+
+const WNOHANG: u64 = 1;
+const WUNTRACED: u64 = 2;
+const WEXITED: u64 = 4;
+const WCONTINUED: u64 = 8;
+const WNOWAIT: u64 = 0x0100_0000;
+const WNOTHREAD: u64 = 0x2000_0000;
+const WALL: u64 = 0x4000_0000;
+const WCLONE: u64 = 0x8000_0000;
+
+/// wait4(2): the job's process has no children (fork is not implemented yet), so after the
+/// argument checks Linux's answer is ECHILD.
+pub fn wait4(a: [u64; 6]) -> i64 {
+    if a[2] & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return -EINVAL;
+    }
+    if a[0] as i32 == i32::MIN {
+        return -ESRCH;
+    }
+    -ECHILD
+}
+
+/// waitid(2): as [`wait4`], after waitid's own argument checks.
+pub fn waitid(a: [u64; 6]) -> i64 {
+    const P_PID: u64 = 1;
+    const P_PGID: u64 = 2;
+    const P_PIDFD: u64 = 3;
+    let (idtype, id, options) = (a[0], a[1] as i32, a[3]);
+    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
+        != 0
+        || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
+        || idtype > P_PIDFD
+        || (idtype == P_PID && id <= 0)
+        || ((idtype == P_PGID || idtype == P_PIDFD) && id < 0)
+    {
+        return -EINVAL;
+    }
+    if idtype == P_PIDFD {
+        // No pidfd can exist in the job: whatever the fd is, it is not one.
+        return -EBADF;
+    }
+    -ECHILD
 }
 
 /// uname(2): the host's identity (so programs that print it match their native run).

@@ -182,6 +182,11 @@ pub struct BootInfo {
     /// Time slice in microseconds when threads outnumber vCPUs (`oversubscribe =
     /// "timeslice"`); 0: clone refuses a thread that would need one (`"refuse"`).
     pub timeslice_us: u64,
+    /// Process group of lwk-vmm (the program's at start, as if it ran natively in its place:
+    /// it has lwk-vmm's pid).
+    pub pgid: u32,
+    /// Session of lwk-vmm (likewise).
+    pub sid: u32,
 }
 
 /// Words reserved for the auxiliary vector on the initial stack (24 key/value pairs).
@@ -197,7 +202,7 @@ const _: () = assert!(offset_of!(BootInfo, ids) == 288);
 const _: () = assert!(offset_of!(BootInfo, rlimits) == 320);
 const _: () = assert!(offset_of!(BootInfo, utsname) == 576);
 const _: () = assert!(offset_of!(BootInfo, initial_sp) == 968);
-const _: () = assert!(size_of::<BootInfo>() == 992);
+const _: () = assert!(size_of::<BootInfo>() == 1000);
 const _: () = assert!(size_of::<BootInfo>() <= 4096);
 
 /// Operations of an offload request ([`BridgeRequest::op`]).
