@@ -265,6 +265,44 @@ impl<H: AsyncHandler> PortDevice for AsyncDoorbell<H> {
     }
 }
 
+/// Interrupts offloaded calls the LWK has a signal for (`port::INTERRUPT_SYNC` and
+/// `port::INTERRUPT_ASYNC`).
+pub trait InterruptHandler: Send + Sync {
+    /// Interrupt the synchronous call of vCPU `vcpu`, if one is in flight.
+    fn interrupt_sync(&self, vcpu: u32);
+    /// Interrupt the asynchronous call of the slot page with page-frame number `pfn`, if one
+    /// was submitted and has not completed.
+    fn interrupt_async(&self, pfn: u32);
+}
+
+/// The two interruption ports (registered as one range of two ports).
+pub struct InterruptPorts<H: InterruptHandler> {
+    handler: H,
+}
+
+impl<H: InterruptHandler> InterruptPorts<H> {
+    /// The first port (`port::INTERRUPT_SYNC`; `INTERRUPT_ASYNC` follows it).
+    pub const PORT: u16 = port::INTERRUPT_SYNC;
+
+    /// Ports that call `handler`.
+    pub fn new(handler: H) -> Self {
+        InterruptPorts { handler }
+    }
+}
+
+const _: () = assert!(port::INTERRUPT_ASYNC == port::INTERRUPT_SYNC + 1);
+
+impl<H: InterruptHandler> PortDevice for InterruptPorts<H> {
+    fn write(&self, _vcpu: u32, port: u16, data: &[u8]) -> PortAction {
+        if port == port::INTERRUPT_SYNC {
+            self.handler.interrupt_sync(value(data));
+        } else {
+            self.handler.interrupt_async(value(data));
+        }
+        PortAction::Continue
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

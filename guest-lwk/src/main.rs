@@ -213,7 +213,7 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
     let timeslice = info.timeslice_us.saturating_mul(info.tsc_khz) / 1000;
     *KERNEL.lock() = Some(Kernel {
         info,
-        sched: sched::Sched::new(ncpus, info.pid, timeslice),
+        sched: sched::Sched::new(ncpus, info.pid, timeslice, info.tsc_khz),
         frames,
         process,
         clock,

@@ -19,7 +19,7 @@
 //! thread again.
 
 use crate::arch::{self, MAX_CPUS, MAX_THREADS, TrapFrame};
-use crate::{KernelGuard, kernel};
+use crate::{Kernel, KernelGuard, kernel};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A thread of the (single) process.
@@ -92,6 +92,8 @@ pub struct Slot {
     fpu_saved: bool,
     /// Waits for an asynchronous offload in its page (`arch::async_page_pa`).
     async_wait: bool,
+    /// Its offloaded call on the host, if any (for [`interrupt_offload`]).
+    pub in_offload: InOffload,
     /// Number of futexes its `futex_waitv` waits on (keys in `Sched::waitv`; 0: none).
     pub waitv_len: u8,
     /// Index of the futex a wake-up of its `futex_waitv` came through.
@@ -112,6 +114,7 @@ impl Slot {
         gs_base: 0,
         fpu_saved: false,
         async_wait: false,
+        in_offload: InOffload::No,
         waitv_len: 0,
         waitv_woke: 0,
     };
@@ -119,6 +122,18 @@ impl Slot {
 
 /// The contexts, in .bss: the scheduler refers to them (too large to build on a kernel stack).
 static SLOTS: arch::Global<[Slot; MAX_THREADS]> = arch::Global::new([Slot::FREE; MAX_THREADS]);
+
+/// Where a thread's offloaded call runs while the thread waits for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InOffload {
+    /// No call.
+    #[default]
+    No,
+    /// A synchronous call: its vCPU is in the VMM until it returns.
+    Sync,
+    /// An asynchronous call in the thread's async page.
+    Async,
+}
 
 /// One vCPU as the scheduler sees it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -156,6 +171,8 @@ pub struct Sched {
     /// Contexts at and above this index have never been used: scans stop here (every
     /// ring-0 instruction is emulated on the development KVM).
     pub high: usize,
+    /// TSC ticks from now at which a deadline that already passed is armed (100 µs).
+    pub late: u64,
 }
 
 /// Per vCPU: a context of it became ready, or its running thread's slice ended; checked
@@ -165,7 +182,7 @@ static NEED_RESCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) };
 impl Sched {
     /// vCPU 0 runs the first thread (context 0), with the process id as its thread id; the
     /// other vCPUs boot into their idle loops (contexts 1..ncpus).
-    pub fn new(ncpus: usize, pid: u32, timeslice: u64) -> Self {
+    pub fn new(ncpus: usize, pid: u32, timeslice: u64, tsc_khz: u64) -> Self {
         let mut cpus = [Cpu::default(); MAX_CPUS];
         // SAFETY: called once, at boot on vCPU 0 before the other vCPUs start (see `Global`);
         // afterwards the slots are reached only through the scheduler, under the kernel lock.
@@ -196,6 +213,7 @@ impl Sched {
             warned_full: false,
             timeslice,
             high: ncpus,
+            late: (tsc_khz / 10).max(1),
         }
     }
 
@@ -264,6 +282,7 @@ impl Sched {
             gs_base: 0,
             fpu_saved: true,
             async_wait: false,
+            in_offload: InOffload::No,
             waitv_len: 0,
             waitv_woke: 0,
         };
@@ -385,18 +404,25 @@ impl Sched {
     /// Arms `cpu`'s TSC-deadline timer (the calling vCPU's) for the earliest of its timers
     /// (`timer`), the waits of its contexts and the running thread's slice end.
     ///
-    /// Wait deadlines and slice ends already passed are left out: whoever waits looks at the
-    /// TSC before it halts (`block`), `next_ready` readies blocked waits that timed out, and a
-    /// slice that ended has asked for a switch. Arming one of them would make the timer fire
-    /// again at once on every return from its own interrupt (an interrupt storm on hardware
-    /// KVM). A timer's deadline is always armed: its interrupt is what fires it, and
-    /// `timer::expire` moves it on.
+    /// A wait deadline or slice end that has already passed (the vCPU was late: its host
+    /// thread was descheduled, say) is armed a short delay ([`Sched::late`]) from now, never
+    /// dropped: whoever it is for may need the interrupt to run at all (a thread spinning in
+    /// ring 3 is only preempted by it). Nor is it armed in the past: the timer would fire again
+    /// the moment its own interrupt returned, for as long as nobody consumed the deadline (an
+    /// interrupt storm on hardware KVM). A timer's deadline is armed as it is: its interrupt is
+    /// what fires it, and `timer::expire` moves it on.
     pub fn arm(&self, cpu: usize) {
         // Read the TSC only if there is a deadline to compare (rdtsc in ring 0 is emulated).
         let mut now = None;
+        let late = self.late;
         let mut d = crate::timer::next(cpu);
         let mut take = |t: u64| {
-            if t != 0 && (d == 0 || t < d) && t > *now.get_or_insert_with(arch::rdtsc) {
+            if t == 0 {
+                return;
+            }
+            let now = *now.get_or_insert_with(arch::rdtsc);
+            let t = t.max(now.saturating_add(late));
+            if d == 0 || t < d {
                 d = t;
             }
         };
@@ -652,9 +678,36 @@ pub fn async_completed() {
     }
 }
 
-/// Whether the calling vCPU runs more than one thread (offloads then go asynchronous).
-pub fn shared_cpu(k: &KernelGuard) -> bool {
-    k.sched.cpus[arch::current_cpu()].threads > 1
+/// Whether the offloaded call `nr` of the calling thread runs asynchronously: when its vCPU has
+/// other threads (they must run while it waits), or when it may block and a timer of this vCPU
+/// is armed (its interrupt must be taken, and may bring a signal that interrupts the call:
+/// `alarm(); read()`). Otherwise it is synchronous: one VM exit, no thread hop.
+pub fn offload_async_for(k: &KernelGuard, nr: u64) -> bool {
+    let cpu = arch::current_cpu();
+    k.sched.cpus[cpu].threads > 1
+        || (offload_abi::syscalls::may_block(nr) && crate::timer::next(cpu) != 0)
+}
+
+/// A signal came for the thread in context `slot`: if it waits for an offloaded call, ask the
+/// VMM to interrupt that call (a blocked host call then returns EINTR, and the LWK delivers
+/// the signal and restarts or fails the call as Linux would). A synchronous call can only be
+/// interrupted from another vCPU: its own is in the VMM.
+pub fn interrupt_offload(k: &Kernel, slot: usize) {
+    let s = &k.sched.slots[slot];
+    match s.in_offload {
+        InOffload::No => {}
+        InOffload::Sync => {
+            if s.cpu != arch::current_cpu() {
+                arch::outl(offload_abi::port::INTERRUPT_SYNC, s.cpu as u32);
+            }
+        }
+        InOffload::Async => {
+            arch::outl(
+                offload_abi::port::INTERRUPT_ASYNC,
+                (arch::async_page_pa(slot) >> 12) as u32,
+            );
+        }
+    }
 }
 
 /// Marks vCPU `cpu` ready for threads and tells vCPU 0.

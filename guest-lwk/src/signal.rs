@@ -381,10 +381,12 @@ fn live(k: &Kernel, slot: usize) -> bool {
 }
 
 /// Marks the thread in context `slot` to look at its signals, and wakes it: out of a wait
-/// (futex, sleep, sigsuspend: `woken`), or out of user mode (its vCPU enters and leaves ring 0).
+/// (futex, sleep, sigsuspend: `woken`), out of user mode (its vCPU enters and leaves ring 0), or
+/// out of an offloaded call blocked on the host (`sched::interrupt_offload`).
 fn kick(k: &mut Kernel, slot: usize) {
     HINT[slot].store(true, Ordering::Release);
     k.sched.wake(slot);
+    crate::sched::interrupt_offload(k, slot);
 }
 
 /// Whether the thread on `slot` has a signal it does not block (a blocking call then stops).

@@ -1074,13 +1074,17 @@ pub fn with_faults<K: DerefMut<Target = Kernel>>(
 /// host checks buffers before doing anything irreversible).
 pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
     for _ in 0..MAX_FAULT_RETRIES {
-        let (r, val) = if crate::sched::shared_cpu(k) {
+        let me = arch::current_slot();
+        let (r, val) = if crate::sched::offload_async_for(k, nr) {
+            k.sched.slots[me].in_offload = crate::sched::InOffload::Async;
             crate::sched::offload_async(k, nr, args)
         } else {
+            k.sched.slots[me].in_offload = crate::sched::InOffload::Sync;
             let mut reply = (0, [0; 2]);
             k.unlocked(|| reply = bridge::user_syscall(nr, args));
             reply
         };
+        k.sched.slots[me].in_offload = crate::sched::InOffload::No;
         if r == -EINTR {
             // The VMM interrupts a blocked host call for a host signal whose interrupt is still
             // pending on this CPU (ring 0 runs with IF clear): take it now, so that the restart

@@ -43,3 +43,29 @@ fn an_interval_timer_takes_timer_interrupts() {
     let n = timer_interrupts("timer_alarm-glibc", "timer-alarm");
     assert!(n > 0, "setitimer ran without a timer interrupt");
 }
+
+#[test]
+fn own_signals_interrupt_offloaded_calls_on_a_shared_vcpu() {
+    if !kvm_usable() {
+        return;
+    }
+    // The main test runs this program with --cpus 2 (the blocked reader's synchronous call is
+    // interrupted from the other vCPU); here both threads share one vCPU, so every blocked
+    // call is asynchronous and the interruption goes to its host worker.
+    let (prog, args) = program("sig_offload_interrupt-musl");
+    let want = native(&prog, &args);
+    let got = run(Command::new(LWK_VMM)
+        .args(["run", "--cpus", "1", "--oversubscribe", "timeslice"])
+        .arg(&prog)
+        .args(&args));
+    assert_eq!(
+        status_of(&got),
+        status_of(&want),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        String::from_utf8_lossy(&want.stdout)
+    );
+}

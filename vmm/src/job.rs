@@ -8,7 +8,7 @@ use crate::signals::{self, Slots};
 use crate::stats::{JobStats, VcpuPlacement};
 use crate::vcpu::{self, ExitCounts, VcpuError};
 use kvm_ioctls::Kvm;
-use lwk_devices::{AsyncDoorbell, Doorbell, ExitPort, Gate, PortBus, StartAps};
+use lwk_devices::{AsyncDoorbell, Doorbell, ExitPort, Gate, InterruptPorts, PortBus, StartAps};
 use offload_abi::{GuestStats, boot_flags, exit_kind, layout};
 use offload_host::wire::Wire;
 use offload_host::{FdTable, JobContext, Servicer};
@@ -582,6 +582,11 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         AsyncDoorbell::<AsyncOffloads>::PORT,
         1,
         Box::new(AsyncDoorbell::new(async_offloads.clone())),
+    );
+    let _ = bus.register(
+        InterruptPorts::<AsyncOffloads>::PORT,
+        2,
+        Box::new(InterruptPorts::new(async_offloads.clone())),
     );
 
     tracing::info!(

@@ -14,7 +14,7 @@
 
 use crate::signals::{self, Slots};
 use kvm_ioctls::VmFd;
-use lwk_devices::{AsyncHandler, DoorbellHandler};
+use lwk_devices::{AsyncHandler, DoorbellHandler, InterruptHandler};
 use offload_abi::syscalls::{Disposition, disposition};
 use offload_abi::{AsyncSlot, BridgeRequest, async_offload, errno, layout, op};
 use offload_host::wire::Wire;
@@ -144,6 +144,9 @@ struct Inner {
     cores: Vec<usize>,
     /// Free asynchronous slot indices in `slots`; empty = `MAX_IN_FLIGHT` calls in flight.
     free: Mutex<Vec<usize>>,
+    /// Page GPA -> slot index of each call submitted and not completed (for
+    /// `port::INTERRUPT_ASYNC`).
+    pages: Mutex<std::collections::HashMap<u64, usize>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     stopping: AtomicBool,
     counts: Counters,
@@ -183,6 +186,7 @@ impl AsyncOffloads {
                 cores,
                 // Popped from the end: the lowest index first.
                 free: Mutex::new((Slots::ASYNC_BASE..Slots::LEN).rev().collect()),
+                pages: Mutex::new(std::collections::HashMap::new()),
                 workers: Mutex::new(Vec::new()),
                 stopping: AtomicBool::new(false),
                 counts: Counters::default(),
@@ -256,6 +260,23 @@ impl AsyncHandler for AsyncOffloads {
     }
 }
 
+impl InterruptHandler for AsyncOffloads {
+    fn interrupt_sync(&self, vcpu: u32) {
+        if vcpu < offload_abi::layout::MAX_VCPUS {
+            self.inner.slots.request_interrupt(vcpu as usize, false);
+        }
+    }
+
+    fn interrupt_async(&self, pfn: u32) {
+        let index = lock(&self.inner.pages)
+            .get(&(u64::from(pfn) << 12))
+            .copied();
+        if let Some(index) = index {
+            self.inner.slots.request_interrupt(index, true);
+        }
+    }
+}
+
 impl Inner {
     fn submit(this: &Arc<Self>, vcpu: u32, pfn: u32) {
         this.counts.submitted.fetch_add(1, Ordering::Relaxed);
@@ -283,6 +304,7 @@ impl Inner {
         let Some(index) = lock(&this.free).pop() else {
             return this.refuse(gpa, vcpu, -errno::EAGAIN);
         };
+        lock(&this.pages).insert(gpa, index);
         let worker = this.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("offload{}", index - Slots::ASYNC_BASE))
@@ -296,6 +318,8 @@ impl Inner {
             }
             Err(e) => {
                 tracing::warn!("cannot start an async offload worker: {e}");
+                lock(&this.pages).remove(&gpa);
+                this.slots.clear_request(index);
                 lock(&this.free).push(index);
                 this.refuse(gpa, vcpu, -errno::EAGAIN);
             }
@@ -327,6 +351,8 @@ impl Inner {
         }
         // The slot is free again before the guest can see the completion (so that it may
         // submit again at once without meeting the limit).
+        lock(&self.pages).remove(&gpa);
+        self.slots.clear_request(index);
         lock(&self.free).push(index);
         self.counts.completed.fetch_add(1, Ordering::Relaxed);
         self.complete(gpa, vcpu, req.ret, req.val);

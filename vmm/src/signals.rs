@@ -33,9 +33,7 @@
 //! have their default actions for lwk-vmm itself.
 
 use kvm_ioctls::VmFd;
-use offload_abi::{
-    BridgeRequest, HostSignals, async_offload, errno, hostsig, layout, op, syscalls::nr,
-};
+use offload_abi::{BridgeRequest, HostSignals, async_offload, errno, hostsig, layout, op};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,6 +123,9 @@ struct Slot {
     seq: u64,
     /// Whether the service thread signalled this offload.
     signalled: bool,
+    /// The LWK asked to interrupt the call on this slot (`port::INTERRUPT_SYNC`/`_ASYNC`);
+    /// cleared when it ends.
+    requested: bool,
 }
 
 /// Offloads in flight (one slot per vCPU id, then one per asynchronous call) and the
@@ -156,35 +157,10 @@ fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Offloads that may block indefinitely (on a pipe, socket, terminal or lock): entered while an
-/// interrupting signal is pending, they fail with EINTR without running.
+/// Offloads that may block indefinitely: entered while an interrupting signal is pending (or
+/// after the LWK asked to interrupt them), they fail with EINTR without running.
 fn may_block(number: u64) -> bool {
-    matches!(
-        number,
-        nr::read
-            | nr::readv
-            | nr::write
-            | nr::writev
-            | nr::recvfrom
-            | nr::recvmsg
-            | nr::recvmmsg
-            | nr::sendto
-            | nr::sendmsg
-            | nr::sendmmsg
-            | nr::accept
-            | nr::accept4
-            | nr::connect
-            | nr::poll
-            | nr::ppoll
-            | nr::select
-            | nr::pselect6
-            | nr::epoll_wait
-            | nr::epoll_pwait
-            | nr::epoll_pwait2
-            | nr::flock
-            | nr::splice
-            | nr::tee
-    )
+    offload_abi::syscalls::may_block(number)
 }
 
 impl Slots {
@@ -241,27 +217,66 @@ impl Slots {
         let Some(slot) = slot else {
             return Some(serve());
         };
-        {
+        let requested = {
             let mut s = lock(slot);
             // SAFETY: pthread_self has no preconditions.
             s.thread = Some(unsafe { libc::pthread_self() });
             s.seq = s.seq.wrapping_add(1);
             s.signalled = false;
-        }
+            s.requested
+        };
         // Registered first, then the pending set read: either this reads a signal the service
         // thread has set, or the service thread sees this offload in flight and signals it.
         let pending = pending_interrupting(mem);
-        let refuse = pending != 0 && may_block(number);
+        let refuse = (pending != 0 || requested) && may_block(number);
         let ret = if refuse { None } else { Some(serve()) };
         let signalled = {
             let mut s = lock(slot);
             s.thread = None;
+            s.requested = false;
             s.signalled
         };
         if refuse || (signalled && ret == Some(-errno::EINTR)) {
             self.interrupted.fetch_add(1, Ordering::Relaxed);
         }
         ret
+    }
+
+    /// The LWK asks to interrupt the call on slot `index` (it has a signal for the thread that
+    /// made it). A call in flight is signalled, repeatedly for up to 2 ms in case it had not
+    /// blocked yet when the first signal came (blocked, it returns EINTR at once; running, it
+    /// completes normally). With no call in flight nothing happens, unless `reserved` (an
+    /// asynchronous call submitted on this slot whose worker has not started it): it is then
+    /// refused with EINTR when it starts, if it may block. Runs on the asking vCPU's thread.
+    pub fn request_interrupt(&self, index: usize, reserved: bool) {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let seq = {
+            let mut s = lock(slot);
+            match s.thread {
+                Some(_) => {
+                    s.requested = true;
+                    s.seq
+                }
+                None => {
+                    s.requested |= reserved;
+                    return;
+                }
+            }
+        };
+        let deadline = std::time::Instant::now() + Duration::from_millis(2);
+        while self.kick(index, seq, false) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// Forgets an interruption request on slot `index` (its call ended without reaching
+    /// [`Slots::interruptible`]).
+    pub fn clear_request(&self, index: usize) {
+        if let Some(slot) = self.slots.get(index) {
+            lock(slot).requested = false;
+        }
     }
 
     /// The offloads in flight now: (slot index, sequence number).
@@ -511,6 +526,7 @@ pub fn set_affinity(cores: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use offload_abi::syscalls::nr;
 
     fn mem() -> GuestMemoryMmap {
         GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap()

@@ -78,6 +78,16 @@ pub mod port {
     /// `xsave` on every KVM, so the VMM does it with KVM_GET_XSAVE/KVM_SET_XSAVE). The value
     /// is the guest-physical address of an [`super::FpuSwitch`] shifted right by 4.
     pub const FPU_SWITCH: u16 = 0x7104;
+    /// The LWK has a signal for a thread whose offloaded call may be blocked on the host: the
+    /// VMM interrupts the synchronous call of the vCPU whose id is written (32-bit), if one is
+    /// in flight. The host call then returns -EINTR if it was blocked (the VMM repeats the
+    /// interruption for up to 2 ms, in case it was not blocked yet); a call that was not
+    /// blocked completes normally. Nothing happens if the vCPU has no call in flight.
+    pub const INTERRUPT_SYNC: u16 = 0x7105;
+    /// The same for the asynchronous call in the [`super::AsyncSlot`] page whose GPA >> 12 is
+    /// written; a call submitted but not started yet that may block is completed with -EINTR
+    /// without running.
+    pub const INTERRUPT_ASYNC: u16 = 0x7106;
 }
 
 /// Magic value at the start of [`BootInfo`] (`"LWKBOOT1"`).

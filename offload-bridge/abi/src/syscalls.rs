@@ -463,3 +463,34 @@ syscall_table! {
     466 => removexattrat: Unsupported("the *xattrat calls of Linux 6.13 are not offloaded yet (the older xattr calls are)"),
     467 => open_tree_attr: Unsupported("the job cannot change or inspect the host's mounts"),
 }
+
+/// Offloaded syscalls that may block indefinitely (on a pipe, socket, terminal or lock): the
+/// ones a signal must be able to interrupt while they wait on the host.
+pub fn may_block(number: u64) -> bool {
+    matches!(
+        number,
+        nr::read
+            | nr::readv
+            | nr::write
+            | nr::writev
+            | nr::recvfrom
+            | nr::recvmsg
+            | nr::recvmmsg
+            | nr::sendto
+            | nr::sendmsg
+            | nr::sendmmsg
+            | nr::accept
+            | nr::accept4
+            | nr::connect
+            | nr::poll
+            | nr::ppoll
+            | nr::select
+            | nr::pselect6
+            | nr::epoll_wait
+            | nr::epoll_pwait
+            | nr::epoll_pwait2
+            | nr::flock
+            | nr::splice
+            | nr::tee
+    )
+}
