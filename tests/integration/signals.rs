@@ -54,18 +54,6 @@ fn own_signals_interrupt_offloaded_calls_on_a_shared_vcpu() {
     // call is asynchronous and the interruption goes to its host worker.
     let (prog, args) = program("sig_offload_interrupt-musl");
     let want = native(&prog, &args);
-    let got = run(Command::new(LWK_VMM)
-        .args(["run", "--cpus", "1", "--oversubscribe", "timeslice"])
-        .arg(&prog)
-        .args(&args));
-    assert_eq!(
-        status_of(&got),
-        status_of(&want),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&got.stdout),
-        String::from_utf8_lossy(&want.stdout)
-    );
+    let got = run_on_shared_vcpu(&prog, &args, &[], None);
+    assert_like_native("sig_offload_interrupt-musl", &got, &want);
 }

@@ -126,12 +126,7 @@ fn threads_share_a_vcpu_with_timeslice() {
     // output itself is compared with native in the main test.
     let (prog, args) = program("sched_timeslice-musl");
     let stats = stats_path("timeslice");
-    let o = run(Command::new(LWK_VMM)
-        .args(["run", "--cpus", "1", "--oversubscribe", "timeslice"])
-        .args(["--timeslice-ms", "2", "--stats-json"])
-        .arg(&stats)
-        .arg(&prog)
-        .args(&args));
+    let o = run_on_shared_vcpu(&prog, &args, &["--timeslice-ms", "2"], Some(&stats));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -150,18 +145,7 @@ fn threads_share_a_vcpu_with_timeslice() {
     // One thread per vCPU under the same policy: no slice timer, no switch (no tick).
     let (prog, args) = program("timer_none-glibc");
     let stats = stats_path("timeslice-alone");
-    let o = run(Command::new(LWK_VMM)
-        .args([
-            "run",
-            "--cpus",
-            "1",
-            "--oversubscribe",
-            "timeslice",
-            "--stats-json",
-        ])
-        .arg(&stats)
-        .arg(&prog)
-        .args(&args));
+    let o = run_on_shared_vcpu(&prog, &args, &[], Some(&stats));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = read_stats(&stats);
     assert_eq!(s["guest_timer_interrupts"].as_u64(), Some(0), "{s}");
@@ -204,29 +188,8 @@ fn blocking_host_calls_do_not_stop_threads_sharing_a_vcpu() {
         let (prog, args) = program(name);
         let want = native(&prog, &args);
         let stats = stats_path(&format!("shared-{name}"));
-        let got = run(Command::new(LWK_VMM)
-            .args([
-                "run",
-                "--cpus",
-                "1",
-                "--oversubscribe",
-                "timeslice",
-                "--stats-json",
-            ])
-            .arg(&stats)
-            .arg(&prog)
-            .args(&args));
-        assert_eq!(
-            status_of(&got),
-            status_of(&want),
-            "{name}: {}",
-            String::from_utf8_lossy(&got.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&got.stdout),
-            String::from_utf8_lossy(&want.stdout),
-            "{name}"
-        );
+        let got = run_on_shared_vcpu(&prog, &args, &[], Some(&stats));
+        assert_like_native(name, &got, &want);
         let s = read_stats(&stats);
         let submitted = s["async_offloads"]["submitted"].as_u64().unwrap_or(0);
         assert!(submitted >= 1, "{name}: no asynchronous offload: {s}");

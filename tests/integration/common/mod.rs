@@ -171,3 +171,37 @@ pub fn read_stats(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("stats file written"))
         .expect("stats are JSON")
 }
+
+/// Runs `prog` with all its threads on one vCPU (`--cpus 1 --oversubscribe timeslice`, plus
+/// `extra` options), writing statistics to `stats` if given.
+#[allow(dead_code)] // Not every test target uses it.
+pub fn run_on_shared_vcpu(
+    prog: &Path,
+    args: &[String],
+    extra: &[&str],
+    stats: Option<&Path>,
+) -> Output {
+    let mut cmd = Command::new(LWK_VMM);
+    cmd.args(["run", "--cpus", "1", "--oversubscribe", "timeslice"])
+        .args(extra);
+    if let Some(s) = stats {
+        cmd.arg("--stats-json").arg(s);
+    }
+    run(cmd.arg(prog).args(args))
+}
+
+/// Asserts that an lwk-vmm run exited like the native run and printed the same stdout.
+#[allow(dead_code)] // Not every test target uses it.
+pub fn assert_like_native(label: &str, got: &Output, want: &Output) {
+    assert_eq!(
+        status_of(got),
+        status_of(want),
+        "{label}: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        String::from_utf8_lossy(&want.stdout),
+        "{label}"
+    );
+}
