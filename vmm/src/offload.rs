@@ -496,7 +496,7 @@ mod tests {
         assert_eq!(slot.req.val, [0, 0]);
         assert_eq!(slot.vcpu, 2);
         assert_eq!(slot.tag, 0x1234_5678, "the guest's word is untouched");
-        assert!(j.servicer.fds.get(0).is_ok());
+        assert!(j.servicer.process(0).unwrap().fds.get(0).is_ok());
         assert!(j.offloads.shutdown(Duration::from_secs(5)));
         // The interrupt went to the submitting vCPU, and when it was raised the guest could
         // already see done = 1 and the result.
