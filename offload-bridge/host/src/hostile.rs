@@ -105,10 +105,15 @@ impl Guest {
     }
 
     fn call(&self, s: &Servicer, number: u64, args: &[u64]) -> Result<i64, Errno> {
+        self.call_as(s, s.ctx.process.pid, number, args)
+    }
+
+    /// A syscall made by process `pid`.
+    fn call_as(&self, s: &Servicer, pid: u32, number: u64, args: &[u64]) -> Result<i64, Errno> {
         let view = crate::GuestView::new(&self.mem, PML4, false);
         let mut a = [0u64; 6];
         a[..args.len()].copy_from_slice(args);
-        s.syscall(s.ctx.process.pid, &view, number, a)
+        s.syscall(pid, &view, number, a)
     }
 
     /// Puts bytes at a user address (through the page tables).
@@ -744,3 +749,6 @@ fn a_blocked_call_holds_no_lock_and_survives_a_close_of_its_fd() {
     });
     assert_eq!(g.get(BIG, 5), b"hello");
 }
+
+#[path = "processes_tests.rs"]
+mod processes;
