@@ -2,7 +2,7 @@
 //!
 //! The VMM hands every offload request the guest makes (an [`offload_abi::BridgeRequest`] in
 //! the vCPU's bridge page) to [`Servicer::serve`], which executes it against host Linux:
-//! offloaded syscalls run in the VMM process, on the guest's own fd table ([`FdTable`]), with
+//! offloaded syscalls run in the VMM process, on the calling process's fd table ([`FdTable`]), with
 //! paths resolved inside the job's root, and guest pointers resolved and checked through
 //! [`GuestView`] (the one checked guest-memory type).
 //!
@@ -142,7 +142,7 @@ pub struct ProcessInfo {
 }
 
 /// Clears the VMM process's umask while any servicer lives, restoring it after the last one:
-/// the guest's umask is per job and applied by the servicer to every mode it passes, so the
+/// the guest's umask is per process and applied by the servicer to every mode it passes, so the
 /// host's must not strip bits a second time.
 #[derive(Debug)]
 struct ProcessUmask;

@@ -1,4 +1,4 @@
-//! Calls that need the host for what the LWK cannot know or make, and per-job process state
+//! Calls that need the host for what the LWK cannot know or make, and per-process state
 //! the host keeps (umask).
 
 use crate::Proc;
@@ -23,7 +23,7 @@ pub(crate) fn getrandom<M: GuestMemoryBackend>(_s: &Proc<'_>, c: &Call<'_, '_, M
     Ok(n as i64)
 }
 
-/// umask(2): the job's umask lives in the servicer and is applied to every mode it passes to
+/// umask(2): each process's umask lives in the servicer and is applied to every mode it passes to
 /// the host (whose own umask is 0 meanwhile).
 pub(crate) fn umask<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let old = s.swap_umask((c.args[0] as u32) & 0o777);
