@@ -225,9 +225,14 @@ pub mod op {
     /// `-EEXIST`: the child pid is in use; `-EAGAIN`: already [`super::MAX_PROCESSES`]
     /// processes. Kernel origin only ([`super::req_flags::KERNEL_ORIGIN`]), else `-EPERM`.
     pub const PROC_FORK: u32 = 6;
-    /// A process exec'd: `args[0]` = pid. The host closes that process's CLOEXEC fds (a host
-    /// fd closes when no other process shares it). `-ESRCH`: no such process. Kernel origin
-    /// only, else `-EPERM`.
+    /// A process exec'd: `args[0]` = pid, `args[1]` = kernel-virtual address of the new
+    /// program's path and `args[2]` its length in bytes, without NUL (0: keep the old one).
+    /// The path (relative: from the process's cwd) must open inside the job's root, like any
+    /// guest path; it becomes what the process's /proc/self/exe names. Then the host closes
+    /// the process's CLOEXEC fds (a host fd closes when no other process shares it) and
+    /// returns how many. Errors change nothing: `-ESRCH` no such process, `-ENAMETOOLONG`
+    /// length of 4096 or more, `-EFAULT` unreadable path, `-EINVAL` a NUL in it, the open's
+    /// errno (`-ENOENT`, ...). Kernel origin only, else `-EPERM`.
     pub const PROC_EXEC: u32 = 7;
     /// A process exited: `args[0]` = pid. The host drops its fd table, working directory and
     /// umask. `-ESRCH`: no such process. Kernel origin only, else `-EPERM`.

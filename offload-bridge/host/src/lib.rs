@@ -73,7 +73,7 @@ pub use path::{join as join_path, path_in_root};
 /// (the same resolution the guest's offloaded opens get).
 pub use sys::{RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2};
 
-use offload_abi::errno::{EAGAIN, EEXIST, EINVAL, EIO, ENOSYS, EPERM, ESRCH};
+use offload_abi::errno::{EAGAIN, EEXIST, EINVAL, EIO, ENAMETOOLONG, ENOSYS, EPERM, ESRCH};
 use offload_abi::syscalls::{Disposition, disposition, nr};
 use offload_abi::{BridgeRequest, op, req_flags};
 use std::os::fd::OwnedFd;
@@ -205,6 +205,9 @@ pub struct Process {
     cwd: std::sync::Mutex<Vec<u8>>,
     /// umask(2) is per process; applied by the servicer to every mode it passes.
     umask: std::sync::atomic::AtomicU32,
+    /// What /proc/self/exe names (absolute, inside the root): the job's program, then what
+    /// [`op::PROC_EXEC`] names.
+    exe: std::sync::Mutex<Vec<u8>>,
 }
 
 impl Process {
@@ -223,7 +226,13 @@ impl Process {
         self.umask.swap(mask, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// A copy for a forked child `pid`: the same open files (`FdTable::fork`), cwd and umask.
+    /// What /proc/self/exe names.
+    pub fn exe(&self) -> Vec<u8> {
+        lock(&self.exe).clone()
+    }
+
+    /// A copy for a forked child `pid`: the same open files (`FdTable::fork`), cwd, umask and
+    /// program.
     fn fork(&self, pid: u32) -> Process {
         Process {
             pid,
@@ -231,6 +240,7 @@ impl Process {
             fds: self.fds.fork(),
             cwd: std::sync::Mutex::new(self.cwd()),
             umask: self.umask().into(),
+            exe: std::sync::Mutex::new(self.exe()),
         }
     }
 }
@@ -320,6 +330,11 @@ impl<'a> Proc<'a> {
         self.process.umask()
     }
 
+    /// What /proc/self/exe names.
+    pub(crate) fn exe(&self) -> Vec<u8> {
+        self.process.exe()
+    }
+
     /// Replaces the process's umask; returns the old one.
     pub(crate) fn swap_umask(&self, mask: u32) -> u32 {
         self.process.swap_umask(mask)
@@ -338,6 +353,7 @@ impl Servicer {
             fds,
             cwd: std::sync::Mutex::new(std::mem::take(&mut ctx.cwd)),
             umask: umask.into(),
+            exe: std::sync::Mutex::new(ctx.exe.clone()),
         };
         let procs = std::iter::once((first.pid, std::sync::Arc::new(first))).collect();
         Servicer {
@@ -376,9 +392,24 @@ impl Servicer {
         Ok(0)
     }
 
-    /// [`op::PROC_EXEC`]: closes `pid`'s CLOEXEC fds; returns how many.
-    pub fn exec_process(&self, pid: u32) -> SysResult {
+    /// [`op::PROC_EXEC`]: closes `pid`'s CLOEXEC fds; returns how many. With `exe`, the
+    /// new program's path (relative paths from the process's cwd) must open inside the root
+    /// (the same `openat2(RESOLVE_IN_ROOT)` as every guest path) and becomes what
+    /// /proc/self/exe names; if it does not, nothing changes.
+    pub fn exec_process(&self, pid: u32, exe: Option<&[u8]>) -> SysResult {
+        use std::os::fd::AsFd;
         let p = self.process(pid).ok_or(Errno(ESRCH))?;
+        if let Some(path) = exe {
+            let joined = join_path(&p.cwd(), path);
+            let c = path::cstring(joined.clone())?;
+            let flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+            let resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+            let file = openat2(self.ctx.root.as_fd(), &c, flags, 0, resolve)?;
+            // The file's own name inside the root (symlinks resolved), as Linux shows it.
+            let name = path_in_root(file.as_fd(), &self.ctx.root_path)
+                .unwrap_or_else(|| path::normalize(&joined));
+            *lock(&p.exe) = name;
+        }
         Ok(p.fds.close_on_exec() as i64)
     }
 
@@ -474,7 +505,7 @@ impl Servicer {
                 req.ret = mem::zero_phys(mem, req.args[0], req.args[1], self.zero_method);
             }
             op::PROC_FORK | op::PROC_EXEC | op::PROC_EXIT => {
-                req.ret = to_ret(self.process_op(req.op, kernel_origin, req.args));
+                req.ret = to_ret(self.process_op(&view, req.op, kernel_origin, req.args));
             }
             _ => {
                 self.count_rejected();
@@ -486,7 +517,13 @@ impl Servicer {
     /// The process operations: kernel origin only (a program cannot forge them); pids are
     /// numbers to look up (`args` truncated to 32 bits would alias, so larger values are
     /// unknown pids).
-    fn process_op(&self, opcode: u32, kernel_origin: bool, args: [u64; 6]) -> SysResult {
+    fn process_op<M: GuestMemoryBackend>(
+        &self,
+        view: &GuestView<'_, M>,
+        opcode: u32,
+        kernel_origin: bool,
+        args: [u64; 6],
+    ) -> SysResult {
         if !kernel_origin {
             return Err(Errno(EPERM));
         }
@@ -497,7 +534,15 @@ impl Servicer {
                 let child = u32::try_from(args[1]).map_err(|_| Errno(EINVAL))?;
                 self.fork_process(parent, child)
             }
-            op::PROC_EXEC => self.exec_process(pid(args[0])?),
+            op::PROC_EXEC => {
+                let pid = pid(args[0])?;
+                let exe = match args[2] {
+                    0 => None,
+                    len if len >= path::PATH_MAX as u64 => return Err(Errno(ENAMETOOLONG)),
+                    len => Some(view.read(GuestRange::new(args[1], len))?),
+                };
+                self.exec_process(pid, exe.as_deref())
+            }
             _ => self.exit_process(pid(args[0])?),
         }
     }

@@ -316,3 +316,69 @@ fn process_operations_refuse_hostile_requests() {
     assert_eq!(exit(&g, &s, CHILD), 0);
     assert_eq!(fork(&g, &s, parent, next), 0);
 }
+
+/// PROC_EXEC with a new program path at a kernel-virtual address (here: a user page, which a
+/// kernel-origin request may read too).
+fn exec_path(g: &Guest, s: &Servicer, pid: u32, addr: u64, len: u64) -> i64 {
+    let mut req = BridgeRequest {
+        op: op::PROC_EXEC,
+        flags: req_flags::KERNEL_ORIGIN,
+        args: [u64::from(pid), addr, len, 0, 0, 0],
+        cr3: super::PML4,
+        ..Default::default()
+    };
+    s.serve(&g.mem, &mut req, &NoLog);
+    req.ret
+}
+
+#[test]
+fn exec_names_the_new_program_inside_the_root() {
+    let sc = Scratch::new("exe");
+    let s = sc.servicer();
+    let g = Guest::new();
+    let parent = s.ctx.process.pid;
+    // Both ends CLOEXEC.
+    let (r, w) = pipe_as(&g, &s, parent, libc::O_CLOEXEC as u64);
+    assert_eq!(fork(&g, &s, parent, CHILD), 0);
+    let getfd = libc::F_GETFD as u64;
+    // Failures change nothing: no such file, a path escaping the root (.. stops at the root),
+    // a bad pointer, a NUL inside, an absurd length.
+    g.put(RW, b"/nope");
+    assert_eq!(exec_path(&g, &s, CHILD, RW, 5), -ENOENT);
+    g.put(RW, b"../../outside/marker");
+    assert_eq!(exec_path(&g, &s, CHILD, RW, 20), -ENOENT);
+    assert_eq!(exec_path(&g, &s, CHILD, 0xdead_0000, 8), -EFAULT);
+    g.put(RW, b"/ins\0de");
+    assert_eq!(exec_path(&g, &s, CHILD, RW, 7), -EINVAL);
+    assert_eq!(exec_path(&g, &s, CHILD, RW, 1 << 40), -ENAMETOOLONG);
+    assert_eq!(g.call_as(&s, CHILD, nr::fcntl, &[r, getfd]), Ok(1));
+    assert_eq!(
+        readlink_as(&g, &s, CHILD, "/proc/self/exe").unwrap(),
+        b"/bin/prog"
+    );
+    // Relative to the child's cwd (/sub): ../inside is /inside.
+    g.put(RW, b"../inside");
+    assert_eq!(exec_path(&g, &s, CHILD, RW, 9), 2);
+    assert_eq!(
+        readlink_as(&g, &s, CHILD, "/proc/self/exe").unwrap(),
+        b"/inside"
+    );
+    assert_eq!(
+        readlink_as(&g, &s, parent, "/proc/self/exe").unwrap(),
+        b"/bin/prog"
+    );
+    assert_eq!(
+        g.call_as(&s, CHILD, nr::fcntl, &[r, getfd]),
+        Err(Errno(EBADF))
+    );
+    assert_eq!(
+        g.call_as(&s, CHILD, nr::fcntl, &[w, getfd]),
+        Err(Errno(EBADF))
+    );
+    // A fork of the exec'd child inherits its program.
+    assert_eq!(fork(&g, &s, CHILD, GRANDCHILD), 0);
+    assert_eq!(
+        readlink_as(&g, &s, GRANDCHILD, "/proc/self/exe").unwrap(),
+        b"/inside"
+    );
+}

@@ -64,7 +64,7 @@ impl Link {
     /// The guest path the link names.
     pub(crate) fn resolve(self, s: &Proc<'_>) -> Vec<u8> {
         match self {
-            Link::Exe => s.ctx.exe.clone(),
+            Link::Exe => s.exe(),
             Link::Cwd => s.cwd(),
             Link::Root => b"/".to_vec(),
         }
