@@ -8,8 +8,8 @@
 use crate::arch::{self, Global, MAX_CPUS};
 use crate::phys;
 use core::mem::offset_of;
-use core::sync::atomic::{Ordering, fence};
-use offload_abi::{AsyncSlot, BridgeRequest, async_offload, layout, op, port, req_flags};
+use core::sync::atomic::{AtomicU32, Ordering, fence};
+use offload_abi::{AsyncSlot, BootInfo, BridgeRequest, async_offload, layout, op, port, req_flags};
 
 /// Each vCPU's request page (vCPU `i` at `BRIDGE_GPA + 4096 * i`), taken at its boot.
 static REQUESTS: Global<[Option<&'static mut BridgeRequest>; MAX_CPUS]> =
@@ -19,8 +19,22 @@ fn page_of(cpu: usize) -> u64 {
     layout::BRIDGE_GPA + 4096 * cpu as u64
 }
 
-/// Takes this vCPU's request page.
+/// The pid every request names (`BridgeRequest::pid`): the job's first process
+/// (`BootInfo::pid`), taken at [`init`]. One process for now; with fork it becomes the calling
+/// thread's process.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// The pid requests name.
+fn pid() -> u32 {
+    PID.load(Ordering::Relaxed)
+}
+
+/// Takes this vCPU's request page and the boot pid.
 pub fn init() {
+    // `pid` is followed by `ppid` in one aligned 8-byte word: the low half is the pid.
+    const PID_WORD: u64 = layout::BOOT_INFO_GPA + offset_of!(BootInfo, pid) as u64;
+    const _: () = assert!(offset_of!(BootInfo, pid) % 8 == 0);
+    PID.store(phys::read_u64(PID_WORD) as u32, Ordering::Relaxed);
     let cpu = arch::current_cpu();
     // SAFETY: this CPU's element only (see `arch::Global`).
     unsafe { (*REQUESTS.get())[cpu] = Some(phys::fixed_mut(page_of(cpu))) };
@@ -40,6 +54,7 @@ fn call(opcode: u32, flags: u32, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
     req.nr = nr;
     req.args = args;
     req.cr3 = arch::read_cr3();
+    req.pid = pid();
     req.ret = -offload_abi::errno::ENOSYS;
     // The port write is an asm block the compiler cannot see through: the stores above happen
     // before it and the loads below after it.
@@ -102,6 +117,10 @@ const SLOT_ARGS: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequ
 const SLOT_CR3: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, cr3) as u64;
 const SLOT_RET: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, ret) as u64;
 const SLOT_VAL: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, val) as u64;
+// `pid` (low half) and its padding share one aligned 8-byte word.
+const SLOT_PID: u64 = offset_of!(AsyncSlot, req) as u64 + offset_of!(BridgeRequest, pid) as u64;
+const _: () = assert!(offset_of!(BridgeRequest, _pad) as u64 == SLOT_PID + 4);
+const _: () = assert!(SLOT_PID.is_multiple_of(8));
 // `done` (low half) and `vcpu` (high half) share one aligned 8-byte word.
 const SLOT_DONE_WORD: u64 = offset_of!(AsyncSlot, done) as u64;
 const _: () = assert!(offset_of!(AsyncSlot, vcpu) as u64 == SLOT_DONE_WORD + 4);
@@ -118,6 +137,7 @@ pub fn async_user_syscall(page_pa: u64, nr: u64, args: [u64; 6]) {
         phys::write_u64(page_pa + SLOT_ARGS + 8 * i as u64, *a);
     }
     phys::write_u64(page_pa + SLOT_CR3, arch::read_cr3());
+    phys::write_u64(page_pa + SLOT_PID, u64::from(pid()));
 }
 
 /// Submits the async slot at `page_pa` (4 KiB-aligned, request filled): stores `done = 0`,

@@ -512,6 +512,30 @@ mod tests {
     }
 
     #[test]
+    fn an_async_call_runs_as_the_process_its_slot_names() {
+        let page = 0x2_0000;
+        let j = job("pid", page);
+        assert_eq!(j.servicer.fork_process(0, 42), Ok(0));
+        // dup(3) as process 42: its copy of the table has fd 3, the lowest free number is 0.
+        put(&j.mem, page, op::SYSCALL, nr::dup, [3, 0, 0, 0, 0, 0]);
+        let pid_at = page + std::mem::offset_of!(BridgeRequest, pid) as u64;
+        j.mem.write_obj(42u32, GuestAddress(pid_at)).unwrap();
+        j.offloads.submit(1, pfn(page));
+        assert_eq!(wait_done(&j.mem, page).req.ret, 0);
+        let child = j.servicer.process(42).unwrap();
+        assert!(child.fds.get(0).is_ok(), "the dup went to process 42");
+        let first = j.servicer.process(0).unwrap();
+        assert!(first.fds.get(0).is_err(), "not to the first process");
+        // A pid the job does not have: ESRCH, nothing done.
+        put(&j.mem, page, op::SYSCALL, nr::dup, [3, 0, 0, 0, 0, 0]);
+        j.mem.write_obj(7u32, GuestAddress(pid_at)).unwrap();
+        j.offloads.submit(1, pfn(page));
+        assert_eq!(wait_done(&j.mem, page).req.ret, -errno::ESRCH);
+        assert!(first.fds.get(0).is_err());
+        assert!(j.offloads.shutdown(Duration::from_secs(5)));
+    }
+
+    #[test]
     fn a_call_completes_with_ret_then_done_then_the_interrupt() {
         let page = 0x2_0000;
         let j = job("complete", page);
@@ -522,7 +546,7 @@ mod tests {
         assert_eq!(slot.req.val, [0, 0]);
         assert_eq!(slot.vcpu, 2);
         assert_eq!(slot.tag, 0x1234_5678, "the guest's word is untouched");
-        assert!(j.servicer.fds.get(0).is_ok());
+        assert!(j.servicer.process(0).unwrap().fds.get(0).is_ok());
         assert!(j.offloads.shutdown(Duration::from_secs(5)));
         // The interrupt went to the submitting vCPU, and when it was raised the guest could
         // already see done = 1 and the result.

@@ -19,8 +19,9 @@ use core::mem::{offset_of, size_of};
 
 /// Version of this contract. The guest image carries it in an ELF note (see [`ABI_NOTE_NAME`]);
 /// the VMM refuses an image whose version differs. Version 2 added asynchronous offloads
-/// ([`port::OFFLOAD_ASYNC`], [`AsyncSlot`]).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// ([`port::OFFLOAD_ASYNC`], [`AsyncSlot`]). Version 3 added [`BridgeRequest::pid`] and the
+/// process operations ([`op::PROC_FORK`], [`op::PROC_EXEC`], [`op::PROC_EXIT`]).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Name of the ELF note (PT_NOTE) in the guest image that carries [`PROTOCOL_VERSION`].
 pub const ABI_NOTE_NAME: &[u8; 8] = b"LWK-VMM\0";
@@ -233,7 +234,28 @@ pub mod op {
     /// does the bulk work (memset, or dropping its pages where that reads back zero), so the
     /// LWK never zeroes memory in ring 0 (docs/DESIGN.md "Memory").
     pub const ZERO_PHYS: u32 = 5;
+    /// A process forked (issue #9): `args[0]` = parent pid, `args[1]` = child pid. The host
+    /// gives the child a copy of the parent's fd table (the same open file descriptions, the
+    /// per-fd CLOEXEC flags kept), working directory and umask. `-ESRCH`: no such parent;
+    /// `-EEXIST`: the child pid is in use; `-EAGAIN`: already [`super::MAX_PROCESSES`]
+    /// processes. Kernel origin only ([`super::req_flags::KERNEL_ORIGIN`]), else `-EPERM`.
+    pub const PROC_FORK: u32 = 6;
+    /// A process exec'd: `args[0]` = pid, `args[1]` = kernel-virtual address of the new
+    /// program's path and `args[2]` its length in bytes, without NUL (0: keep the old one).
+    /// The path (relative: from the process's cwd) must open inside the job's root, like any
+    /// guest path; it becomes what the process's /proc/self/exe names. Then the host closes
+    /// the process's CLOEXEC fds (a host fd closes when no other process shares it) and
+    /// returns how many. Errors change nothing: `-ESRCH` no such process, `-ENAMETOOLONG`
+    /// length of 4096 or more, `-EFAULT` unreadable path, `-EINVAL` a NUL in it, the open's
+    /// errno (`-ENOENT`, ...). Kernel origin only, else `-EPERM`.
+    pub const PROC_EXEC: u32 = 7;
+    /// A process exited: `args[0]` = pid. The host drops its fd table, working directory and
+    /// umask. `-ESRCH`: no such process. Kernel origin only, else `-EPERM`.
+    pub const PROC_EXIT: u32 = 8;
 }
+
+/// Most processes the host keeps state for in one job ([`op::PROC_FORK`] beyond it: `-EAGAIN`).
+pub const MAX_PROCESSES: usize = 1024;
 
 /// Most ranges in one [`op::ZERO_PHYS`] request (one 4 KiB page of [`PhysRange`]s).
 pub const MAX_ZERO_RANGES: u64 = 256;
@@ -331,8 +353,8 @@ pub mod req_flags {
     pub const NO_RETURN: u32 = 1 << 1;
 }
 
-/// One offload request, in the vCPU's bridge page. The guest fills everything up to `cr3`,
-/// writes its vCPU id to [`port::OFFLOAD`], and reads `ret`/`val` when the write returns.
+/// One offload request, in the vCPU's bridge page. The guest fills everything but `ret` and
+/// `val`, writes its vCPU id to [`port::OFFLOAD`], and reads `ret`/`val` when the write returns.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BridgeRequest {
@@ -351,18 +373,26 @@ pub struct BridgeRequest {
     pub ret: i64,
     /// Extra results of some operations.
     pub val: [u64; 2],
+    /// The process making the request (its pid as the program sees it): [`op::SYSCALL`]
+    /// runs on that process's fd table, working directory and umask, and `-ESRCH` answers a
+    /// pid the host does not know. The other operations ignore it.
+    pub pid: u32,
+    /// Explicit padding; zero.
+    pub _pad: u32,
 }
 const _: () = assert!(offset_of!(BridgeRequest, args) == 16);
 const _: () = assert!(offset_of!(BridgeRequest, cr3) == 64);
 const _: () = assert!(offset_of!(BridgeRequest, ret) == 72);
-const _: () = assert!(size_of::<BridgeRequest>() == 96);
+const _: () = assert!(offset_of!(BridgeRequest, val) == 80);
+const _: () = assert!(offset_of!(BridgeRequest, pid) == 96);
+const _: () = assert!(size_of::<BridgeRequest>() == 104);
 
 /// Asynchronous offloads: the guest submits a request and keeps running; the host completes it
 /// later and interrupts the submitting vCPU. For calls that may block on the host (a read on an
 /// empty pipe, accept, poll, ...), so that the LWK can run another thread meanwhile.
 ///
 /// Protocol, for one [`AsyncSlot`] in a 4 KiB-aligned page of guest RAM owned by the guest:
-/// 1. The guest fills `slot.req` (`op`, `flags`, `nr`, `args`, `cr3` exactly as for
+/// 1. The guest fills `slot.req` (`op`, `flags`, `nr`, `args`, `cr3`, `pid` exactly as for
 ///    [`port::OFFLOAD`]; `ret`/`val` are outputs), stores [`DONE_PENDING`] in `slot.done`, and
 ///    writes `gpa >> 12` (32 bits) to [`port::OFFLOAD_ASYNC`]. A page address is aligned by
 ///    construction; pages must lie below 16 TiB.
@@ -409,7 +439,7 @@ pub mod async_offload {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AsyncSlot {
-    /// The request: `op`, `flags`, `nr`, `args`, `cr3` written by the guest before it
+    /// The request: `op`, `flags`, `nr`, `args`, `cr3`, `pid` written by the guest before it
     /// submits; `ret` and `val` written by the host before `done`.
     pub req: BridgeRequest,
     /// [`async_offload::DONE_PENDING`] (guest, before submitting) or
@@ -424,10 +454,10 @@ pub struct AsyncSlot {
     pub tag: u64,
 }
 const _: () = assert!(offset_of!(AsyncSlot, req) == 0);
-const _: () = assert!(offset_of!(AsyncSlot, done) == 96);
-const _: () = assert!(offset_of!(AsyncSlot, vcpu) == 100);
-const _: () = assert!(offset_of!(AsyncSlot, tag) == 104);
-const _: () = assert!(size_of::<AsyncSlot>() == 112);
+const _: () = assert!(offset_of!(AsyncSlot, done) == 104);
+const _: () = assert!(offset_of!(AsyncSlot, vcpu) == 108);
+const _: () = assert!(offset_of!(AsyncSlot, tag) == 112);
+const _: () = assert!(size_of::<AsyncSlot>() == 120);
 const _: () = assert!(offset_of!(AsyncSlot, done) % 4 == 0);
 const _: () = assert!(async_offload::VECTOR != hostsig::VECTOR);
 

@@ -32,7 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     let null: OwnedFd = std::fs::File::open("/dev/null")?.into();
-    s.fds
+    s.process(0)
+        .ok_or("no first process")?
+        .fds
         .insert_at(3, null, false)
         .map_err(|e| format!("errno {}", e.0))?;
     let calls: [(&str, u64, [u64; 6]); 3] = [

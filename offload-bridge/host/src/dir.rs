@@ -4,10 +4,11 @@
 //! Entry calls act on the parent directory, opened inside the root, and the last component
 //! (`Servicer::entry`); the cwd is per job, a path inside the root.
 
+use crate::Proc;
 use crate::fs::read_path;
 use crate::guest_mem::{GuestRange, MAX_COPY, Out};
 use crate::path::{AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, stat_mode};
-use crate::{Call, Errno, Servicer, SysResult, sys};
+use crate::{Call, Errno, SysResult, sys};
 use offload_abi::errno::{EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EPERM, ERANGE};
 use std::os::fd::{AsFd, BorrowedFd};
 use vm_memory::GuestMemoryBackend;
@@ -15,7 +16,7 @@ use vm_memory::GuestMemoryBackend;
 const AT: u64 = AT_FDCWD as u64;
 
 /// getcwd(2): the cwd inside the root; returns the length including the NUL.
-pub(crate) fn getcwd<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn getcwd<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let mut cwd = s.cwd();
     cwd.push(0);
     if (c.args[1] as usize) < cwd.len() {
@@ -26,7 +27,7 @@ pub(crate) fn getcwd<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -
 }
 
 /// Makes the directory `fd` the job's cwd (it must be a searchable directory inside the root).
-fn set_cwd(s: &Servicer, fd: BorrowedFd<'_>) -> SysResult {
+fn set_cwd(s: &Proc<'_>, fd: BorrowedFd<'_>) -> SysResult {
     if stat_mode(&sys::fstat(fd)?) & libc::S_IFMT != libc::S_IFDIR {
         return Err(Errno(ENOTDIR));
     }
@@ -38,19 +39,19 @@ fn set_cwd(s: &Servicer, fd: BorrowedFd<'_>) -> SysResult {
 }
 
 /// chdir(2)
-pub(crate) fn chdir<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn chdir<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let path = read_path(c, c.args[0])?;
     let fd = s.object_fd(AT, &path, 0)?;
     set_cwd(s, fd.as_fd())
 }
 
 /// fchdir(2)
-pub(crate) fn fchdir<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchdir<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     set_cwd(s, fd.as_fd())
 }
 
-fn do_getdents<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, old: bool) -> SysResult {
+fn do_getdents<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>, old: bool) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     let count = u64::from(c.args[2] as u32);
@@ -64,27 +65,27 @@ fn do_getdents<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, old: bo
 }
 
 /// getdents64(2): `struct linux_dirent64` records are the same bytes on host and guest.
-pub(crate) fn getdents64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn getdents64<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_getdents(s, c, false)
 }
 
 /// getdents(2) (the old `struct linux_dirent` records)
-pub(crate) fn getdents<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn getdents<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_getdents(s, c, true)
 }
 
 /// mkdir(2)
-pub(crate) fn mkdir<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn mkdir<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_mkdirat(s, c, AT, c.args[0], c.args[1])
 }
 
 /// mkdirat(2)
-pub(crate) fn mkdirat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn mkdirat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_mkdirat(s, c, c.args[0], c.args[1], c.args[2])
 }
 
 fn do_mkdirat<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -97,17 +98,17 @@ fn do_mkdirat<M: GuestMemoryBackend>(
 }
 
 /// mknod(2)
-pub(crate) fn mknod<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn mknod<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_mknodat(s, c, AT, c.args[0], c.args[1], c.args[2])
 }
 
 /// mknodat(2)
-pub(crate) fn mknodat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn mknodat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_mknodat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
 }
 
 fn do_mknodat<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -122,17 +123,17 @@ fn do_mknodat<M: GuestMemoryBackend>(
 }
 
 /// rmdir(2)
-pub(crate) fn rmdir<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn rmdir<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_unlinkat(s, c, AT, c.args[0], AT_REMOVEDIR)
 }
 
 /// unlink(2)
-pub(crate) fn unlink<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn unlink<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_unlinkat(s, c, AT, c.args[0], 0)
 }
 
 /// unlinkat(2)
-pub(crate) fn unlinkat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn unlinkat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[2] as u32);
     if flags & !AT_REMOVEDIR != 0 {
         return Err(Errno(EINVAL));
@@ -141,7 +142,7 @@ pub(crate) fn unlinkat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>)
 }
 
 fn do_unlinkat<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -159,23 +160,23 @@ fn do_unlinkat<M: GuestMemoryBackend>(
 }
 
 /// rename(2)
-pub(crate) fn rename<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn rename<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_renameat2(s, c, [AT, c.args[0], AT, c.args[1]], 0)
 }
 
 /// renameat(2)
-pub(crate) fn renameat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn renameat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_renameat2(s, c, [c.args[0], c.args[1], c.args[2], c.args[3]], 0)
 }
 
 /// renameat2(2)
-pub(crate) fn renameat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn renameat2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let a = c.args;
     do_renameat2(s, c, [a[0], a[1], a[2], a[3]], a[4] as u32)
 }
 
 fn do_renameat2<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     [olddir, old, newdir, new]: [u64; 4],
     flags: u32,
@@ -189,19 +190,19 @@ fn do_renameat2<M: GuestMemoryBackend>(
 }
 
 /// link(2)
-pub(crate) fn link<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn link<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_linkat(s, c, [AT, c.args[0], AT, c.args[1]], 0)
 }
 
 /// linkat(2): without `AT_SYMLINK_FOLLOW` the old entry is named by its parent and last
 /// component; with it, the object it resolves to is linked through its own fd.
-pub(crate) fn linkat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn linkat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let a = c.args;
     do_linkat(s, c, [a[0], a[1], a[2], a[3]], u64::from(a[4] as u32))
 }
 
 fn do_linkat<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     [olddir, old, newdir, new]: [u64; 4],
     flags: u64,
@@ -228,18 +229,18 @@ fn do_linkat<M: GuestMemoryBackend>(
 }
 
 /// symlink(2)
-pub(crate) fn symlink<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn symlink<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_symlinkat(s, c, c.args[0], AT, c.args[1])
 }
 
 /// symlinkat(2): the target is stored as the guest wrote it; it is resolved (inside the
 /// root) only when the link is followed.
-pub(crate) fn symlinkat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn symlinkat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_symlinkat(s, c, c.args[0], c.args[1], c.args[2])
 }
 
 fn do_symlinkat<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     target: u64,
     dirfd: u64,

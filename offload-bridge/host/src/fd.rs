@@ -1,9 +1,10 @@
 //! Descriptor operations on the guest's fd table: close, close_range, dup, dup2, dup3, fcntl,
 //! flock, and the calls that make new anonymous fds: pipe, pipe2, eventfd, eventfd2.
 
+use crate::Proc;
 use crate::guest_mem::{GuestRange, In, Out};
 use crate::sys::{self, FLOCK_SIZE};
-use crate::{Call, Errno, Servicer, SysResult};
+use crate::{Call, Errno, SysResult};
 use offload_abi::errno::{EBADF, EINVAL};
 use std::os::fd::{AsFd, OwnedFd};
 use vm_memory::GuestMemoryBackend;
@@ -32,19 +33,19 @@ const FD_CLOEXEC: i64 = 1;
 const O_CLOEXEC: u64 = libc::O_CLOEXEC as u64;
 
 /// close(2)
-pub(crate) fn close<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn close<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     drop(s.fds.remove(c.args[0])?);
     Ok(0)
 }
 
 /// dup(2)
-pub(crate) fn dup<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn dup<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let host = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     Ok(i64::from(s.fds.insert(host, false)?))
 }
 
 /// dup2(2)
-pub(crate) fn dup2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn dup2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let host = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     if c.args[0] as i32 == c.args[1] as i32 {
         return Ok(i64::from(c.args[1] as i32));
@@ -53,7 +54,7 @@ pub(crate) fn dup2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> 
 }
 
 /// dup3(2)
-pub(crate) fn dup3<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn dup3<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[2] as u32);
     if flags & !O_CLOEXEC != 0 || c.args[0] as i32 == c.args[1] as i32 {
         return Err(Errno(EINVAL));
@@ -64,7 +65,7 @@ pub(crate) fn dup3<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> 
 
 /// fcntl(2): descriptor flags live in the guest table; status flags, locks and pipe sizes are
 /// the host's.
-pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let cmd = c.args[1] as i32;
     let arg = c.args[2];
     match cmd {
@@ -129,7 +130,7 @@ pub(crate) fn fcntl<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) ->
 /// close_range(2): closes (or, with `CLOSE_RANGE_CLOEXEC`, marks) the guest fds in
 /// `first..=last`. The guest has one fd table (no threads sharing it yet), so
 /// `CLOSE_RANGE_UNSHARE` changes nothing.
-pub(crate) fn close_range<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn close_range<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let (first, last) = (c.args[0] as u32, c.args[1] as u32);
     let flags = u64::from(c.args[2] as u32);
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
@@ -154,7 +155,7 @@ pub(crate) fn close_range<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, 
 }
 
 /// flock(2)
-pub(crate) fn flock<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn flock<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sys::flock(s.fds.get(c.args[0])?.as_fd(), c.args[1] as i32)?;
     Ok(0)
 }
@@ -162,7 +163,7 @@ pub(crate) fn flock<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) ->
 /// Enters two new host fds into the guest table and writes their numbers as `int[2]` at
 /// `addr` (checked writable before anything is created, so failure leaves no fds behind).
 pub(crate) fn insert_pair<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     addr: u64,
     make: impl FnOnce() -> std::io::Result<(OwnedFd, OwnedFd)>,
@@ -190,12 +191,12 @@ pub(crate) fn insert_pair<M: GuestMemoryBackend>(
 }
 
 /// pipe(2)
-pub(crate) fn pipe<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pipe<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     insert_pair(s, c, c.args[0], || sys::pipe2(0), false)
 }
 
 /// pipe2(2)
-pub(crate) fn pipe2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pipe2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = c.args[1] as i32;
     let known = libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT | libc::O_EXCL;
     if flags & !known != 0 {
@@ -212,16 +213,16 @@ pub(crate) fn pipe2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) ->
 }
 
 /// eventfd(2)
-pub(crate) fn eventfd<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn eventfd<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     make_eventfd(s, c.args[0] as u32, 0)
 }
 
 /// eventfd2(2)
-pub(crate) fn eventfd2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn eventfd2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     make_eventfd(s, c.args[0] as u32, c.args[1] as i32)
 }
 
-fn make_eventfd(s: &Servicer, initval: u32, flags: i32) -> SysResult {
+fn make_eventfd(s: &Proc<'_>, initval: u32, flags: i32) -> SysResult {
     let known = libc::EFD_CLOEXEC | libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE;
     if flags & !known != 0 {
         return Err(Errno(EINVAL));

@@ -144,6 +144,48 @@ impl FdTable {
     pub fn numbers(&self) -> Vec<i32> {
         self.map().keys().copied().collect()
     }
+
+    /// A copy for a forked process: the same numbers naming the same host fds (the same open
+    /// file descriptions, as fork(2) shares them), with the same CLOEXEC flags and limit.
+    pub fn fork(&self) -> FdTable {
+        let copy = self
+            .map()
+            .iter()
+            .map(|(&n, e)| {
+                let entry = FdEntry {
+                    host: e.host.clone(),
+                    cloexec: e.cloexec,
+                };
+                (n, entry)
+            })
+            .collect();
+        FdTable {
+            entries: Mutex::new(copy),
+            limit: self.limit,
+        }
+    }
+
+    /// execve(2)'s part: removes every fd whose CLOEXEC flag is set. Returns how many.
+    pub fn close_on_exec(&self) -> usize {
+        let removed: Vec<FdEntry> = {
+            let mut map = self.map();
+            let doomed: Vec<i32> = map
+                .iter()
+                .filter(|(_, e)| e.cloexec)
+                .map(|(&n, _)| n)
+                .collect();
+            doomed.iter().filter_map(|n| map.remove(n)).collect()
+        };
+        // Closed here, after the lock.
+        removed.len()
+    }
+
+    /// Removes every fd (the process exited); host fds close after the lock, when no other
+    /// table or running call holds them.
+    pub fn clear(&self) {
+        let all = std::mem::take(&mut *self.map());
+        drop(all);
+    }
 }
 
 #[cfg(test)]

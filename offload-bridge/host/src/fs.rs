@@ -4,12 +4,13 @@
 //! Every path resolves inside the job's root through `path.rs`; metadata calls act on an
 //! `O_PATH` fd of the object (`Servicer::object_fd`), never on a path checked earlier.
 
+use crate::Proc;
 use crate::guest_mem::{GuestRange, Out};
 use crate::path::{
     AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_SYMLINK_NOFOLLOW, PATH_MAX, stat_mode,
 };
 use crate::procview::{self, ProcNode};
-use crate::{Call, Errno, Servicer, SysResult, sys};
+use crate::{Call, Errno, SysResult, sys};
 use offload_abi::errno::{E2BIG, EINVAL, EISDIR, ENOENT};
 use std::os::fd::AsFd;
 use vm_memory::GuestMemoryBackend;
@@ -36,7 +37,7 @@ pub(crate) fn read_path<M: GuestMemoryBackend>(
     c.mem.read_cstr(addr, PATH_MAX - 1)
 }
 
-impl Servicer {
+impl Proc<'_> {
     /// `mode` with the job's umask applied, for calls that create something.
     pub(crate) fn create_mode(&self, mode: u64) -> u64 {
         u64::from(mode as u32) & 0o7777 & !u64::from(self.umask() & 0o777)
@@ -44,23 +45,23 @@ impl Servicer {
 }
 
 /// open(2)
-pub(crate) fn open<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn open<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_open(s, c, AT_FDCWD as u64, c.args[0], c.args[1], c.args[2], 0)
 }
 
 /// openat(2)
-pub(crate) fn openat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn openat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_open(s, c, c.args[0], c.args[1], c.args[2], c.args[3], 0)
 }
 
 /// creat(2)
-pub(crate) fn creat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn creat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
     do_open(s, c, AT_FDCWD as u64, c.args[0], flags, c.args[1], 0)
 }
 
 /// openat2(2): the guest's RESOLVE_* flags apply on top of the root's confinement.
-pub(crate) fn openat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn openat2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let size = c.args[3];
     if size < OPEN_HOW_SIZE_VER0 {
         return Err(Errno(EINVAL));
@@ -115,7 +116,7 @@ pub(crate) fn openat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) 
 }
 
 fn do_open<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -129,7 +130,7 @@ fn do_open<M: GuestMemoryBackend>(
 }
 
 fn do_open_path<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: Vec<u8>,
@@ -150,7 +151,7 @@ fn do_open_path<M: GuestMemoryBackend>(
 
 /// The object `(dirfd, path ptr)` names, for a call with `AT_*` flags.
 pub(crate) fn object<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -161,30 +162,30 @@ pub(crate) fn object<M: GuestMemoryBackend>(
 }
 
 /// fstat(2)
-pub(crate) fn fstat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fstat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let st = sys::fstat(s.fds.get(c.args[0])?.as_fd())?;
     c.mem.write_at(c.args[1], &st)?;
     Ok(0)
 }
 
 /// stat(2)
-pub(crate) fn stat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn stat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_fstatat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], 0)
 }
 
 /// lstat(2)
-pub(crate) fn lstat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn lstat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let nofollow = AT_SYMLINK_NOFOLLOW;
     do_fstatat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], nofollow)
 }
 
 /// newfstatat(2) (fstatat in C)
-pub(crate) fn newfstatat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn newfstatat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_fstatat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
 }
 
 fn do_fstatat<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -202,7 +203,7 @@ fn do_fstatat<M: GuestMemoryBackend>(
 }
 
 /// statx(2)
-pub(crate) fn statx<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn statx<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[2] as u32);
     let mask = c.args[3] as u32;
     let known = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE;
@@ -225,7 +226,7 @@ pub(crate) fn statx<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) ->
 }
 
 /// statfs(2)
-pub(crate) fn statfs<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn statfs<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     let st = sys::fstatfs(fd.as_fd())?;
     c.mem.write_at(c.args[1], &st)?;
@@ -233,24 +234,24 @@ pub(crate) fn statfs<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -
 }
 
 /// fstatfs(2)
-pub(crate) fn fstatfs<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fstatfs<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let st = sys::fstatfs(s.fds.get(c.args[0])?.as_fd())?;
     c.mem.write_at(c.args[1], &st)?;
     Ok(0)
 }
 
 /// readlink(2)
-pub(crate) fn readlink<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn readlink<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_readlinkat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], c.args[2])
 }
 
 /// readlinkat(2)
-pub(crate) fn readlinkat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn readlinkat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_readlinkat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
 }
 
 fn do_readlinkat<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -287,22 +288,22 @@ fn do_readlinkat<M: GuestMemoryBackend>(
 }
 
 /// access(2)
-pub(crate) fn access<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn access<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_faccessat(s, c, AT_FDCWD as u64, c.args[0], c.args[1], 0)
 }
 
 /// faccessat(2) (the syscall has no flags argument)
-pub(crate) fn faccessat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn faccessat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_faccessat(s, c, c.args[0], c.args[1], c.args[2], 0)
 }
 
 /// faccessat2(2)
-pub(crate) fn faccessat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn faccessat2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_faccessat(s, c, c.args[0], c.args[1], c.args[2], c.args[3])
 }
 
 fn do_faccessat<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     dirfd: u64,
     path: u64,
@@ -320,27 +321,27 @@ fn do_faccessat<M: GuestMemoryBackend>(
 }
 
 /// chmod(2)
-pub(crate) fn chmod<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn chmod<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     sys::chmod_fd(fd.as_fd(), (c.args[1] as u32) & 0o7777)?;
     Ok(0)
 }
 
 /// fchmod(2)
-pub(crate) fn fchmod<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchmod<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sys::fchmod(s.fds.get(c.args[0])?.as_fd(), (c.args[1] as u32) & 0o7777)?;
     Ok(0)
 }
 
 /// fchmodat(2) (the syscall has no flags argument)
-pub(crate) fn fchmodat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchmodat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, c.args[0], c.args[1], 0)?;
     sys::chmod_fd(fd.as_fd(), (c.args[2] as u32) & 0o7777)?;
     Ok(0)
 }
 
 /// fchmodat2(2)
-pub(crate) fn fchmodat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchmodat2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[3] as u32);
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno(EINVAL));
@@ -351,21 +352,21 @@ pub(crate) fn fchmodat2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>
 }
 
 /// chown(2)
-pub(crate) fn chown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn chown<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     sys::chown_fd(fd.as_fd(), c.args[1] as u32, c.args[2] as u32)?;
     Ok(0)
 }
 
 /// lchown(2)
-pub(crate) fn lchown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn lchown<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], AT_SYMLINK_NOFOLLOW)?;
     sys::chown_fd(fd.as_fd(), c.args[1] as u32, c.args[2] as u32)?;
     Ok(0)
 }
 
 /// fchown(2)
-pub(crate) fn fchown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchown<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sys::chown_fd(
         s.fds.get(c.args[0])?.as_fd(),
         c.args[1] as u32,
@@ -375,7 +376,7 @@ pub(crate) fn fchown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -
 }
 
 /// fchownat(2)
-pub(crate) fn fchownat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fchownat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[4] as u32);
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno(EINVAL));
@@ -453,7 +454,7 @@ fn read_old_times<M: GuestMemoryBackend>(
 }
 
 /// utimensat(2); a NULL path sets the times of `dirfd` itself (futimens).
-pub(crate) fn utimensat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn utimensat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[3] as u32);
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno(EINVAL));
@@ -472,7 +473,7 @@ pub(crate) fn utimensat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>
 }
 
 /// utimes(2)
-pub(crate) fn utimes<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn utimes<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let times = read_old_times(c, c.args[1], true)?;
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     sys::utimens_fd(fd.as_fd(), times)?;
@@ -480,7 +481,7 @@ pub(crate) fn utimes<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -
 }
 
 /// futimesat(2)
-pub(crate) fn futimesat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn futimesat<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let times = read_old_times(c, c.args[2], true)?;
     let fd = object(s, c, c.args[0], c.args[1], 0)?;
     sys::utimens_fd(fd.as_fd(), times)?;
@@ -488,7 +489,7 @@ pub(crate) fn futimesat<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>
 }
 
 /// utime(2)
-pub(crate) fn utime<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn utime<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let times = read_old_times(c, c.args[1], false)?;
     let fd = object(s, c, AT_FDCWD as u64, c.args[0], 0)?;
     sys::utimens_fd(fd.as_fd(), times)?;
@@ -497,7 +498,7 @@ pub(crate) fn utime<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) ->
 
 /// truncate(2): the object is found as `O_PATH`, checked to be a regular file, and reopened
 /// for writing through its own fd (no second lookup of the path).
-pub(crate) fn truncate<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn truncate<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let len = c.args[1] as i64;
     if len < 0 {
         return Err(Errno(EINVAL));
@@ -516,7 +517,7 @@ pub(crate) fn truncate<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>)
 }
 
 /// ftruncate(2)
-pub(crate) fn ftruncate<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn ftruncate<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let len = c.args[1] as i64;
     if len < 0 {
         return Err(Errno(EINVAL));

@@ -84,7 +84,7 @@ impl Scratch {
                 },
             },
         );
-        s.swap_umask(0o022);
+        s.process(std::process::id()).unwrap().swap_umask(0o022);
         s
     }
 }
@@ -105,10 +105,15 @@ impl Guest {
     }
 
     fn call(&self, s: &Servicer, number: u64, args: &[u64]) -> Result<i64, Errno> {
+        self.call_as(s, s.ctx.process.pid, number, args)
+    }
+
+    /// A syscall made by process `pid`.
+    fn call_as(&self, s: &Servicer, pid: u32, number: u64, args: &[u64]) -> Result<i64, Errno> {
         let view = crate::GuestView::new(&self.mem, PML4, false);
         let mut a = [0u64; 6];
         a[..args.len()].copy_from_slice(args);
-        s.syscall(&view, number, a)
+        s.syscall(pid, &view, number, a)
     }
 
     /// Puts bytes at a user address (through the page tables).
@@ -203,13 +208,13 @@ fn bad_buffers_are_efault_and_lose_nothing() {
         Err(Errno(EINVAL))
     );
     // pipe2 with a read-only result pointer creates nothing.
-    let before: Vec<i32> = s.fds.numbers();
+    let before: Vec<i32> = s.process(s.ctx.process.pid).unwrap().fds.numbers();
     assert_eq!(g.call(&s, nr::pipe2, &[RO, 0]), Err(Errno(EFAULT)));
     assert_eq!(
         g.call(&s, nr::socketpair, &[1, 1, 0, SUP]),
         Err(Errno(EFAULT))
     );
-    assert_eq!(s.fds.numbers(), before);
+    assert_eq!(s.process(s.ctx.process.pid).unwrap().fds.numbers(), before);
 }
 
 #[test]
@@ -348,7 +353,11 @@ fn scm_rights_travel_through_the_table() {
     let c = g.get(BIG + 0x5000, 20);
     let got = u32::from_le_bytes([c[16], c[17], c[18], c[19]]);
     assert!(
-        s.fds.get(u64::from(got)).is_ok(),
+        s.process(s.ctx.process.pid)
+            .unwrap()
+            .fds
+            .get(u64::from(got))
+            .is_ok(),
         "received fd {got} is a guest fd"
     );
     g.put(RW, b"via");
@@ -534,11 +543,20 @@ fn the_process_view_is_the_guests() {
     std::os::unix::fs::symlink(format!("../proc/self/fd/{r}"), sc.root().join("sub/in")).unwrap();
     std::os::unix::fs::symlink("sub", sc.root().join("s")).unwrap();
     assert_eq!(
-        s.expand_to_node(b"/s/./in", true),
+        crate::Proc::new(&s, &s.process(s.ctx.process.pid).unwrap())
+            .expand_to_node(b"/s/./in", true),
         Some(crate::procview::ProcNode::Fd(r as i32))
     );
-    assert_eq!(s.expand_to_node(b"/s/in", false), None);
-    assert_eq!(s.expand_to_node(b"/inside", true), None);
+    assert_eq!(
+        crate::Proc::new(&s, &s.process(s.ctx.process.pid).unwrap())
+            .expand_to_node(b"/s/in", false),
+        None
+    );
+    assert_eq!(
+        crate::Proc::new(&s, &s.process(s.ctx.process.pid).unwrap())
+            .expand_to_node(b"/inside", true),
+        None
+    );
     // Written files cannot be opened for writing.
     let a = g.cstr(BIG, "/proc/self/status");
     assert_eq!(g.call(&s, nr::open, &[a, 1, 0]), Err(Errno(EACCES)));
@@ -577,7 +595,7 @@ fn hostile_page_tables_end_the_maps_walk() {
 fn random_arguments_never_panic() {
     use offload_abi::syscalls::{Disposition, TABLE};
     let sc = Scratch::new("random");
-    let mut s = sc.servicer();
+    let s = sc.servicer();
     let g = Guest::new();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -631,7 +649,7 @@ fn random_arguments_never_panic() {
                 *v = values[(next() % values.len() as u64) as usize];
             }
             let _ = g.call(&s, row.nr, &a);
-            s.fds = FdTable::new(64);
+            s.process(s.ctx.process.pid).unwrap().fds.clear();
         }
     }
     assert_eq!(
@@ -731,3 +749,6 @@ fn a_blocked_call_holds_no_lock_and_survives_a_close_of_its_fd() {
     });
     assert_eq!(g.get(BIG, 5), b"hello");
 }
+
+#[path = "processes_tests.rs"]
+mod processes;

@@ -6,8 +6,9 @@
 //! are capped at `MAX_COPY` per call (a short read/write, which Linux also allows). In-kernel
 //! transfers never touch guest memory except for their offset arguments.
 
+use crate::Proc;
 use crate::guest_mem::{GuestRange, In, MAX_COPY, Out};
-use crate::{Call, Errno, Servicer, SysResult, sys};
+use crate::{Call, Errno, SysResult, sys};
 use offload_abi::errno::{EINVAL, ENOTTY};
 use std::os::fd::{AsFd, BorrowedFd};
 use vm_memory::GuestMemoryBackend;
@@ -16,7 +17,7 @@ use vm_memory::GuestMemoryBackend;
 pub(crate) const UIO_MAXIOV: u64 = 1024;
 
 fn read_common<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     offset: Option<i64>,
 ) -> SysResult {
@@ -34,7 +35,7 @@ fn read_common<M: GuestMemoryBackend>(
 }
 
 fn write_common<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     offset: Option<i64>,
 ) -> SysResult {
@@ -51,17 +52,17 @@ fn write_common<M: GuestMemoryBackend>(
 }
 
 /// read(2)
-pub(crate) fn read<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn read<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     read_common(s, c, None)
 }
 
 /// write(2)
-pub(crate) fn write<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn write<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     write_common(s, c, None)
 }
 
 /// pread64(2)
-pub(crate) fn pread64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pread64<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let off = c.args[3] as i64;
     if off < 0 {
         return Err(Errno(EINVAL));
@@ -70,7 +71,7 @@ pub(crate) fn pread64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) 
 }
 
 /// pwrite64(2)
-pub(crate) fn pwrite64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pwrite64<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let off = c.args[3] as i64;
     if off < 0 {
         return Err(Errno(EINVAL));
@@ -200,12 +201,12 @@ fn write_vectored<M: GuestMemoryBackend>(
 }
 
 /// readv(2)
-pub(crate) fn readv<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn readv<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     read_vectored(s.fds.get(c.args[0])?.as_fd(), c, -1, 0)
 }
 
 /// writev(2)
-pub(crate) fn writev<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn writev<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     write_vectored(s.fds.get(c.args[0])?.as_fd(), c, -1, 0)
 }
 
@@ -219,35 +220,35 @@ fn vec_offset(pos_l: u64, allow_current: bool) -> Result<i64, Errno> {
 }
 
 /// preadv(2)
-pub(crate) fn preadv<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn preadv<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     read_vectored(fd, c, vec_offset(c.args[3], false)?, 0)
 }
 
 /// pwritev(2)
-pub(crate) fn pwritev<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pwritev<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     write_vectored(fd, c, vec_offset(c.args[3], false)?, 0)
 }
 
 /// preadv2(2): offset -1 reads at the file position; RWF_* flags are the host kernel's.
-pub(crate) fn preadv2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn preadv2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     read_vectored(fd, c, vec_offset(c.args[3], true)?, c.args[5] as i32)
 }
 
 /// pwritev2(2)
-pub(crate) fn pwritev2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pwritev2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     write_vectored(fd, c, vec_offset(c.args[3], true)?, c.args[5] as i32)
 }
 
 /// lseek(2)
-pub(crate) fn lseek<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn lseek<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     Ok(sys::lseek(
         s.fds.get(c.args[0])?.as_fd(),
         c.args[1] as i64,
@@ -302,7 +303,7 @@ fn ioctl_kind(request: u32) -> Option<IoctlArg> {
 
 /// ioctl(2) for the terminal and FIONREAD/FIONBIO families; FIOCLEX/FIONCLEX act on the
 /// guest's fd table.
-pub(crate) fn ioctl<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn ioctl<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let request = c.args[1] as u32;
     match request {
         0x5451 => {
@@ -366,7 +367,7 @@ fn write_offset<M: GuestMemoryBackend>(
 }
 
 /// sendfile(2)
-pub(crate) fn sendfile<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn sendfile<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let out_held = s.fds.get(c.args[0])?;
     let out = out_held.as_fd();
     let input_held = s.fds.get(c.args[1])?;
@@ -379,7 +380,7 @@ pub(crate) fn sendfile<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>)
 }
 
 fn copy_common<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     splice: bool,
 ) -> SysResult {
@@ -399,19 +400,19 @@ fn copy_common<M: GuestMemoryBackend>(
 
 /// copy_file_range(2)
 pub(crate) fn copy_file_range<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
 ) -> SysResult {
     copy_common(s, c, false)
 }
 
 /// splice(2)
-pub(crate) fn splice<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn splice<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     copy_common(s, c, true)
 }
 
 /// tee(2)
-pub(crate) fn tee<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn tee<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let input_held = s.fds.get(c.args[0])?;
     let input = input_held.as_fd();
     let out_held = s.fds.get(c.args[1])?;
@@ -421,31 +422,31 @@ pub(crate) fn tee<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> S
 }
 
 /// fsync(2)
-pub(crate) fn fsync<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fsync<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sys::fsync(s.fds.get(c.args[0])?.as_fd(), false)?;
     Ok(0)
 }
 
 /// fdatasync(2)
-pub(crate) fn fdatasync<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fdatasync<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sys::fsync(s.fds.get(c.args[0])?.as_fd(), true)?;
     Ok(0)
 }
 
 /// sync(2)
-pub(crate) fn sync<M: GuestMemoryBackend>(_s: &Servicer, _c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn sync<M: GuestMemoryBackend>(_s: &Proc<'_>, _c: &Call<'_, '_, M>) -> SysResult {
     sys::sync();
     Ok(0)
 }
 
 /// syncfs(2)
-pub(crate) fn syncfs<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn syncfs<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sys::syncfs(s.fds.get(c.args[0])?.as_fd())?;
     Ok(0)
 }
 
 /// fallocate(2)
-pub(crate) fn fallocate<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fallocate<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     sys::fallocate(fd, c.args[1] as i32, c.args[2] as i64, c.args[3] as i64)?;
@@ -453,7 +454,7 @@ pub(crate) fn fallocate<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>
 }
 
 /// fadvise64(2)
-pub(crate) fn fadvise64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn fadvise64<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     sys::fadvise(fd, c.args[1] as i64, c.args[2] as i64, c.args[3] as i32)?;
@@ -461,7 +462,7 @@ pub(crate) fn fadvise64<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>
 }
 
 /// readahead(2)
-pub(crate) fn readahead<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn readahead<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     sys::readahead(fd, c.args[1] as i64, c.args[2] as usize)?;
@@ -470,7 +471,7 @@ pub(crate) fn readahead<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>
 
 /// sync_file_range(2)
 pub(crate) fn sync_file_range<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
 ) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;

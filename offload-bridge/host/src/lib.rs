@@ -2,7 +2,7 @@
 //!
 //! The VMM hands every offload request the guest makes (an [`offload_abi::BridgeRequest`] in
 //! the vCPU's bridge page) to [`Servicer::serve`], which executes it against host Linux:
-//! offloaded syscalls run in the VMM process, on the guest's own fd table ([`FdTable`]), with
+//! offloaded syscalls run in the VMM process, on the calling process's fd table ([`FdTable`]), with
 //! paths resolved inside the job's root, and guest pointers resolved and checked through
 //! [`GuestView`] (the one checked guest-memory type).
 //!
@@ -73,7 +73,7 @@ pub use path::{join as join_path, path_in_root};
 /// (the same resolution the guest's offloaded opens get).
 pub use sys::{RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2};
 
-use offload_abi::errno::{EIO, ENOSYS};
+use offload_abi::errno::{EAGAIN, EEXIST, EINVAL, EIO, ENAMETOOLONG, ENOSYS, EPERM, ESRCH};
 use offload_abi::syscalls::{Disposition, disposition, nr};
 use offload_abi::{BridgeRequest, op, req_flags};
 use std::os::fd::OwnedFd;
@@ -142,7 +142,7 @@ pub struct ProcessInfo {
 }
 
 /// Clears the VMM process's umask while any servicer lives, restoring it after the last one:
-/// the guest's umask is per job and applied by the servicer to every mode it passes, so the
+/// the guest's umask is per process and applied by the servicer to every mode it passes, so the
 /// host's must not strip bits a second time.
 #[derive(Debug)]
 struct ProcessUmask;
@@ -190,26 +190,80 @@ pub struct ServicerStats {
     pub rejected: u64,
 }
 
+/// One process of the job as the host sees it (issue #9): its fd table, working directory and
+/// umask. Forks copy it, exec closes its CLOEXEC fds, exit drops it ([`op::PROC_FORK`],
+/// [`op::PROC_EXEC`], [`op::PROC_EXIT`]). Calls hold it as an `Arc`, so a process that exits
+/// while one of its calls still runs on another host thread stays alive until that call ends.
+#[derive(Debug)]
+pub struct Process {
+    /// Its pid as the program sees it.
+    pub pid: u32,
+    /// Its parent's pid (what /proc/self/status reports).
+    pub ppid: u32,
+    /// Its fd table.
+    pub fds: FdTable,
+    cwd: std::sync::Mutex<Vec<u8>>,
+    /// umask(2) is per process; applied by the servicer to every mode it passes.
+    umask: std::sync::atomic::AtomicU32,
+    /// What /proc/self/exe names (absolute, inside the root): the job's program, then what
+    /// [`op::PROC_EXEC`] names.
+    exe: std::sync::Mutex<Vec<u8>>,
+}
+
+impl Process {
+    /// The current working directory (absolute, inside the root).
+    pub fn cwd(&self) -> Vec<u8> {
+        lock(&self.cwd).clone()
+    }
+
+    /// The process's umask.
+    pub fn umask(&self) -> u32 {
+        self.umask.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Replaces the process's umask; returns the old one.
+    pub fn swap_umask(&self, mask: u32) -> u32 {
+        self.umask.swap(mask, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What /proc/self/exe names.
+    pub fn exe(&self) -> Vec<u8> {
+        lock(&self.exe).clone()
+    }
+
+    /// A copy for a forked child `pid`: the same open files (`FdTable::fork`), cwd, umask and
+    /// program.
+    fn fork(&self, pid: u32) -> Process {
+        Process {
+            pid,
+            ppid: self.pid,
+            fds: self.fds.fork(),
+            cwd: std::sync::Mutex::new(self.cwd()),
+            umask: self.umask().into(),
+            exe: std::sync::Mutex::new(self.exe()),
+        }
+    }
+}
+
 /// Executes offload requests for one job.
 ///
 /// Shared by every host thread that serves the job (`&self` everywhere; it is `Sync`): the
 /// vCPU threads serving synchronous offloads and the workers of asynchronous ones run calls
 /// concurrently. Mutable state sits behind short locks that are never held across a host call
-/// (docs/DESIGN.md "Concurrent offloads"): the fd table's map, the working directory, the
-/// AF_UNIX name map and the counters; the umask is an atomic.
+/// (docs/DESIGN.md "Concurrent offloads"): the process map (pid -> `Arc<Process>`, looked up
+/// once per request), each process's fd table and working directory, the AF_UNIX name map and
+/// the counters; umasks are atomics.
 #[derive(Debug)]
 pub struct Servicer {
-    /// The guest's fd table.
-    pub fds: FdTable,
-    /// Root and program path (the working directory moved to [`Servicer::cwd`]).
+    /// Root and program path (the working directory moved to the first [`Process`]).
     pub ctx: JobContext,
-    cwd: std::sync::Mutex<Vec<u8>>,
+    /// The job's processes by pid (docs/DESIGN.md "Processes on the host side").
+    procs: std::sync::Mutex<std::collections::BTreeMap<u32, std::sync::Arc<Process>>>,
     stats: std::sync::Mutex<ServicerStats>,
-    /// The job's umask (umask(2) is per process; the host's own is 0 meanwhile).
-    umask: std::sync::atomic::AtomicU32,
     _host_umask: ProcessUmask,
     /// AF_UNIX names: the address the host kernel reports for a socket the guest bound (a
-    /// `/proc/self/fd/N/name` spelling) -> the path the guest bound it to.
+    /// `/proc/self/fd/N/name` spelling) -> the path the guest bound it to. Per job, not per
+    /// process: the key names a host socket, which forked processes share.
     pub(crate) unix_names: std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, Vec<u8>>>,
     /// How `op::ZERO_PHYS` makes guest RAM read zero (the VMM sets it from the RAM backing).
     pub zero_method: ZeroMethod,
@@ -227,41 +281,146 @@ pub(crate) struct Call<'a, 'm, M: GuestMemoryBackend> {
     pub args: [u64; 6],
 }
 
+/// What a handler runs against: the job ([`Servicer`], by `Deref`) and the calling process
+/// (its fd table as `fds`, its cwd and umask).
+pub(crate) struct Proc<'a> {
+    job: &'a Servicer,
+    process: &'a Process,
+    /// The calling process's fd table.
+    pub fds: &'a FdTable,
+}
+
+impl std::ops::Deref for Proc<'_> {
+    type Target = Servicer;
+    fn deref(&self) -> &Servicer {
+        self.job
+    }
+}
+
+impl<'a> Proc<'a> {
+    pub(crate) fn new(job: &'a Servicer, process: &'a Process) -> Self {
+        Proc {
+            job,
+            process,
+            fds: &process.fds,
+        }
+    }
+
+    /// The calling process's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid
+    }
+
+    /// The calling process's parent pid.
+    pub(crate) fn ppid(&self) -> u32 {
+        self.process.ppid
+    }
+
+    /// The current working directory (absolute, inside the root).
+    pub(crate) fn cwd(&self) -> Vec<u8> {
+        self.process.cwd()
+    }
+
+    pub(crate) fn set_cwd(&self, cwd: Vec<u8>) {
+        *lock(&self.process.cwd) = cwd;
+    }
+
+    /// The process's umask.
+    pub(crate) fn umask(&self) -> u32 {
+        self.process.umask()
+    }
+
+    /// What /proc/self/exe names.
+    pub(crate) fn exe(&self) -> Vec<u8> {
+        self.process.exe()
+    }
+
+    /// Replaces the process's umask; returns the old one.
+    pub(crate) fn swap_umask(&self, mask: u32) -> u32 {
+        self.process.swap_umask(mask)
+    }
+}
+
 impl Servicer {
-    /// A servicer with the given fd table and context. While servicers exist the VMM
-    /// process's umask is 0 (each job applies its own; it starts as the process's).
+    /// A servicer with one process, `ctx.process.pid`, owning the given fd table and starting
+    /// in `ctx.cwd`. While servicers exist the VMM process's umask is 0 (each process applies
+    /// its own; the first starts with the VMM process's).
     pub fn new(fds: FdTable, mut ctx: JobContext) -> Self {
         let (guard, umask) = ProcessUmask::take();
-        let cwd = std::mem::take(&mut ctx.cwd);
-        Servicer {
+        let first = Process {
+            pid: ctx.process.pid,
+            ppid: ctx.process.ppid,
             fds,
-            ctx,
-            cwd: std::sync::Mutex::new(cwd),
-            stats: Default::default(),
+            cwd: std::sync::Mutex::new(std::mem::take(&mut ctx.cwd)),
             umask: umask.into(),
+            exe: std::sync::Mutex::new(ctx.exe.clone()),
+        };
+        let procs = std::iter::once((first.pid, std::sync::Arc::new(first))).collect();
+        Servicer {
+            ctx,
+            procs: std::sync::Mutex::new(procs),
+            stats: Default::default(),
             _host_umask: guard,
             unix_names: Default::default(),
             zero_method: ZeroMethod::default(),
         }
     }
 
-    /// The current working directory (absolute, inside the root).
-    pub fn cwd(&self) -> Vec<u8> {
-        lock(&self.cwd).clone()
+    /// Process `pid`, if the job has it.
+    pub fn process(&self, pid: u32) -> Option<std::sync::Arc<Process>> {
+        lock(&self.procs).get(&pid).cloned()
     }
 
-    pub(crate) fn set_cwd(&self, cwd: Vec<u8>) {
-        *lock(&self.cwd) = cwd;
+    /// Pids of the job's processes, ascending.
+    pub fn pids(&self) -> Vec<u32> {
+        lock(&self.procs).keys().copied().collect()
     }
 
-    /// The job's umask.
-    pub fn umask(&self) -> u32 {
-        self.umask.load(std::sync::atomic::Ordering::Relaxed)
+    /// [`op::PROC_FORK`]: `child` gets a copy of `parent`.
+    pub fn fork_process(&self, parent: u32, child: u32) -> SysResult {
+        let parent = self.process(parent).ok_or(Errno(ESRCH))?;
+        // The copy is made before taking the map's lock (it takes the parent's table lock).
+        let copy = std::sync::Arc::new(parent.fork(child));
+        let mut procs = lock(&self.procs);
+        if procs.contains_key(&child) {
+            return Err(Errno(EEXIST));
+        }
+        if procs.len() >= offload_abi::MAX_PROCESSES {
+            return Err(Errno(EAGAIN));
+        }
+        procs.insert(child, copy);
+        Ok(0)
     }
 
-    /// Replaces the job's umask; returns the old one.
-    pub fn swap_umask(&self, mask: u32) -> u32 {
-        self.umask.swap(mask, std::sync::atomic::Ordering::Relaxed)
+    /// [`op::PROC_EXEC`]: closes `pid`'s CLOEXEC fds; returns how many. With `exe`, the
+    /// new program's path (relative paths from the process's cwd) must open inside the root
+    /// (the same `openat2(RESOLVE_IN_ROOT)` as every guest path) and becomes what
+    /// /proc/self/exe names; if it does not, nothing changes.
+    pub fn exec_process(&self, pid: u32, exe: Option<&[u8]>) -> SysResult {
+        use std::os::fd::AsFd;
+        let p = self.process(pid).ok_or(Errno(ESRCH))?;
+        if let Some(path) = exe {
+            let joined = join_path(&p.cwd(), path);
+            let c = path::cstring(joined.clone())?;
+            let flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+            let resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+            let file = openat2(self.ctx.root.as_fd(), &c, flags, 0, resolve)?;
+            // The file's own name inside the root (symlinks resolved), as Linux shows it.
+            let name = path_in_root(file.as_fd(), &self.ctx.root_path)
+                .unwrap_or_else(|| path::normalize(&joined));
+            *lock(&p.exe) = name;
+        }
+        Ok(p.fds.close_on_exec() as i64)
+    }
+
+    /// [`op::PROC_EXIT`]: forgets `pid`; its fds close when no other process or running call
+    /// holds them.
+    pub fn exit_process(&self, pid: u32) -> SysResult {
+        let p = lock(&self.procs).remove(&pid).ok_or(Errno(ESRCH))?;
+        // Close its fds now, even if a call of the process still holds the `Arc<Process>`
+        // (such a call keeps only the host fds it took out of the table).
+        p.fds.clear();
+        Ok(0)
     }
 
     /// A copy of the counters.
@@ -302,7 +461,7 @@ impl Servicer {
         let view = GuestView::new(mem, req.cr3, kernel_origin);
         match req.op {
             op::SYSCALL => {
-                req.ret = to_ret(self.syscall(&view, req.nr, req.args));
+                req.ret = to_ret(self.syscall(req.pid, &view, req.nr, req.args));
                 req.val = view.fault_report(req.ret);
             }
             op::HOST_TIME => {
@@ -345,6 +504,9 @@ impl Servicer {
             op::ZERO_PHYS => {
                 req.ret = mem::zero_phys(mem, req.args[0], req.args[1], self.zero_method);
             }
+            op::PROC_FORK | op::PROC_EXEC | op::PROC_EXIT => {
+                req.ret = to_ret(self.process_op(&view, req.op, kernel_origin, req.args));
+            }
             _ => {
                 self.count_rejected();
                 req.ret = -ENOSYS;
@@ -352,10 +514,45 @@ impl Servicer {
         }
     }
 
+    /// The process operations: kernel origin only (a program cannot forge them); pids are
+    /// numbers to look up (`args` truncated to 32 bits would alias, so larger values are
+    /// unknown pids).
+    fn process_op<M: GuestMemoryBackend>(
+        &self,
+        view: &GuestView<'_, M>,
+        opcode: u32,
+        kernel_origin: bool,
+        args: [u64; 6],
+    ) -> SysResult {
+        if !kernel_origin {
+            return Err(Errno(EPERM));
+        }
+        let pid = |a: u64| u32::try_from(a).map_err(|_| Errno(ESRCH));
+        match opcode {
+            op::PROC_FORK => {
+                let parent = pid(args[0])?;
+                let child = u32::try_from(args[1]).map_err(|_| Errno(EINVAL))?;
+                self.fork_process(parent, child)
+            }
+            op::PROC_EXEC => {
+                let pid = pid(args[0])?;
+                let exe = match args[2] {
+                    0 => None,
+                    len if len >= path::PATH_MAX as u64 => return Err(Errno(ENAMETOOLONG)),
+                    len => Some(view.read(GuestRange::new(args[1], len))?),
+                };
+                self.exec_process(pid, exe.as_deref())
+            }
+            _ => self.exit_process(pid(args[0])?),
+        }
+    }
+
     /// Executes offloaded syscall `number`. Numbers the table does not mark offloaded are
     /// refused (a guest cannot reach host calls the table does not allow).
+    /// It runs as process `pid` (`ESRCH` if the job has none).
     pub fn syscall<M: GuestMemoryBackend>(
         &self,
+        pid: u32,
         mem: &GuestView<'_, M>,
         number: u64,
         args: [u64; 6],
@@ -364,135 +561,141 @@ impl Servicer {
             self.count_rejected();
             return Err(Errno(ENOSYS));
         }
+        let Some(process) = self.process(pid) else {
+            self.count_rejected();
+            return Err(Errno(ESRCH));
+        };
         *lock(&self.stats).per_nr.entry(number).or_default() += 1;
         let c = Call { mem, args };
+        let p = Proc::new(self, &process);
+        let s = &p;
         match number {
-            nr::read => io::read(self, &c),
-            nr::write => io::write(self, &c),
-            nr::pread64 => io::pread64(self, &c),
-            nr::pwrite64 => io::pwrite64(self, &c),
-            nr::readv => io::readv(self, &c),
-            nr::writev => io::writev(self, &c),
-            nr::preadv => io::preadv(self, &c),
-            nr::pwritev => io::pwritev(self, &c),
-            nr::preadv2 => io::preadv2(self, &c),
-            nr::pwritev2 => io::pwritev2(self, &c),
-            nr::lseek => io::lseek(self, &c),
-            nr::ioctl => io::ioctl(self, &c),
-            nr::sendfile => io::sendfile(self, &c),
-            nr::copy_file_range => io::copy_file_range(self, &c),
-            nr::splice => io::splice(self, &c),
-            nr::tee => io::tee(self, &c),
-            nr::fsync => io::fsync(self, &c),
-            nr::fdatasync => io::fdatasync(self, &c),
-            nr::sync => io::sync(self, &c),
-            nr::syncfs => io::syncfs(self, &c),
-            nr::fallocate => io::fallocate(self, &c),
-            nr::fadvise64 => io::fadvise64(self, &c),
-            nr::readahead => io::readahead(self, &c),
-            nr::sync_file_range => io::sync_file_range(self, &c),
-            nr::open => fs::open(self, &c),
-            nr::openat => fs::openat(self, &c),
-            nr::openat2 => fs::openat2(self, &c),
-            nr::creat => fs::creat(self, &c),
-            nr::stat => fs::stat(self, &c),
-            nr::lstat => fs::lstat(self, &c),
-            nr::fstat => fs::fstat(self, &c),
-            nr::newfstatat => fs::newfstatat(self, &c),
-            nr::statx => fs::statx(self, &c),
-            nr::statfs => fs::statfs(self, &c),
-            nr::fstatfs => fs::fstatfs(self, &c),
-            nr::getxattr => xattr::getxattr(self, &c, xattr::Form::Path),
-            nr::lgetxattr => xattr::getxattr(self, &c, xattr::Form::LinkPath),
-            nr::fgetxattr => xattr::getxattr(self, &c, xattr::Form::Fd),
-            nr::listxattr => xattr::listxattr(self, &c, xattr::Form::Path),
-            nr::llistxattr => xattr::listxattr(self, &c, xattr::Form::LinkPath),
-            nr::flistxattr => xattr::listxattr(self, &c, xattr::Form::Fd),
-            nr::setxattr => xattr::setxattr(self, &c, xattr::Form::Path),
-            nr::lsetxattr => xattr::setxattr(self, &c, xattr::Form::LinkPath),
-            nr::fsetxattr => xattr::setxattr(self, &c, xattr::Form::Fd),
-            nr::removexattr => xattr::removexattr(self, &c, xattr::Form::Path),
-            nr::lremovexattr => xattr::removexattr(self, &c, xattr::Form::LinkPath),
-            nr::fremovexattr => xattr::removexattr(self, &c, xattr::Form::Fd),
-            nr::readlink => fs::readlink(self, &c),
-            nr::readlinkat => fs::readlinkat(self, &c),
-            nr::access => fs::access(self, &c),
-            nr::faccessat => fs::faccessat(self, &c),
-            nr::faccessat2 => fs::faccessat2(self, &c),
-            nr::chmod => fs::chmod(self, &c),
-            nr::fchmod => fs::fchmod(self, &c),
-            nr::fchmodat => fs::fchmodat(self, &c),
-            nr::fchmodat2 => fs::fchmodat2(self, &c),
-            nr::chown => fs::chown(self, &c),
-            nr::fchown => fs::fchown(self, &c),
-            nr::lchown => fs::lchown(self, &c),
-            nr::fchownat => fs::fchownat(self, &c),
-            nr::utimensat => fs::utimensat(self, &c),
-            nr::utimes => fs::utimes(self, &c),
-            nr::utime => fs::utime(self, &c),
-            nr::futimesat => fs::futimesat(self, &c),
-            nr::truncate => fs::truncate(self, &c),
-            nr::ftruncate => fs::ftruncate(self, &c),
-            nr::getcwd => dir::getcwd(self, &c),
-            nr::chdir => dir::chdir(self, &c),
-            nr::fchdir => dir::fchdir(self, &c),
-            nr::getdents => dir::getdents(self, &c),
-            nr::getdents64 => dir::getdents64(self, &c),
-            nr::mkdir => dir::mkdir(self, &c),
-            nr::mkdirat => dir::mkdirat(self, &c),
-            nr::mknod => dir::mknod(self, &c),
-            nr::mknodat => dir::mknodat(self, &c),
-            nr::rmdir => dir::rmdir(self, &c),
-            nr::unlink => dir::unlink(self, &c),
-            nr::unlinkat => dir::unlinkat(self, &c),
-            nr::rename => dir::rename(self, &c),
-            nr::renameat => dir::renameat(self, &c),
-            nr::renameat2 => dir::renameat2(self, &c),
-            nr::link => dir::link(self, &c),
-            nr::linkat => dir::linkat(self, &c),
-            nr::symlink => dir::symlink(self, &c),
-            nr::symlinkat => dir::symlinkat(self, &c),
-            nr::close => fd::close(self, &c),
-            nr::close_range => fd::close_range(self, &c),
-            nr::dup => fd::dup(self, &c),
-            nr::dup2 => fd::dup2(self, &c),
-            nr::dup3 => fd::dup3(self, &c),
-            nr::fcntl => fd::fcntl(self, &c),
-            nr::flock => fd::flock(self, &c),
-            nr::pipe => fd::pipe(self, &c),
-            nr::pipe2 => fd::pipe2(self, &c),
-            nr::eventfd => fd::eventfd(self, &c),
-            nr::eventfd2 => fd::eventfd2(self, &c),
-            nr::socket => net::socket(self, &c),
-            nr::socketpair => net::socketpair(self, &c),
-            nr::bind => net::bind(self, &c),
-            nr::connect => net::connect(self, &c),
-            nr::listen => net::listen(self, &c),
-            nr::accept => net::accept(self, &c),
-            nr::accept4 => net::accept4(self, &c),
-            nr::shutdown => net::shutdown(self, &c),
-            nr::sendto => net::sendto(self, &c),
-            nr::recvfrom => net::recvfrom(self, &c),
-            nr::sendmsg => net::sendmsg(self, &c),
-            nr::recvmsg => net::recvmsg(self, &c),
-            nr::sendmmsg => net::sendmmsg(self, &c),
-            nr::recvmmsg => net::recvmmsg(self, &c),
-            nr::getsockopt => net::getsockopt(self, &c),
-            nr::setsockopt => net::setsockopt(self, &c),
-            nr::getsockname => net::getsockname(self, &c),
-            nr::getpeername => net::getpeername(self, &c),
-            nr::poll => poll::poll(self, &c),
-            nr::ppoll => poll::ppoll(self, &c),
-            nr::select => poll::select(self, &c),
-            nr::pselect6 => poll::pselect6(self, &c),
-            nr::epoll_create => poll::epoll_create(self, &c),
-            nr::epoll_create1 => poll::epoll_create1(self, &c),
-            nr::epoll_ctl => poll::epoll_ctl(self, &c),
-            nr::epoll_wait => poll::epoll_wait(self, &c),
-            nr::epoll_pwait => poll::epoll_pwait(self, &c),
-            nr::epoll_pwait2 => poll::epoll_pwait2(self, &c),
-            nr::getrandom => misc::getrandom(self, &c),
-            nr::umask => misc::umask(self, &c),
+            nr::read => io::read(s, &c),
+            nr::write => io::write(s, &c),
+            nr::pread64 => io::pread64(s, &c),
+            nr::pwrite64 => io::pwrite64(s, &c),
+            nr::readv => io::readv(s, &c),
+            nr::writev => io::writev(s, &c),
+            nr::preadv => io::preadv(s, &c),
+            nr::pwritev => io::pwritev(s, &c),
+            nr::preadv2 => io::preadv2(s, &c),
+            nr::pwritev2 => io::pwritev2(s, &c),
+            nr::lseek => io::lseek(s, &c),
+            nr::ioctl => io::ioctl(s, &c),
+            nr::sendfile => io::sendfile(s, &c),
+            nr::copy_file_range => io::copy_file_range(s, &c),
+            nr::splice => io::splice(s, &c),
+            nr::tee => io::tee(s, &c),
+            nr::fsync => io::fsync(s, &c),
+            nr::fdatasync => io::fdatasync(s, &c),
+            nr::sync => io::sync(s, &c),
+            nr::syncfs => io::syncfs(s, &c),
+            nr::fallocate => io::fallocate(s, &c),
+            nr::fadvise64 => io::fadvise64(s, &c),
+            nr::readahead => io::readahead(s, &c),
+            nr::sync_file_range => io::sync_file_range(s, &c),
+            nr::open => fs::open(s, &c),
+            nr::openat => fs::openat(s, &c),
+            nr::openat2 => fs::openat2(s, &c),
+            nr::creat => fs::creat(s, &c),
+            nr::stat => fs::stat(s, &c),
+            nr::lstat => fs::lstat(s, &c),
+            nr::fstat => fs::fstat(s, &c),
+            nr::newfstatat => fs::newfstatat(s, &c),
+            nr::statx => fs::statx(s, &c),
+            nr::statfs => fs::statfs(s, &c),
+            nr::fstatfs => fs::fstatfs(s, &c),
+            nr::getxattr => xattr::getxattr(s, &c, xattr::Form::Path),
+            nr::lgetxattr => xattr::getxattr(s, &c, xattr::Form::LinkPath),
+            nr::fgetxattr => xattr::getxattr(s, &c, xattr::Form::Fd),
+            nr::listxattr => xattr::listxattr(s, &c, xattr::Form::Path),
+            nr::llistxattr => xattr::listxattr(s, &c, xattr::Form::LinkPath),
+            nr::flistxattr => xattr::listxattr(s, &c, xattr::Form::Fd),
+            nr::setxattr => xattr::setxattr(s, &c, xattr::Form::Path),
+            nr::lsetxattr => xattr::setxattr(s, &c, xattr::Form::LinkPath),
+            nr::fsetxattr => xattr::setxattr(s, &c, xattr::Form::Fd),
+            nr::removexattr => xattr::removexattr(s, &c, xattr::Form::Path),
+            nr::lremovexattr => xattr::removexattr(s, &c, xattr::Form::LinkPath),
+            nr::fremovexattr => xattr::removexattr(s, &c, xattr::Form::Fd),
+            nr::readlink => fs::readlink(s, &c),
+            nr::readlinkat => fs::readlinkat(s, &c),
+            nr::access => fs::access(s, &c),
+            nr::faccessat => fs::faccessat(s, &c),
+            nr::faccessat2 => fs::faccessat2(s, &c),
+            nr::chmod => fs::chmod(s, &c),
+            nr::fchmod => fs::fchmod(s, &c),
+            nr::fchmodat => fs::fchmodat(s, &c),
+            nr::fchmodat2 => fs::fchmodat2(s, &c),
+            nr::chown => fs::chown(s, &c),
+            nr::fchown => fs::fchown(s, &c),
+            nr::lchown => fs::lchown(s, &c),
+            nr::fchownat => fs::fchownat(s, &c),
+            nr::utimensat => fs::utimensat(s, &c),
+            nr::utimes => fs::utimes(s, &c),
+            nr::utime => fs::utime(s, &c),
+            nr::futimesat => fs::futimesat(s, &c),
+            nr::truncate => fs::truncate(s, &c),
+            nr::ftruncate => fs::ftruncate(s, &c),
+            nr::getcwd => dir::getcwd(s, &c),
+            nr::chdir => dir::chdir(s, &c),
+            nr::fchdir => dir::fchdir(s, &c),
+            nr::getdents => dir::getdents(s, &c),
+            nr::getdents64 => dir::getdents64(s, &c),
+            nr::mkdir => dir::mkdir(s, &c),
+            nr::mkdirat => dir::mkdirat(s, &c),
+            nr::mknod => dir::mknod(s, &c),
+            nr::mknodat => dir::mknodat(s, &c),
+            nr::rmdir => dir::rmdir(s, &c),
+            nr::unlink => dir::unlink(s, &c),
+            nr::unlinkat => dir::unlinkat(s, &c),
+            nr::rename => dir::rename(s, &c),
+            nr::renameat => dir::renameat(s, &c),
+            nr::renameat2 => dir::renameat2(s, &c),
+            nr::link => dir::link(s, &c),
+            nr::linkat => dir::linkat(s, &c),
+            nr::symlink => dir::symlink(s, &c),
+            nr::symlinkat => dir::symlinkat(s, &c),
+            nr::close => fd::close(s, &c),
+            nr::close_range => fd::close_range(s, &c),
+            nr::dup => fd::dup(s, &c),
+            nr::dup2 => fd::dup2(s, &c),
+            nr::dup3 => fd::dup3(s, &c),
+            nr::fcntl => fd::fcntl(s, &c),
+            nr::flock => fd::flock(s, &c),
+            nr::pipe => fd::pipe(s, &c),
+            nr::pipe2 => fd::pipe2(s, &c),
+            nr::eventfd => fd::eventfd(s, &c),
+            nr::eventfd2 => fd::eventfd2(s, &c),
+            nr::socket => net::socket(s, &c),
+            nr::socketpair => net::socketpair(s, &c),
+            nr::bind => net::bind(s, &c),
+            nr::connect => net::connect(s, &c),
+            nr::listen => net::listen(s, &c),
+            nr::accept => net::accept(s, &c),
+            nr::accept4 => net::accept4(s, &c),
+            nr::shutdown => net::shutdown(s, &c),
+            nr::sendto => net::sendto(s, &c),
+            nr::recvfrom => net::recvfrom(s, &c),
+            nr::sendmsg => net::sendmsg(s, &c),
+            nr::recvmsg => net::recvmsg(s, &c),
+            nr::sendmmsg => net::sendmmsg(s, &c),
+            nr::recvmmsg => net::recvmmsg(s, &c),
+            nr::getsockopt => net::getsockopt(s, &c),
+            nr::setsockopt => net::setsockopt(s, &c),
+            nr::getsockname => net::getsockname(s, &c),
+            nr::getpeername => net::getpeername(s, &c),
+            nr::poll => poll::poll(s, &c),
+            nr::ppoll => poll::ppoll(s, &c),
+            nr::select => poll::select(s, &c),
+            nr::pselect6 => poll::pselect6(s, &c),
+            nr::epoll_create => poll::epoll_create(s, &c),
+            nr::epoll_create1 => poll::epoll_create1(s, &c),
+            nr::epoll_ctl => poll::epoll_ctl(s, &c),
+            nr::epoll_wait => poll::epoll_wait(s, &c),
+            nr::epoll_pwait => poll::epoll_pwait(s, &c),
+            nr::epoll_pwait2 => poll::epoll_pwait2(s, &c),
+            nr::getrandom => misc::getrandom(s, &c),
+            nr::umask => misc::umask(s, &c),
             _ => Err(Errno(ENOSYS)),
         }
     }
@@ -529,7 +732,7 @@ mod tests {
             .iter()
             .filter(|r| r.disposition == Disposition::Offload)
         {
-            let r = s.syscall(&view, row.nr, [7, 0x1000, 16, 0, 0, 0]);
+            let r = s.syscall(0, &view, row.nr, [7, 0x1000, 16, 0, 0, 0]);
             assert_ne!(
                 r,
                 Err(Errno(ENOSYS)),
@@ -547,7 +750,7 @@ mod tests {
         let s = servicer();
         // kill, execve, mmap (local), 999 (no such syscall): the host never executes them.
         for nr in [nr::kill, nr::execve, nr::mmap, 999, u64::MAX] {
-            assert_eq!(s.syscall(&view, nr, [0; 6]), Err(Errno(ENOSYS)));
+            assert_eq!(s.syscall(0, &view, nr, [0; 6]), Err(Errno(ENOSYS)));
         }
         assert_eq!(s.stats().rejected, 5);
     }

@@ -16,11 +16,12 @@
 //! ENOPROTOOPT and levels not listed with EOPNOTSUPP: the host kernel would follow a guest
 //! pointer in the VMM's address space or create an fd outside the guest's table.
 
+use crate::Proc;
 use crate::fd::insert_pair;
 use crate::guest_mem::{GuestRange, MAX_COPY, Out};
 use crate::io::{UIO_MAXIOV, gather, iovecs_at, scatter, scatter_ranges};
 use crate::path::AT_FDCWD;
-use crate::{Call, Errno, Servicer, SysResult, sys};
+use crate::{Call, Errno, SysResult, sys};
 use offload_abi::errno::{
     EADDRINUSE, EBADF, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOPROTOOPT, EOPNOTSUPP,
 };
@@ -88,7 +89,7 @@ fn unix_addr(path: &[u8]) -> Vec<u8> {
     out
 }
 
-impl Servicer {
+impl Proc<'_> {
     /// Rewrites a guest address for the host: AF_UNIX names are resolved inside the root
     /// (`bind`: the entry to create; otherwise the existing socket).
     fn host_addr(&self, raw: Vec<u8>, bind: bool) -> Result<HostAddr, Errno> {
@@ -196,21 +197,21 @@ fn put_addr<M: GuestMemoryBackend>(
 }
 
 /// socket(2)
-pub(crate) fn socket<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn socket<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let ty = c.args[1] as i32;
     let fd = sys::socket(c.args[0] as i32, ty & !SOCK_CLOEXEC, c.args[2] as i32)?;
     Ok(i64::from(s.fds.insert(fd, ty & SOCK_CLOEXEC != 0)?))
 }
 
 /// socketpair(2)
-pub(crate) fn socketpair<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn socketpair<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let (domain, ty, proto) = (c.args[0] as i32, c.args[1] as i32, c.args[2] as i32);
     let make = || sys::socketpair(domain, ty & !SOCK_CLOEXEC, proto);
     insert_pair(s, c, c.args[3], make, ty & SOCK_CLOEXEC != 0)
 }
 
 fn bind_or_connect<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     connect: bool,
 ) -> SysResult {
@@ -222,38 +223,38 @@ fn bind_or_connect<M: GuestMemoryBackend>(
 }
 
 /// bind(2)
-pub(crate) fn bind<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn bind<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     bind_or_connect(s, c, false)
 }
 
 /// connect(2)
-pub(crate) fn connect<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn connect<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     bind_or_connect(s, c, true)
 }
 
 /// listen(2)
-pub(crate) fn listen<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn listen<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sys::listen(s.fds.get(c.args[0])?.as_fd(), c.args[1] as i32)?;
     Ok(0)
 }
 
 /// shutdown(2)
-pub(crate) fn shutdown<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn shutdown<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sys::shutdown(s.fds.get(c.args[0])?.as_fd(), c.args[1] as i32)?;
     Ok(0)
 }
 
 /// accept(2)
-pub(crate) fn accept<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn accept<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_accept4(s, c, 0)
 }
 
 /// accept4(2)
-pub(crate) fn accept4<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn accept4<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_accept4(s, c, c.args[3] as i32)
 }
 
-fn do_accept4<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, flags: i32) -> SysResult {
+fn do_accept4<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>, flags: i32) -> SysResult {
     if flags & !(SOCK_CLOEXEC | SOCK_NONBLOCK) != 0 {
         return Err(Errno(EINVAL));
     }
@@ -272,16 +273,16 @@ fn do_accept4<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, flags: i
 }
 
 /// getsockname(2)
-pub(crate) fn getsockname<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn getsockname<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sock_name(s, c, false)
 }
 
 /// getpeername(2)
-pub(crate) fn getpeername<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn getpeername<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     sock_name(s, c, true)
 }
 
-fn sock_name<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, peer: bool) -> SysResult {
+fn sock_name<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>, peer: bool) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     let out = addr_out(c, c.args[1], c.args[2])?.ok_or(Errno(libc::EFAULT as i64))?;
@@ -292,7 +293,7 @@ fn sock_name<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>, peer: boo
 }
 
 /// sendto(2)
-pub(crate) fn sendto<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn sendto<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     let data = c
         .mem
@@ -308,7 +309,7 @@ pub(crate) fn sendto<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -
 }
 
 /// recvfrom(2)
-pub(crate) fn recvfrom<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn recvfrom<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     let dest = GuestRange::<Out>::new(c.args[1], c.args[2]).prefix(MAX_COPY);
@@ -363,7 +364,7 @@ fn read_msghdr<M: GuestMemoryBackend>(c: &Call<'_, '_, M>, addr: u64) -> Result<
 /// every header as Linux does (a length below the header size or past the buffer: EINVAL;
 /// an fd the guest does not have: EBADF). Returns the host fds, which the caller holds until
 /// the message is sent (a concurrent guest close must not let a number name another host fd).
-fn control_to_host(s: &Servicer, control: &mut [u8]) -> Result<Vec<crate::fdtable::HostFd>, Errno> {
+fn control_to_host(s: &Proc<'_>, control: &mut [u8]) -> Result<Vec<crate::fdtable::HostFd>, Errno> {
     let mut held = Vec::new();
     let mut off = 0usize;
     while off + sys::CMSG_HDR <= control.len() {
@@ -398,7 +399,7 @@ fn control_to_host(s: &Servicer, control: &mut [u8]) -> Result<Vec<crate::fdtabl
 }
 
 fn send_one<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     fd: u64,
     msg: u64,
@@ -425,7 +426,7 @@ fn send_one<M: GuestMemoryBackend>(
 }
 
 fn recv_one<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     fd: u64,
     msg: u64,
@@ -496,18 +497,18 @@ fn recv_one<M: GuestMemoryBackend>(
 }
 
 /// sendmsg(2)
-pub(crate) fn sendmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn sendmsg<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     send_one(s, c, c.args[0], c.args[1], c.args[2] as i32)
 }
 
 /// recvmsg(2)
-pub(crate) fn recvmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn recvmsg<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     recv_one(s, c, c.args[0], c.args[1], c.args[2] as i32)
 }
 
 /// sendmmsg(2): one sendmsg per entry; stops at the first error (reported only if nothing
 /// was sent, as Linux does).
-pub(crate) fn sendmmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn sendmmsg<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let vlen = (c.args[2] as u32).min(UIO_MAXIOV as u32);
     let mut sent = 0u32;
     while sent < vlen {
@@ -527,7 +528,7 @@ pub(crate) fn sendmmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>)
 /// recvmmsg(2): one recvmsg per entry; `MSG_WAITFORONE` makes all but the first
 /// non-blocking. The timeout argument is not supported (it is checked only between
 /// messages on Linux too); a non-NULL one is EINVAL.
-pub(crate) fn recvmmsg<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn recvmmsg<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     if c.args[4] != 0 {
         return Err(Errno(EINVAL));
     }
@@ -597,7 +598,7 @@ fn sockopt_allowed(level: i32, name: i32) -> bool {
 }
 
 /// getsockopt(2)
-pub(crate) fn getsockopt<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn getsockopt<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     let (level, name) = (c.args[1] as i32, c.args[2] as i32);
@@ -618,7 +619,7 @@ pub(crate) fn getsockopt<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M
 }
 
 /// setsockopt(2)
-pub(crate) fn setsockopt<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn setsockopt<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     let (level, name) = (c.args[1] as i32, c.args[2] as i32);

@@ -24,8 +24,9 @@
 //! symlink, a task directory, …) is replaced by the program's view or refused. The VMM's
 //! /proc/self/mem, fd/ and environ are never reachable.
 
+use crate::Proc;
 use crate::procview::{self, ProcNode};
-use crate::{Errno, Servicer, sys};
+use crate::{Errno, sys};
 use offload_abi::errno::{EACCES, EINVAL, ELOOP, ENOENT, ENOTDIR};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -122,7 +123,7 @@ impl AsFd for StartDir<'_> {
     }
 }
 
-impl Servicer {
+impl Proc<'_> {
     /// The absolute path inside the root of an open fd, if it has one there.
     pub(crate) fn path_in_root(&self, fd: BorrowedFd<'_>) -> Option<Vec<u8>> {
         path_in_root(fd, &self.ctx.root_path)

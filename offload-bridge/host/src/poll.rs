@@ -8,8 +8,9 @@
 //! guest registered. Signal masks are accepted and ignored: the LWK has no signals yet
 //! (issue #7). Waiting blocks the serving thread (see the crate documentation).
 
+use crate::Proc;
 use crate::guest_mem::GuestRange;
-use crate::{Call, Errno, Servicer, SysResult, sys};
+use crate::{Call, Errno, SysResult, sys};
 use offload_abi::errno::{EBADF, EINVAL};
 use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
@@ -86,13 +87,13 @@ fn check_sigset(mask: u64, size: u64) -> Result<(), Errno> {
 }
 
 /// poll(2)
-pub(crate) fn poll<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn poll<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let mut timeout = ms_timeout(c.args[2] as i32);
     do_poll(s, c, &mut timeout)
 }
 
 /// ppoll(2): the time left is written back, as Linux does.
-pub(crate) fn ppoll<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn ppoll<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     check_sigset(c.args[3], c.args[4])?;
     let mut timeout = read_timespec(c, c.args[2])?;
     let r = do_poll(s, c, &mut timeout)?;
@@ -104,7 +105,7 @@ pub(crate) fn ppoll<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) ->
 }
 
 fn do_poll<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     timeout: &mut Option<sys::Timespec>,
 ) -> SysResult {
@@ -173,7 +174,7 @@ fn do_poll<M: GuestMemoryBackend>(
 }
 
 /// select(2): the time left is written back, as Linux does.
-pub(crate) fn select<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn select<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let mut timeout = if c.args[4] == 0 {
         None
     } else {
@@ -197,7 +198,7 @@ pub(crate) fn select<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -
 }
 
 /// pselect6(2): the sixth argument points to `{sigset *, size}`.
-pub(crate) fn pselect6<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn pselect6<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     if c.args[5] != 0 {
         let raw = c.mem.read_array::<16>(c.args[5])?;
         let (mask, size) = split_pair(&raw);
@@ -212,7 +213,7 @@ pub(crate) fn pselect6<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>)
 }
 
 fn do_select<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     timeout: &mut Option<sys::Timespec>,
 ) -> SysResult {
@@ -298,7 +299,7 @@ fn do_select<M: GuestMemoryBackend>(
 }
 
 /// epoll_create(2)
-pub(crate) fn epoll_create<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn epoll_create<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     if (c.args[0] as i32) <= 0 {
         return Err(Errno(EINVAL));
     }
@@ -306,7 +307,7 @@ pub(crate) fn epoll_create<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_,
 }
 
 /// epoll_create1(2)
-pub(crate) fn epoll_create1<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn epoll_create1<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let flags = u64::from(c.args[0] as u32);
     if flags & !EPOLL_CLOEXEC != 0 {
         return Err(Errno(EINVAL));
@@ -315,7 +316,7 @@ pub(crate) fn epoll_create1<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_
 }
 
 /// epoll_ctl(2): the fd is translated; the event's data stays the guest's.
-pub(crate) fn epoll_ctl<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn epoll_ctl<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let op = c.args[1] as i32;
     let event = if op == EPOLL_CTL_DEL {
         None
@@ -331,25 +332,25 @@ pub(crate) fn epoll_ctl<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>
 }
 
 /// epoll_wait(2)
-pub(crate) fn epoll_wait<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn epoll_wait<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     do_epoll_wait(s, c, ms_timeout(c.args[3] as i32))
 }
 
 /// epoll_pwait(2)
-pub(crate) fn epoll_pwait<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn epoll_pwait<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     check_sigset(c.args[4], c.args[5])?;
     do_epoll_wait(s, c, ms_timeout(c.args[3] as i32))
 }
 
 /// epoll_pwait2(2)
-pub(crate) fn epoll_pwait2<M: GuestMemoryBackend>(s: &Servicer, c: &Call<'_, '_, M>) -> SysResult {
+pub(crate) fn epoll_pwait2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     check_sigset(c.args[4], c.args[5])?;
     let timeout = read_timespec(c, c.args[3])?;
     do_epoll_wait(s, c, timeout)
 }
 
 fn do_epoll_wait<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     timeout: Option<sys::Timespec>,
 ) -> SysResult {

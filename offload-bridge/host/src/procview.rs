@@ -14,9 +14,10 @@
 //! kernel refuses them, and the open backstop in `path.rs` catches the same files reached
 //! any other way.
 
+use crate::Proc;
 use crate::guest_mem::GuestView;
 use crate::path::normalize;
-use crate::{Servicer, sys};
+use crate::sys;
 use offload_abi::layout::{KERNEL_PHYS_END, USER_STACK_TOP};
 use std::ffi::CStr;
 use std::fmt::Write;
@@ -61,9 +62,9 @@ pub(crate) enum Link {
 
 impl Link {
     /// The guest path the link names.
-    pub(crate) fn resolve(self, s: &Servicer) -> Vec<u8> {
+    pub(crate) fn resolve(self, s: &Proc<'_>) -> Vec<u8> {
         match self {
-            Link::Exe => s.ctx.exe.clone(),
+            Link::Exe => s.exe(),
             Link::Cwd => s.cwd(),
             Link::Root => b"/".to_vec(),
         }
@@ -72,7 +73,7 @@ impl Link {
 
 impl ProcNode {
     /// For links: the VMM's procfs link of the same kind (to lstat a link as a link).
-    pub(crate) fn host_link(&self, s: &Servicer) -> Option<HostLink> {
+    pub(crate) fn host_link(&self, s: &Proc<'_>) -> Option<HostLink> {
         let fixed = |path: &str| HostLink {
             path: path.into(),
             _held: None,
@@ -96,7 +97,7 @@ impl ProcNode {
 
 /// What the absolute guest path `abs` stands for in the process view, or None when it is an
 /// ordinary path.
-pub(crate) fn classify(s: &Servicer, abs: &[u8]) -> Option<ProcNode> {
+pub(crate) fn classify(s: &Proc<'_>, abs: &[u8]) -> Option<ProcNode> {
     let n = normalize(abs);
     let cpu = |name: &[u8]| matches!(name, b"online" | b"possible" | b"present");
     match n.as_slice() {
@@ -111,7 +112,7 @@ pub(crate) fn classify(s: &Servicer, abs: &[u8]) -> Option<ProcNode> {
     }
     let rest = n.strip_prefix(b"/proc/")?;
     let (who, rest) = split(rest);
-    let pid = s.ctx.process.pid.to_string();
+    let pid = s.pid().to_string();
     let me = who == b"self" || who == b"thread-self" || who == pid.as_bytes();
     if !me || rest.is_empty() {
         return None;
@@ -178,7 +179,7 @@ pub(crate) struct HostLink {
 
 /// The text readlink gives for guest fd `n` (/proc/self/fd/N): a path inside the root, or
 /// the kernel's `pipe:[…]`-style name.
-pub(crate) fn fd_link(s: &Servicer, n: i32) -> Option<Vec<u8>> {
+pub(crate) fn fd_link(s: &Proc<'_>, n: i32) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     let host_held = s.fds.get(n as u64).ok()?;
@@ -192,7 +193,7 @@ pub(crate) fn fd_link(s: &Servicer, n: i32) -> Option<Vec<u8>> {
 
 impl Content {
     /// The file's bytes now.
-    pub(crate) fn produce(self, s: &Servicer) -> Vec<u8> {
+    pub(crate) fn produce(self, s: &Proc<'_>) -> Vec<u8> {
         let p = &s.ctx.process;
         let vcpus = p.vcpus.max(1);
         let mut out = String::new();
@@ -221,8 +222,8 @@ impl Content {
                      FDSize:\t{fdsize}\nGroups:\t\nThreads:\t1\n\
                      Cpus_allowed_list:\t{cpus}\nMems_allowed_list:\t0\n",
                     s.umask(),
-                    pid = p.pid,
-                    ppid = p.ppid,
+                    pid = s.pid(),
+                    ppid = s.ppid(),
                     u = ids[0],
                     eu = ids[1],
                     g = ids[2],
@@ -261,7 +262,7 @@ impl Content {
 
 /// The command name: the basename of argv[0] (as Linux takes it from the exec'd file name),
 /// at most 15 bytes.
-fn comm(s: &Servicer) -> Vec<u8> {
+fn comm(s: &Proc<'_>) -> Vec<u8> {
     let name = s
         .ctx
         .process

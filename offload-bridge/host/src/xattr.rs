@@ -9,11 +9,12 @@
 //! attributes on symlinks; `trusted.*`/`security.*` attributes of symlinks are not reachable). Limits as Linux: names of 1..=255 bytes (else ERANGE), values and
 //! lists of at most 64 KiB (a larger get/list buffer is clamped, a larger value is E2BIG).
 
+use crate::Proc;
 use crate::fs::object;
 use crate::guest_mem::{GuestRange, In, Out};
 use crate::path::stat_mode;
 use crate::sys::{self, XattrTarget};
-use crate::{Call, Errno, Servicer, SysResult};
+use crate::{Call, Errno, SysResult};
 use offload_abi::errno::{E2BIG, EINVAL, ENODATA, EPERM, ERANGE};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -34,7 +35,7 @@ enum Target {
 }
 
 fn path_target<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     follow: bool,
 ) -> Result<Target, Errno> {
@@ -46,7 +47,7 @@ fn path_target<M: GuestMemoryBackend>(
 
 /// Runs `f` on the host form of `t`; `on_link` is the result for a symlink.
 fn with_target<T>(
-    s: &Servicer,
+    s: &Proc<'_>,
     t: &Target,
     on_link: Result<T, Errno>,
     f: impl FnOnce(&XattrTarget<'_>) -> std::io::Result<T>,
@@ -78,7 +79,7 @@ fn read_name<M: GuestMemoryBackend>(c: &Call<'_, '_, M>, addr: u64) -> Result<CS
 }
 
 fn get<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     t: Target,
     name: u64,
@@ -99,7 +100,7 @@ fn get<M: GuestMemoryBackend>(
 }
 
 fn list<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     t: Target,
     buf: u64,
@@ -116,7 +117,7 @@ fn list<M: GuestMemoryBackend>(
 }
 
 fn set<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     t: Target,
     a: [u64; 4],
@@ -141,7 +142,7 @@ fn set<M: GuestMemoryBackend>(
 }
 
 fn remove<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     t: Target,
     name: u64,
@@ -153,7 +154,7 @@ fn remove<M: GuestMemoryBackend>(
 
 /// getxattr(2), lgetxattr(2), fgetxattr(2)
 pub(crate) fn getxattr<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     form: Form,
 ) -> SysResult {
@@ -163,7 +164,7 @@ pub(crate) fn getxattr<M: GuestMemoryBackend>(
 
 /// listxattr(2), llistxattr(2), flistxattr(2)
 pub(crate) fn listxattr<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     form: Form,
 ) -> SysResult {
@@ -173,7 +174,7 @@ pub(crate) fn listxattr<M: GuestMemoryBackend>(
 
 /// setxattr(2), lsetxattr(2), fsetxattr(2)
 pub(crate) fn setxattr<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     form: Form,
 ) -> SysResult {
@@ -183,7 +184,7 @@ pub(crate) fn setxattr<M: GuestMemoryBackend>(
 
 /// removexattr(2), lremovexattr(2), fremovexattr(2)
 pub(crate) fn removexattr<M: GuestMemoryBackend>(
-    s: &Servicer,
+    s: &Proc<'_>,
     c: &Call<'_, '_, M>,
     form: Form,
 ) -> SysResult {
@@ -205,7 +206,7 @@ pub(crate) enum Form {
 impl Form {
     fn target<M: GuestMemoryBackend>(
         self,
-        s: &Servicer,
+        s: &Proc<'_>,
         c: &Call<'_, '_, M>,
     ) -> Result<Target, Errno> {
         match self {
