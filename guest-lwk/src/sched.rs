@@ -427,9 +427,11 @@ impl Sched {
             }
         };
         take(self.cpus[cpu].slice_end);
-        if self.cpus[cpu].threads <= 1 {
-            // The common case, one thread per vCPU: only the running context can wait.
-            take(self.slots[self.cpus[cpu].current].deadline);
+        let current = &self.slots[self.cpus[cpu].current];
+        if self.cpus[cpu].threads <= 1 && current.thread.is_some() {
+            // The common case, one thread per vCPU, and it runs: only it can wait. (When the
+            // vCPU idles, its one thread may be blocked with a deadline: scan.)
+            take(current.deadline);
         } else {
             for s in self.slots[..self.high].iter() {
                 if s.cpu == cpu && matches!(s.state, State::Blocked | State::Running) {

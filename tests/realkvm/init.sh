@@ -85,6 +85,14 @@ while IFS=$tab read -r name args lwkargs; do
         </dev/null >/tmp/l.out 2>/tmp/l.err
     lrc=$?
     t2=$(uptime_cs)
+    native_cs=$((t1 - t0))
+    if [ $((t2 - t1)) -ge $((test_timeout * 100)) ] && [ -f /tmp/stats.json ]; then
+        # What the hung run did (its stats file is written when the forwarded SIGTERM ends it).
+        say "lwk-vmm run of $name timed out; its counters:"
+        tr '\n' ' ' </tmp/stats.json | tr ',' '\n' |
+            grep -E '"(vm_exits|guest_timer_interrupts|context_switches|submitted|completed)"' |
+            tr -d ' ' | detail
+    fi
 
     entry=
     if [ -f /tmp/stats.json ]; then
@@ -94,7 +102,7 @@ while IFS=$tab read -r name args lwkargs; do
     [ -n "$entry" ] || entry=unknown
 
     reasons=
-    [ $((t1 - t0)) -ge $((test_timeout * 100)) ] && reasons="$reasons native run timed out;"
+    [ "$native_cs" -ge $((test_timeout * 100)) ] && reasons="$reasons native run timed out;"
     [ $((t2 - t1)) -ge $((test_timeout * 100)) ] && reasons="$reasons lwk-vmm run timed out;"
     [ "$nrc" = "$lrc" ] || reasons="$reasons exit status native=$nrc lwk-vmm=$lrc;"
     cmp -s /tmp/n.out /tmp/l.out || reasons="$reasons stdout differs;"
@@ -129,7 +137,7 @@ while IFS=$tab read -r name args lwkargs; do
             head -n 5 /tmp/n.err | cut -c 1-200 | sed 's/^/    /' | detail
         fi
     fi
-    say "time $name: native $(secs $((t1 - t0))) s, lwk-vmm $(secs $((t2 - t1))) s"
+    say "time $name: native $(secs "$native_cs") s, lwk-vmm $(secs $((t2 - t1))) s"
 done </progs/manifest.tsv
 set +f
 

@@ -9,7 +9,8 @@
 #   REALKVM_ONLY           extended regex; run only the manifest entries whose name matches
 #   REALKVM_TEST_TIMEOUT   seconds for each single run inside the guest (default 60)
 #   REALKVM_BOOT_TIMEOUT   seconds until the guest must have started /init (default 60)
-#   REALKVM_TIMEOUT        seconds for one whole boot (default 300)
+#   REALKVM_TIMEOUT        seconds for one whole boot (default 600: 117 programs take ~150 s on an
+#                          idle machine, more than twice that when the cores are shared)
 #   REALKVM_CACHE          cache directory (default <repo>/target/realkvm-cache)
 #   REALKVM_SMP            guest CPUs (default 2: the thread tests run 2 vCPUs on 2 cores)
 #   REALKVM_ATTEMPTS       boots to try when the guest hangs as a whole or does not boot (default 5)
@@ -22,7 +23,7 @@ repo=$(cd "$here/../.." && pwd)
 cache=${REALKVM_CACHE:-$repo/target/realkvm-cache}
 test_timeout=${REALKVM_TEST_TIMEOUT:-60}
 boot_timeout=${REALKVM_BOOT_TIMEOUT:-60}
-run_timeout=${REALKVM_TIMEOUT:-300}
+run_timeout=${REALKVM_TIMEOUT:-600}
 # No console output for this long means the guest hung: each run inside is bounded by
 # test_timeout (+5 s to KILL), and a test prints a line at its start and at its end.
 stall_timeout=$((2 * (test_timeout + 5) + 30))
