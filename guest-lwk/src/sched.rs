@@ -651,9 +651,8 @@ fn run_others(mut k: KernelGuard, cpu: usize, me: usize) -> ! {
 }
 
 /// Runs the offloaded call `nr(args)` of the calling thread on a host worker (an asynchronous
-/// offload) and lets the vCPU's other threads run until it completes; returns `ret`, `val`.
-/// Used when the vCPU has more than one thread: a host call that blocks (a pipe, a socket, a
-/// wait) must not stop threads that may be the ones to unblock it.
+/// offload) and lets the vCPU run its other threads, and take its interrupts, until it
+/// completes; returns `ret`, `val`. See [`offload_async_for`] for when.
 pub fn offload_async(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
     let me = arch::current_slot();
     let page = arch::async_page_pa(me);
@@ -661,7 +660,8 @@ pub fn offload_async(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> (i64, [u64
     k.sched.slots[me].async_wait = true;
     crate::bridge::submit_async(page);
     while !crate::bridge::async_done(page) {
-        // Woken by `async_completed` (or by a signal: the host call continues regardless).
+        // Woken by `async_completed`, or by a signal (which also asked the VMM to interrupt
+        // the call: `interrupt_offload`); either way the call's end is what counts.
         block(k, None);
     }
     k.sched.slots[me].async_wait = false;

@@ -62,6 +62,14 @@ fn pipe_as(g: &Guest, s: &Servicer, pid: u32, flags: u64) -> (u64, u64) {
     (u64::from(r), u64::from(w))
 }
 
+/// A pipe of process `pid` whose read end (only) is close-on-exec.
+fn pipe_cloexec_read_end(g: &Guest, s: &Servicer, pid: u32) -> (u64, u64) {
+    let (r, w) = pipe_as(g, s, pid, 0);
+    g.call_as(s, pid, nr::fcntl, &[r, libc::F_SETFD as u64, FD_CLOEXEC])
+        .unwrap();
+    (r, w)
+}
+
 fn cwd_of(g: &Guest, s: &Servicer, pid: u32) -> Vec<u8> {
     let n = g.call_as(s, pid, nr::getcwd, &[BIG, 4096]).unwrap();
     let mut b = g.get(BIG, n as u64);
@@ -91,14 +99,7 @@ fn fork_shares_open_files_and_keeps_cloexec() {
     let s = sc.servicer();
     let g = Guest::new();
     let parent = s.ctx.process.pid;
-    let (r, w) = pipe_as(&g, &s, parent, 0);
-    g.call_as(
-        &s,
-        parent,
-        nr::fcntl,
-        &[r, libc::F_SETFD as u64, FD_CLOEXEC],
-    )
-    .unwrap();
+    let (r, w) = pipe_cloexec_read_end(&g, &s, parent);
     assert_eq!(fork(&g, &s, parent, CHILD), 0);
     let mut both = vec![CHILD, parent];
     both.sort_unstable();
@@ -131,14 +132,7 @@ fn exec_closes_only_cloexec_fds_of_that_process() {
     let s = sc.servicer();
     let g = Guest::new();
     let parent = s.ctx.process.pid;
-    let (r, w) = pipe_as(&g, &s, parent, 0);
-    g.call_as(
-        &s,
-        parent,
-        nr::fcntl,
-        &[r, libc::F_SETFD as u64, FD_CLOEXEC],
-    )
-    .unwrap();
+    let (r, w) = pipe_cloexec_read_end(&g, &s, parent);
     assert_eq!(fork(&g, &s, parent, CHILD), 0);
     assert_eq!(exec(&g, &s, CHILD), 1, "one CLOEXEC fd closed");
     let getfd = libc::F_GETFD as u64;
