@@ -910,34 +910,6 @@ pub fn wait_for_interrupt() {
     unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
 }
 
-impl TrapFrame {
-    /// All zero.
-    pub const ZERO: TrapFrame = TrapFrame {
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: 0,
-        r11: 0,
-        r10: 0,
-        r9: 0,
-        r8: 0,
-        rbp: 0,
-        rdi: 0,
-        rsi: 0,
-        rdx: 0,
-        rcx: 0,
-        rbx: 0,
-        rax: 0,
-        vector: 0,
-        error: 0,
-        rip: 0,
-        cs: 0,
-        rflags: 0,
-        rsp: 0,
-        ss: 0,
-    };
-}
-
 /// Leaves ring 0 for the program: jumps to `rip` in ring 3 with stack `rsp`, every general
 /// register zero (the x86_64 psABI start state: rdx = 0 means "no exit handler").
 pub fn enter_user(rip: u64, rsp: u64) -> ! {

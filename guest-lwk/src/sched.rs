@@ -90,8 +90,6 @@ pub struct Slot {
     gs_base: u64,
     /// Its FPU state is in its save area (not in its vCPU's registers).
     fpu_saved: bool,
-    /// Waits for an asynchronous offload in its page (`arch::async_page_pa`).
-    async_wait: bool,
     /// Its offloaded call on the host, if any (for [`interrupt_offload`]).
     pub in_offload: InOffload,
     /// Number of futexes its `futex_waitv` waits on (keys in `Sched::waitv`; 0: none).
@@ -113,7 +111,6 @@ impl Slot {
         fs_base: 0,
         gs_base: 0,
         fpu_saved: false,
-        async_wait: false,
         in_offload: InOffload::No,
         waitv_len: 0,
         waitv_woke: 0,
@@ -281,7 +278,6 @@ impl Sched {
             fs_base,
             gs_base: 0,
             fpu_saved: true,
-            async_wait: false,
             in_offload: InOffload::No,
             waitv_len: 0,
             waitv_woke: 0,
@@ -652,19 +648,18 @@ fn run_others(mut k: KernelGuard, cpu: usize, me: usize) -> ! {
 
 /// Runs the offloaded call `nr(args)` of the calling thread on a host worker (an asynchronous
 /// offload) and lets the vCPU run its other threads, and take its interrupts, until it
-/// completes; returns `ret`, `val`. See [`offload_async_for`] for when.
+/// completes; returns `ret`, `val`. See [`offload_async_for`] for when; the caller marks the
+/// thread `InOffload::Async` around it (what [`async_completed`] looks for).
 pub fn offload_async(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
     let me = arch::current_slot();
     let page = arch::async_page_pa(me);
     crate::bridge::async_user_syscall(page, nr, args);
-    k.sched.slots[me].async_wait = true;
     crate::bridge::submit_async(page);
     while !crate::bridge::async_done(page) {
         // Woken by `async_completed`, or by a signal (which also asked the VMM to interrupt
         // the call: `interrupt_offload`); either way the call's end is what counts.
         block(k, None);
     }
-    k.sched.slots[me].async_wait = false;
     crate::bridge::async_result(page)
 }
 
@@ -674,7 +669,10 @@ pub fn async_completed() {
     let mut k = kernel();
     for slot in 0..k.sched.high {
         let s = &k.sched.slots[slot];
-        if s.async_wait && s.cpu == cpu && crate::bridge::async_done(arch::async_page_pa(slot)) {
+        if s.in_offload == InOffload::Async
+            && s.cpu == cpu
+            && crate::bridge::async_done(arch::async_page_pa(slot))
+        {
             k.sched.wake(slot);
         }
     }

@@ -157,12 +157,6 @@ fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Offloads that may block indefinitely: entered while an interrupting signal is pending (or
-/// after the LWK asked to interrupt them), they fail with EINTR without running.
-fn may_block(number: u64) -> bool {
-    offload_abi::syscalls::may_block(number)
-}
-
 impl Slots {
     /// Index of the first asynchronous slot.
     pub const ASYNC_BASE: usize = layout::MAX_VCPUS as usize;
@@ -228,7 +222,9 @@ impl Slots {
         // Registered first, then the pending set read: either this reads a signal the service
         // thread has set, or the service thread sees this offload in flight and signals it.
         let pending = pending_interrupting(mem);
-        let refuse = (pending != 0 || requested) && may_block(number);
+        // A call that may block, entered while an interrupting signal is pending (or after the
+        // LWK asked to interrupt it), fails with EINTR without running.
+        let refuse = (pending != 0 || requested) && offload_abi::syscalls::may_block(number);
         let ret = if refuse { None } else { Some(serve()) };
         let signalled = {
             let mut s = lock(slot);
