@@ -238,3 +238,29 @@ macro_rules! klog {
         $crate::bridge::log($level, b.bytes());
     }};
 }
+
+/// Has the host copy the `count` [`offload_abi::CopyRange`]s listed at guest-physical `list`
+/// (checked whole first: an error copies nothing).
+#[allow(dead_code, reason = "for fork (issue #9), which is being written")]
+pub fn copy_phys(list: u64, count: u64) -> i64 {
+    call(
+        op::COPY_PHYS,
+        req_flags::KERNEL_ORIGIN,
+        0,
+        [list, count, 0, 0, 0, 0],
+    )
+    .0
+}
+
+/// Sets process `pid`'s command name (/proc/self/comm) to the `len` bytes at kernel-virtual
+/// `name_kva` (the host stops at a NUL and keeps at most [`offload_abi::COMM_LEN`] bytes).
+#[allow(dead_code, reason = "for prctl(PR_SET_NAME) (issue #9), which is being written")]
+pub fn proc_name(pid: u32, name_kva: u64, len: u64) -> i64 {
+    call(
+        op::PROC_NAME,
+        req_flags::KERNEL_ORIGIN,
+        0,
+        [u64::from(pid), name_kva, len, 0, 0, 0],
+    )
+    .0
+}

@@ -541,6 +541,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
             root_path,
             cwd,
             exe: prog.exe_path.clone(),
+            execfn: prog.execfn.clone(),
             // The program's view of itself (/proc/self, /proc/cpuinfo, ...): issue #5.
             process: offload_host::ProcessInfo {
                 pid: std::process::id(),

@@ -432,6 +432,7 @@ mod tests {
                 root_path: "/".into(),
                 cwd: b"/".to_vec(),
                 exe: b"/bin/prog".to_vec(),
+                execfn: Vec::new(),
                 process: ProcessInfo::default(),
             },
         ));

@@ -20,8 +20,10 @@ use core::mem::{offset_of, size_of};
 /// Version of this contract. The guest image carries it in an ELF note (see [`ABI_NOTE_NAME`]);
 /// the VMM refuses an image whose version differs. Version 2 added asynchronous offloads
 /// ([`port::OFFLOAD_ASYNC`], [`AsyncSlot`]). Version 3 added [`BridgeRequest::pid`] and the
-/// process operations ([`op::PROC_FORK`], [`op::PROC_EXEC`], [`op::PROC_EXIT`]).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// process operations ([`op::PROC_FORK`], [`op::PROC_EXEC`], [`op::PROC_EXIT`]). Version 4
+/// added [`op::COPY_PHYS`] ([`CopyRange`], [`MAX_COPY_RANGES`]) and [`op::PROC_NAME`] (and
+/// made [`op::PROC_EXEC`] set the process's command name).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Name of the ELF note (PT_NOTE) in the guest image that carries [`PROTOCOL_VERSION`].
 pub const ABI_NOTE_NAME: &[u8; 8] = b"LWK-VMM\0";
@@ -245,14 +247,57 @@ pub mod op {
     /// The path (relative: from the process's cwd) must open inside the job's root, like any
     /// guest path; it becomes what the process's /proc/self/exe names. Then the host closes
     /// the process's CLOEXEC fds (a host fd closes when no other process shares it) and
-    /// returns how many. Errors change nothing: `-ESRCH` no such process, `-ENAMETOOLONG`
+    /// returns how many. With a path, the process's command name ([`PROC_NAME`]) becomes the
+    /// path's last component, truncated to [`super::COMM_LEN`] bytes (Linux takes it from the
+    /// exec'd file name). Errors change nothing: `-ESRCH` no such process, `-ENAMETOOLONG`
     /// length of 4096 or more, `-EFAULT` unreadable path, `-EINVAL` a NUL in it, the open's
     /// errno (`-ENOENT`, ...). Kernel origin only, else `-EPERM`.
     pub const PROC_EXEC: u32 = 7;
     /// A process exited: `args[0]` = pid. The host drops its fd table, working directory and
     /// umask. `-ESRCH`: no such process. Kernel origin only, else `-EPERM`.
     pub const PROC_EXIT: u32 = 8;
+    /// Copy guest-physical ranges: `args[0]` = guest-physical address of an array of `args[1]`
+    /// (at most [`super::MAX_COPY_RANGES`]) [`super::CopyRange`]s; each copies `len` bytes
+    /// from `src` to `dst`, in list order. The host does the bulk work (memcpy on its mapping
+    /// of guest RAM), so the LWK never copies memory in ring 0 (a fork's address space). The
+    /// whole list is checked before anything is copied, so an error copies nothing:
+    /// `-EINVAL` too many ranges or a range whose source and destination overlap, `-EFAULT`
+    /// an unreadable list or a range not inside guest RAM. Returns 0. Kernel origin only, else
+    /// `-EPERM`.
+    pub const COPY_PHYS: u32 = 9;
+    /// Set a process's command name (`comm`: /proc/self/comm, the `Name:` of
+    /// /proc/self/status; prctl(PR_SET_NAME)): `args[0]` = pid, `args[1]` = kernel-virtual
+    /// address of the name, `args[2]` = its length. As Linux does, bytes from the first NUL
+    /// on are ignored and the name is truncated to [`super::COMM_LEN`] bytes (so at most that
+    /// many bytes are read). Returns 0. `-ESRCH` no such process, `-EFAULT` unreadable name.
+    /// Forked processes inherit the name. Kernel origin only, else `-EPERM`.
+    pub const PROC_NAME: u32 = 10;
 }
+
+/// Most bytes of a process's command name ([`op::PROC_NAME`]); Linux's `TASK_COMM_LEN` - 1.
+pub const COMM_LEN: usize = 15;
+
+/// Most ranges in one [`op::COPY_PHYS`] request (one 4 KiB page of [`CopyRange`]s).
+pub const MAX_COPY_RANGES: u64 = 128;
+
+/// A guest-physical copy (an element of an [`op::COPY_PHYS`] list): `len` bytes from `src` to
+/// `dst`, which must not overlap.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyRange {
+    /// First guest-physical address to read.
+    pub src: u64,
+    /// First guest-physical address to write.
+    pub dst: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Zero (explicit padding to 32 bytes; ignored by the host).
+    pub _pad: u64,
+}
+const _: () = assert!(size_of::<CopyRange>() == 32);
+const _: () = assert!(offset_of!(CopyRange, dst) == 8);
+const _: () = assert!(offset_of!(CopyRange, len) == 16);
+const _: () = assert!(MAX_COPY_RANGES * size_of::<CopyRange>() as u64 == 4096);
 
 /// Most processes the host keeps state for in one job ([`op::PROC_FORK`] beyond it: `-EAGAIN`).
 pub const MAX_PROCESSES: usize = 1024;

@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             root_path: "/".into(),
             cwd: b"/".to_vec(),
             exe: b"/bench".to_vec(),
+            execfn: Vec::new(),
             process: ProcessInfo::default(),
         },
     );

@@ -75,6 +75,7 @@ impl Scratch {
                 root_path: self.root(),
                 cwd: b"/sub".to_vec(),
                 exe: b"/bin/prog".to_vec(),
+                execfn: b"prog".to_vec(),
                 process: ProcessInfo {
                     pid: std::process::id(),
                     ppid: 1,

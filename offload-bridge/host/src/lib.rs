@@ -32,7 +32,8 @@
 //! for the LWK to deliver the signal and restart or fail the call as Linux would. Handlers
 //! must therefore never retry a host call on `EINTR`.
 //!
-//! `mem` does memory work for the LWK (zeroing guest-physical ranges, `op::ZERO_PHYS`).
+//! `mem` does memory work for the LWK (zeroing and copying guest-physical ranges,
+//! `op::ZERO_PHYS`, `op::COPY_PHYS`).
 //! Neighbours: `offload-abi` (the contract); used by `lwk-vmm`.
 #![cfg_attr(
     not(test),
@@ -75,7 +76,7 @@ pub use sys::{RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2};
 
 use offload_abi::errno::{EAGAIN, EEXIST, EINVAL, EIO, ENAMETOOLONG, ENOSYS, EPERM, ESRCH};
 use offload_abi::syscalls::{Disposition, disposition, nr};
-use offload_abi::{BridgeRequest, op, req_flags};
+use offload_abi::{BridgeRequest, COMM_LEN, op, req_flags};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use vm_memory::GuestMemoryBackend;
@@ -122,6 +123,10 @@ pub struct JobContext {
     pub cwd: Vec<u8>,
     /// What /proc/self/exe names: the program, as an absolute path inside the root.
     pub exe: Vec<u8>,
+    /// The path the program was started by (AT_EXECFN, symlinks not resolved): its last
+    /// component is the first process's command name, as Linux takes `comm` from the exec'd
+    /// file name. Empty: the last component of `exe`.
+    pub execfn: Vec<u8>,
     /// What the program may learn about itself (/proc/self, /proc/cpuinfo, ...).
     pub process: ProcessInfo,
 }
@@ -208,6 +213,16 @@ pub struct Process {
     /// What /proc/self/exe names (absolute, inside the root): the job's program, then what
     /// [`op::PROC_EXEC`] names.
     exe: std::sync::Mutex<Vec<u8>>,
+    /// The command name (`comm`, at most [`COMM_LEN`] bytes): the exec'd file's last path
+    /// component, or what [`op::PROC_NAME`] set.
+    comm: std::sync::Mutex<Vec<u8>>,
+}
+
+/// The command name Linux gives a process exec'd from `path`: its last component, truncated
+/// to [`COMM_LEN`] bytes.
+fn comm_of_path(path: &[u8]) -> Vec<u8> {
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    base.iter().take(COMM_LEN).copied().collect()
 }
 
 impl Process {
@@ -231,8 +246,13 @@ impl Process {
         lock(&self.exe).clone()
     }
 
-    /// A copy for a forked child `pid`: the same open files (`FdTable::fork`), cwd, umask and
-    /// program.
+    /// The command name (/proc/self/comm, without the newline).
+    pub fn comm(&self) -> Vec<u8> {
+        lock(&self.comm).clone()
+    }
+
+    /// A copy for a forked child `pid`: the same open files (`FdTable::fork`), cwd, umask,
+    /// program and command name.
     fn fork(&self, pid: u32) -> Process {
         Process {
             pid,
@@ -241,6 +261,7 @@ impl Process {
             cwd: std::sync::Mutex::new(self.cwd()),
             umask: self.umask().into(),
             exe: std::sync::Mutex::new(self.exe()),
+            comm: std::sync::Mutex::new(self.comm()),
         }
     }
 }
@@ -335,6 +356,11 @@ impl<'a> Proc<'a> {
         self.process.exe()
     }
 
+    /// The command name (/proc/self/comm, without the newline).
+    pub(crate) fn comm(&self) -> Vec<u8> {
+        self.process.comm()
+    }
+
     /// Replaces the process's umask; returns the old one.
     pub(crate) fn swap_umask(&self, mask: u32) -> u32 {
         self.process.swap_umask(mask)
@@ -347,6 +373,12 @@ impl Servicer {
     /// its own; the first starts with the VMM process's).
     pub fn new(fds: FdTable, mut ctx: JobContext) -> Self {
         let (guard, umask) = ProcessUmask::take();
+        let started_by = if ctx.execfn.is_empty() {
+            &ctx.exe
+        } else {
+            &ctx.execfn
+        };
+        let comm = comm_of_path(started_by);
         let first = Process {
             pid: ctx.process.pid,
             ppid: ctx.process.ppid,
@@ -354,6 +386,7 @@ impl Servicer {
             cwd: std::sync::Mutex::new(std::mem::take(&mut ctx.cwd)),
             umask: umask.into(),
             exe: std::sync::Mutex::new(ctx.exe.clone()),
+            comm: std::sync::Mutex::new(comm),
         };
         let procs = std::iter::once((first.pid, std::sync::Arc::new(first))).collect();
         Servicer {
@@ -395,7 +428,8 @@ impl Servicer {
     /// [`op::PROC_EXEC`]: closes `pid`'s CLOEXEC fds; returns how many. With `exe`, the
     /// new program's path (relative paths from the process's cwd) must open inside the root
     /// (the same `openat2(RESOLVE_IN_ROOT)` as every guest path) and becomes what
-    /// /proc/self/exe names; if it does not, nothing changes.
+    /// /proc/self/exe names, and its last component (as given, symlinks not followed) the
+    /// command name; if it does not open, nothing changes.
     pub fn exec_process(&self, pid: u32, exe: Option<&[u8]>) -> SysResult {
         use std::os::fd::AsFd;
         let p = self.process(pid).ok_or(Errno(ESRCH))?;
@@ -409,8 +443,19 @@ impl Servicer {
             let name = path_in_root(file.as_fd(), &self.ctx.root_path)
                 .unwrap_or_else(|| path::normalize(&joined));
             *lock(&p.exe) = name;
+            *lock(&p.comm) = comm_of_path(path);
         }
         Ok(p.fds.close_on_exec() as i64)
+    }
+
+    /// [`op::PROC_NAME`]: sets `pid`'s command name to `name` up to its first NUL, truncated
+    /// to [`COMM_LEN`] bytes.
+    pub fn name_process(&self, pid: u32, name: &[u8]) -> SysResult {
+        let p = self.process(pid).ok_or(Errno(ESRCH))?;
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        let name = name.get(..end.min(COMM_LEN)).unwrap_or_default();
+        *lock(&p.comm) = name.to_vec();
+        Ok(0)
     }
 
     /// [`op::PROC_EXIT`]: forgets `pid`; its fds close when no other process or running call
@@ -504,7 +549,14 @@ impl Servicer {
             op::ZERO_PHYS => {
                 req.ret = mem::zero_phys(mem, req.args[0], req.args[1], self.zero_method);
             }
-            op::PROC_FORK | op::PROC_EXEC | op::PROC_EXIT => {
+            op::COPY_PHYS => {
+                req.ret = if kernel_origin {
+                    mem::copy_phys(mem, req.args[0], req.args[1])
+                } else {
+                    -EPERM
+                };
+            }
+            op::PROC_FORK | op::PROC_EXEC | op::PROC_EXIT | op::PROC_NAME => {
                 req.ret = to_ret(self.process_op(&view, req.op, kernel_origin, req.args));
             }
             _ => {
@@ -542,6 +594,15 @@ impl Servicer {
                     len => Some(view.read(GuestRange::new(args[1], len))?),
                 };
                 self.exec_process(pid, exe.as_deref())
+            }
+            op::PROC_NAME => {
+                let pid = pid(args[0])?;
+                // The pid first: an unknown process is ESRCH whatever the pointer.
+                self.process(pid).ok_or(Errno(ESRCH))?;
+                // Only the bytes that can end up in the name are read.
+                let len = args[2].min(COMM_LEN as u64);
+                let name = view.read(GuestRange::new(args[1], len))?;
+                self.name_process(pid, &name)
             }
             _ => self.exit_process(pid(args[0])?),
         }
@@ -716,6 +777,7 @@ mod tests {
                 root_path: "/".into(),
                 cwd: b"/".to_vec(),
                 exe: b"/bin/prog".to_vec(),
+                execfn: Vec::new(),
                 process: ProcessInfo::default(),
             },
         )

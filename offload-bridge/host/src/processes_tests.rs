@@ -376,3 +376,135 @@ fn exec_names_the_new_program_inside_the_root() {
         b"/inside"
     );
 }
+
+/// PROC_NAME for `pid` with the name at kernel-virtual `addr` (a user page here, as in
+/// `exec_path`), `len` bytes.
+fn name_op(g: &Guest, s: &Servicer, flags: u32, pid: u64, addr: u64, len: u64) -> i64 {
+    let mut req = BridgeRequest {
+        op: op::PROC_NAME,
+        flags,
+        args: [pid, addr, len, 0, 0, 0],
+        cr3: super::PML4,
+        ..Default::default()
+    };
+    s.serve(&g.mem, &mut req, &NoLog);
+    req.ret
+}
+
+fn comm_of(g: &Guest, s: &Servicer, pid: u32) -> String {
+    read_file_as(g, s, pid, "/proc/self/comm")
+}
+
+fn status_name(g: &Guest, s: &Servicer, pid: u32) -> String {
+    let status = read_file_as(g, s, pid, "/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("Name:\t")).unwrap();
+    line["Name:\t".len()..].to_string()
+}
+
+#[test]
+fn proc_name_sets_comm_and_forks_inherit_it() {
+    let sc = Scratch::new("comm");
+    let s = sc.servicer();
+    let g = Guest::new();
+    let parent = s.ctx.process.pid;
+    let k = req_flags::KERNEL_ORIGIN;
+    // The first process: the last component of the path it was started by.
+    assert_eq!(comm_of(&g, &s, parent), "prog\n");
+    assert_eq!(status_name(&g, &s, parent), "prog");
+    // Truncated to 15 bytes; bytes after a NUL ignored.
+    g.put(RW, b"a-very-long-thread-name");
+    assert_eq!(name_op(&g, &s, k, u64::from(parent), RW, 23), 0);
+    assert_eq!(comm_of(&g, &s, parent), "a-very-long-thr\n");
+    assert_eq!(status_name(&g, &s, parent), "a-very-long-thr");
+    g.put(RW, b"wk\0junk");
+    assert_eq!(name_op(&g, &s, k, u64::from(parent), RW, 7), 0);
+    assert_eq!(comm_of(&g, &s, parent), "wk\n");
+    // A fork inherits the name; renaming the child leaves the parent alone.
+    assert_eq!(fork(&g, &s, parent, CHILD), 0);
+    assert_eq!(comm_of(&g, &s, CHILD), "wk\n");
+    g.put(RW, b"child");
+    assert_eq!(name_op(&g, &s, k, u64::from(CHILD), RW, 5), 0);
+    assert_eq!(comm_of(&g, &s, CHILD), "child\n");
+    assert_eq!(comm_of(&g, &s, parent), "wk\n");
+    // Only the bytes that can be part of the name are read: a huge length is fine.
+    g.put(RW, b"0123456789abcdefXYZ");
+    assert_eq!(name_op(&g, &s, k, u64::from(CHILD), RW, u64::MAX), 0);
+    assert_eq!(comm_of(&g, &s, CHILD), "0123456789abcde\n");
+    // An empty name is allowed (prctl(PR_SET_NAME, "") gives one too).
+    assert_eq!(name_op(&g, &s, k, u64::from(CHILD), RW, 0), 0);
+    assert_eq!(comm_of(&g, &s, CHILD), "\n");
+}
+
+#[test]
+fn proc_name_refuses_hostile_requests() {
+    let sc = Scratch::new("commbad");
+    let s = sc.servicer();
+    let g = Guest::new();
+    let parent = u64::from(s.ctx.process.pid);
+    let k = req_flags::KERNEL_ORIGIN;
+    g.put(RW, b"evil");
+    assert_eq!(name_op(&g, &s, 0, parent, RW, 4), -EPERM);
+    assert_eq!(name_op(&g, &s, k, 77, RW, 4), -ESRCH);
+    assert_eq!(name_op(&g, &s, k, u64::MAX, RW, 4), -ESRCH);
+    assert_eq!(name_op(&g, &s, k, 77, 0xdead_0000, 4), -ESRCH);
+    assert_eq!(name_op(&g, &s, k, parent, 0xdead_0000, 4), -EFAULT);
+    assert_eq!(name_op(&g, &s, k, parent, u64::MAX - 2, 15), -EFAULT);
+    assert_eq!(comm_of(&g, &s, s.ctx.process.pid), "prog\n", "unchanged");
+}
+
+#[test]
+fn exec_names_the_process_after_the_path_it_was_given() {
+    let sc = Scratch::new("execcomm");
+    let s = sc.servicer();
+    let g = Guest::new();
+    let parent = s.ctx.process.pid;
+    assert_eq!(fork(&g, &s, parent, CHILD), 0);
+    // A failed exec keeps the name.
+    g.put(RW, b"/nope");
+    assert_eq!(exec_path(&g, &s, CHILD, RW, 5), -ENOENT);
+    assert_eq!(comm_of(&g, &s, CHILD), "prog\n");
+    // The last component of the path as given (relative to the child's cwd, /sub).
+    g.put(RW, b"../inside");
+    assert!(exec_path(&g, &s, CHILD, RW, 9) >= 0);
+    assert_eq!(comm_of(&g, &s, CHILD), "inside\n");
+    assert_eq!(status_name(&g, &s, CHILD), "inside");
+    assert_eq!(comm_of(&g, &s, parent), "prog\n");
+    // Truncated to 15 bytes.
+    std::fs::write(sc.root().join("a-program-with-a-long-name"), b"").unwrap();
+    g.put(RW, b"/a-program-with-a-long-name");
+    assert!(exec_path(&g, &s, CHILD, RW, 27) >= 0);
+    assert_eq!(comm_of(&g, &s, CHILD), "a-program-with-\n");
+    // An exec without a path keeps the name.
+    assert!(exec(&g, &s, CHILD) >= 0);
+    assert_eq!(comm_of(&g, &s, CHILD), "a-program-with-\n");
+}
+
+#[test]
+fn copy_phys_is_kernel_origin_only() {
+    let g = Guest::new();
+    let sc = Scratch::new("copyphys");
+    let s = sc.servicer();
+    // One range in the list page at guest-physical `list`: 16 bytes from `from` to `to`.
+    let (list, from, to) = (0x7_0000u64, 0x7_1000u64, 0x7_2000u64);
+    for (i, w) in [from, to, 16, 0].iter().enumerate() {
+        vm_memory::Bytes::write_obj(&g.mem, *w, vm_memory::GuestAddress(list + i as u64 * 8))
+            .unwrap();
+    }
+    vm_memory::Bytes::write_slice(&g.mem, b"0123456789abcdef", vm_memory::GuestAddress(from))
+        .unwrap();
+    let mut req = BridgeRequest {
+        op: op::COPY_PHYS,
+        args: [list, 1, 0, 0, 0, 0],
+        ..Default::default()
+    };
+    s.serve(&g.mem, &mut req, &NoLog);
+    assert_eq!(req.ret, -EPERM);
+    let mut copied = [0u8; 16];
+    vm_memory::Bytes::read_slice(&g.mem, &mut copied, vm_memory::GuestAddress(to)).unwrap();
+    assert_eq!(copied, [0; 16], "a refused copy copies nothing");
+    req.flags = req_flags::KERNEL_ORIGIN;
+    s.serve(&g.mem, &mut req, &NoLog);
+    assert_eq!(req.ret, 0);
+    vm_memory::Bytes::read_slice(&g.mem, &mut copied, vm_memory::GuestAddress(to)).unwrap();
+    assert_eq!(&copied, b"0123456789abcdef");
+}

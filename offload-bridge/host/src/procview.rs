@@ -207,13 +207,13 @@ impl Content {
                 return b;
             }
             Content::Comm => {
-                let mut c = comm(s);
+                let mut c = s.comm();
                 c.push(b'\n');
                 return c;
             }
             Content::Status => {
                 let ids = sys::ids();
-                let name = String::from_utf8_lossy(&comm(s)).into_owned();
+                let name = String::from_utf8_lossy(&s.comm()).into_owned();
                 let _ = write!(
                     out,
                     "Name:\t{name}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{pid}\n\
@@ -258,20 +258,6 @@ impl Content {
         }
         out.into_bytes()
     }
-}
-
-/// The command name: the basename of argv[0] (as Linux takes it from the exec'd file name),
-/// at most 15 bytes.
-fn comm(s: &Proc<'_>) -> Vec<u8> {
-    let name = s
-        .ctx
-        .process
-        .argv
-        .first()
-        .filter(|a| !a.is_empty())
-        .unwrap_or(&s.ctx.exe);
-    let base = name.rsplit(|&b| b == b'/').next().unwrap_or_default();
-    base.iter().take(15).copied().collect()
 }
 
 fn cpu_list(n: u32) -> String {
