@@ -599,7 +599,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     );
     let setup = started.elapsed();
     // Signals sent to lwk-vmm are forwarded by their own thread while the vCPUs run.
-    let (run_result, exits, placements) = std::thread::scope(|scope| {
+    let (run_result, exits, placements, workers_joined) = std::thread::scope(|scope| {
         let forwarder = std::thread::Builder::new()
             .name("hostsig".into())
             .spawn_scoped(scope, || signal_service.run(&ram.mem, &vm, &slots, &cores));
@@ -609,12 +609,12 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         let r = run_vcpus(vcpus, &ram.mem, &cores, &bus, &gate);
         // Asynchronous calls still blocked on the host are interrupted and their workers
         // joined before the job's resources go.
-        async_offloads.shutdown(Duration::from_secs(2));
+        let joined = async_offloads.shutdown(Duration::from_secs(2));
         let _ = signal_service.stop.write(1);
         if let Ok(h) = forwarder {
             let _ = h.join();
         }
-        r
+        (r.0, r.1, r.2, joined)
     });
     tracing::info!(
         "host setup {:.2} ms, guest run {:.2} ms",
@@ -657,5 +657,11 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
         },
         async_offloads.counts(),
     );
+    if !workers_joined {
+        // A worker left detached still holds a clone of `ram.mem`, which may point into a
+        // mapping `ram` owns (4 KiB/THP backing) and would unmap on drop while the worker can
+        // still write its completion there. Keep guest RAM mapped; the process exits soon.
+        std::mem::forget(ram);
+    }
     Ok((outcome, stats))
 }

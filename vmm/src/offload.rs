@@ -216,8 +216,9 @@ impl AsyncOffloads {
     /// host are interrupted with the host-signal interruption (`signals::interrupt_signal`,
     /// repeated every millisecond, since a worker may be signalled just before it enters its
     /// host call) and their workers joined. Returns false if some worker was still running
-    /// after `patience` (it is left detached: it owns clones of what it uses, so nothing it
-    /// touches goes away under it, and the process is about to exit).
+    /// after `patience` (it is left detached: it owns clones of what it uses, and the caller
+    /// then keeps guest RAM mapped, whose clone alone does not keep a mapping the VMM made
+    /// itself; the process is about to exit).
     pub fn shutdown(&self, patience: Duration) -> bool {
         let inner = &self.inner;
         inner.stopping.store(true, Ordering::SeqCst);
