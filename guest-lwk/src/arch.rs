@@ -749,6 +749,13 @@ pub fn read_cr3() -> u64 {
     v
 }
 
+/// Loads CR3 (switches address spaces; drops the TLB's user translations).
+pub fn write_cr3(v: u64) {
+    // SAFETY: callers pass a PML4 whose kernel half is the kernel's (`mm::new_pml4`, the boot
+    // tables), so the code and data running now stay mapped.
+    unsafe { asm!("mov cr3, {}", in(reg) v, options(nostack)) };
+}
+
 /// Reads CR2 (the faulting address of the last #PF).
 pub fn read_cr2() -> u64 {
     let v: u64;

@@ -19,14 +19,16 @@ fn page_of(cpu: usize) -> u64 {
     layout::BRIDGE_GPA + 4096 * cpu as u64
 }
 
-/// The pid every request names (`BridgeRequest::pid`): the job's first process
-/// (`BootInfo::pid`), taken at [`init`]. One process for now; with fork it becomes the calling
-/// thread's process.
+/// The job's first process (`BootInfo::pid`), taken at [`init`]: what requests name before the
+/// process table exists.
 static PID: AtomicU32 = AtomicU32::new(0);
 
-/// The pid requests name.
+/// The pid requests name (`BridgeRequest::pid`): the calling thread's process.
 fn pid() -> u32 {
-    PID.load(Ordering::Relaxed)
+    match crate::process::pid_of(arch::current_slot()) {
+        0 => PID.load(Ordering::Relaxed),
+        p => p,
+    }
 }
 
 /// Takes this vCPU's request page and the boot pid.
@@ -241,7 +243,6 @@ macro_rules! klog {
 
 /// Has the host copy the `count` [`offload_abi::CopyRange`]s listed at guest-physical `list`
 /// (checked whole first: an error copies nothing).
-#[allow(dead_code, reason = "for fork (issue #9), which is being written")]
 pub fn copy_phys(list: u64, count: u64) -> i64 {
     call(
         op::COPY_PHYS,
@@ -254,13 +255,46 @@ pub fn copy_phys(list: u64, count: u64) -> i64 {
 
 /// Sets process `pid`'s command name (/proc/self/comm) to the `len` bytes at kernel-virtual
 /// `name_kva` (the host stops at a NUL and keeps at most [`offload_abi::COMM_LEN`] bytes).
-#[allow(dead_code, reason = "for prctl(PR_SET_NAME) (issue #9), which is being written")]
 pub fn proc_name(pid: u32, name_kva: u64, len: u64) -> i64 {
     call(
         op::PROC_NAME,
         req_flags::KERNEL_ORIGIN,
         0,
         [u64::from(pid), name_kva, len, 0, 0, 0],
+    )
+    .0
+}
+
+/// The host gives process `child` a copy of `parent`'s fd table, cwd and umask (fork).
+pub fn proc_fork(parent: u32, child: u32) -> i64 {
+    call(
+        op::PROC_FORK,
+        req_flags::KERNEL_ORIGIN,
+        0,
+        [u64::from(parent), u64::from(child), 0, 0, 0, 0],
+    )
+    .0
+}
+
+/// Process `pid` exec'd the program at kernel-virtual `path_kva` (`len` bytes): the host
+/// closes its close-on-exec fds and records the program (/proc/self/exe, comm).
+pub fn proc_exec(pid: u32, path_kva: u64, len: u64) -> i64 {
+    call(
+        op::PROC_EXEC,
+        req_flags::KERNEL_ORIGIN,
+        0,
+        [u64::from(pid), path_kva, len, 0, 0, 0],
+    )
+    .0
+}
+
+/// Process `pid` ended: the host drops its fd table, cwd and umask.
+pub fn proc_exit(pid: u32) -> i64 {
+    call(
+        op::PROC_EXIT,
+        req_flags::KERNEL_ORIGIN,
+        0,
+        [u64::from(pid), 0, 0, 0, 0, 0],
     )
     .0
 }

@@ -206,32 +206,41 @@ pub fn load(
     if fd < 0 {
         return Err(LoadError::Open(fd));
     }
-    let result = load_fd(fd, info, frames, mm, vvar);
+    let stack_bottom = layout::USER_STACK_TOP - info.stack_size;
+    let result = load_image(fd, frames, mm, vvar, stack_bottom);
     bridge::kernel_syscall(nr::close, [fd as u64, 0, 0, 0, 0, 0]);
-    result
+    let (start, aux) = result?;
+    let stack_pointer = build_stack(info, frames, mm, &aux)?;
+    Ok(Image {
+        entry: start,
+        stack_pointer,
+    })
 }
 
-fn load_fd(
+/// Loads the ELF program open as `fd` into `mm` (below `stack_bottom`), with its interpreter
+/// and the vDSO; returns where it starts (the interpreter's entry, if any) and its auxiliary
+/// vector values. Boot and exec.
+pub fn load_image(
     fd: i64,
-    info: &BootInfo,
     frames: &mut Frames,
     mm: &mut Mm,
     vvar: &Vvar,
-) -> Result<Image, LoadError> {
+    stack_bottom: u64,
+) -> Result<(u64, Auxv), LoadError> {
     let header_pa = frames.alloc_page().ok_or(LoadError::NoMemory)?;
-    let result = load_with_header(fd, info, frames, mm, header_pa, vvar);
+    let result = load_with_header(fd, frames, mm, header_pa, vvar, stack_bottom);
     frames.free(header_pa, PAGE);
     result
 }
 
 fn load_with_header(
     fd: i64,
-    info: &BootInfo,
     frames: &mut Frames,
     mm: &mut Mm,
     header_pa: u64,
     vvar: &Vvar,
-) -> Result<Image, LoadError> {
+    stack_bottom: u64,
+) -> Result<(u64, Auxv), LoadError> {
     let n = bridge::kernel_syscall(
         nr::pread64,
         [fd as u64, phys::virt(header_pa), PAGE, 0, 0, 0],
@@ -265,7 +274,6 @@ fn load_with_header(
         return Err(LoadError::NotElf);
     }
 
-    let stack_bottom = layout::USER_STACK_TOP - info.stack_size;
     let mut brk_start = 0;
     let mut phdr_addr = 0;
     let mut first_load_base = None;
@@ -308,22 +316,16 @@ fn load_with_header(
         None => (entry, 0),
     };
     let sysinfo_ehdr = crate::vdso::map(frames, mm, vvar)?;
-    let stack_pointer = build_stack(
-        info,
-        frames,
-        mm,
-        &Auxv {
+    Ok((
+        start,
+        Auxv {
             phdr: phdr_addr,
             phnum,
             entry,
             base,
             sysinfo_ehdr,
         },
-    )?;
-    Ok(Image {
-        entry: start,
-        stack_pointer,
-    })
+    ))
 }
 
 /// Maps one PT_LOAD segment and reads its file bytes; returns its page-aligned end.
@@ -554,13 +556,49 @@ fn interp_segments(
     Ok((base, base + entry))
 }
 
-struct Auxv {
+/// The program-specific auxiliary vector values.
+pub struct Auxv {
     phdr: u64,
     phnum: u64,
     entry: u64,
     /// Where the interpreter was loaded (0: none).
     base: u64,
     sysinfo_ehdr: u64,
+}
+
+/// Where the strings the auxiliary vector points at are (user addresses).
+pub struct AuxStrings {
+    pub platform: u64,
+    pub random: u64,
+    pub execfn: u64,
+}
+
+/// The auxiliary vector Linux's create_elf_tables writes, in its order.
+pub fn auxv_words(aux: &Auxv, info: &BootInfo, at: &AuxStrings) -> [u64; 40] {
+    #[rustfmt::skip]
+    let auxv: [u64; 40] = [
+        33, aux.sysinfo_ehdr,             // AT_SYSINFO_EHDR (first, as Linux's ARCH_DLINFO)
+        3, aux.phdr,                      // AT_PHDR
+        4, 56,                            // AT_PHENT
+        5, aux.phnum,                     // AT_PHNUM
+        6, PAGE,                          // AT_PAGESZ
+        7, aux.base,                      // AT_BASE
+        8, 0,                             // AT_FLAGS
+        9, aux.entry,                     // AT_ENTRY
+        11, u64::from(info.ids[0]),       // AT_UID
+        12, u64::from(info.ids[1]),       // AT_EUID
+        13, u64::from(info.ids[2]),       // AT_GID
+        14, u64::from(info.ids[3]),       // AT_EGID
+        15, at.platform,                  // AT_PLATFORM
+        16, info.hwcap,                   // AT_HWCAP
+        17, 100,                          // AT_CLKTCK
+        23, 0,                            // AT_SECURE
+        25, at.random,                    // AT_RANDOM
+        26, 0,                            // AT_HWCAP2
+        31, at.execfn,                    // AT_EXECFN
+        0, 0,                             // AT_NULL
+    ];
+    auxv
 }
 
 /// Maps the stack block (2 MiB pages where aligned) and writes the auxiliary vector into the
@@ -591,29 +629,15 @@ fn build_stack(
         return Err(LoadError::TooManyStrings);
     }
     let at = |off: u32| blob + u64::from(off);
-    #[rustfmt::skip]
-    let auxv: [u64; 40] = [
-        33, aux.sysinfo_ehdr,             // AT_SYSINFO_EHDR (first, as Linux's ARCH_DLINFO)
-        3, aux.phdr,                      // AT_PHDR
-        4, 56,                            // AT_PHENT
-        5, aux.phnum,                     // AT_PHNUM
-        6, PAGE,                          // AT_PAGESZ
-        7, aux.base,                      // AT_BASE
-        8, 0,                             // AT_FLAGS
-        9, aux.entry,                     // AT_ENTRY
-        11, u64::from(info.ids[0]),       // AT_UID
-        12, u64::from(info.ids[1]),       // AT_EUID
-        13, u64::from(info.ids[2]),       // AT_GID
-        14, u64::from(info.ids[3]),       // AT_EGID
-        15, at(info.platform_off),        // AT_PLATFORM
-        16, info.hwcap,                   // AT_HWCAP
-        17, 100,                          // AT_CLKTCK
-        23, 0,                            // AT_SECURE
-        25, at(info.random_off),          // AT_RANDOM
-        26, 0,                            // AT_HWCAP2
-        31, at(info.execfn_off),          // AT_EXECFN
-        0, 0,                             // AT_NULL
-    ];
+    let auxv = auxv_words(
+        aux,
+        info,
+        &AuxStrings {
+            platform: at(info.platform_off),
+            random: at(info.random_off),
+            execfn: at(info.execfn_off),
+        },
+    );
     const _: () = assert!(40 <= AUXV_WORDS);
     phys::write_u64s(info.stack_gpa + (info.auxv_va - bottom), &auxv);
     Ok(sp)

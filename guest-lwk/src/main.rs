@@ -19,11 +19,13 @@
 
 mod arch;
 mod bridge;
+mod exec;
 mod frames;
 mod hostsig;
 mod loader;
 mod mm;
 mod phys;
+mod process;
 mod sched;
 mod signal;
 mod syscall;
@@ -67,7 +69,9 @@ pub struct Kernel {
     pub sched: sched::Sched,
     /// The physical memory manager (one for the whole machine).
     pub frames: &'static mut frames::Frames,
-    pub process: syscall::Process,
+    /// The job's processes and address spaces (`process`).
+    pub procs: process::Procs,
+    pub mms: process::Mms,
     pub clock: time::Clock,
     pub stats: &'static mut GuestStats,
     /// The LSTAR address: a #PF at this RIP from ring 3 is a syscall (kvm_pvm arrival).
@@ -174,6 +178,7 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
     let clock = time::Clock::new(&info);
     let t2 = arch::rdtsc();
     let frames = frames::Frames::init(&info);
+    mm::record_kernel_half(arch::read_cr3() & mm::pte::ADDR);
     let Some(mut mm) = vm::Mm::new(frames, &info, arch::read_cr3() & mm::pte::ADDR) else {
         klog!(
             bridge::level::ERROR,
@@ -208,14 +213,15 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
         );
         exit_job(exit_kind::EXITED, 126);
     };
-    let process = syscall::Process::new(&info, mm, sig);
+    let (procs, mms) = process::init(&info, frames, mm, sig);
     let ncpus = (info.vcpu_count as usize).clamp(1, arch::MAX_CPUS);
     let timeslice = info.timeslice_us.saturating_mul(info.tsc_khz) / 1000;
     *KERNEL.lock() = Some(Kernel {
         info,
         sched: sched::Sched::new(ncpus, info.pid, timeslice, info.tsc_khz),
         frames,
-        process,
+        procs,
+        mms,
         clock,
         stats,
         lstar: arch::syscall_entry_address(),

@@ -656,6 +656,113 @@ impl AddressSpace {
         self.unmap(frames, old, end, false)
     }
 
+    /// Gives `child` (an address space with nothing mapped in `[start, end)`) a copy of this
+    /// range: fresh frames with the same leaf flags (2 MiB pages where the frames allow), the
+    /// contents copied by `copy(frames, src, dst, len)` (the host does it, `op::COPY_PHYS`).
+    pub fn fork_range(
+        &self,
+        child: &AddressSpace,
+        frames: &mut Frames,
+        start: u64,
+        end: u64,
+        copy: &mut impl FnMut(&mut Frames, u64, u64, u64) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
+        // The current run: virtual start, physical start, length, leaf flags.
+        let mut run = (0u64, 0u64, 0u64, 0u64);
+        let mut result = Ok(());
+        let mut flush = |run: (u64, u64, u64, u64), frames: &mut Frames| -> Result<(), MapError> {
+            let (va, pa, len, flags) = run;
+            let mut off = 0;
+            while off < len {
+                let (v, left) = (va + off, len - off);
+                let chunk = if v & (HUGE - 1) == 0 && left >= HUGE {
+                    frames.alloc_chunk(left & !(HUGE - 1), HUGE)
+                } else {
+                    None
+                };
+                let (npa, got) = match chunk {
+                    Some(c) => c,
+                    None => {
+                        // 4 KiB frames up to the next 2 MiB boundary.
+                        let to_boundary = (HUGE - (v & (HUGE - 1))).min(left);
+                        let (p, n) = frames
+                            .alloc_run(to_boundary / PAGE)
+                            .ok_or(MapError::NoMemory)?;
+                        (p, n * PAGE)
+                    }
+                };
+                child.map_contiguous(frames, v, npa, got, flags, false)?;
+                copy(frames, pa + off, npa, got)?;
+                off += got;
+            }
+            Ok(())
+        };
+        let mut piece = |va: u64, pa: u64, size: u64, flags: u64, frames: &mut Frames| {
+            if run.2 > 0 && run.0 + run.2 == va && run.1 + run.2 == pa && run.3 == flags {
+                run.2 += size;
+                return;
+            }
+            if run.2 > 0 && result.is_ok() {
+                result = flush(run, frames);
+            }
+            run = (va, pa, size, flags);
+        };
+        self.walk(start, end, |leaf| match leaf {
+            Leaf::Huge { e, base, size, .. } => {
+                let flags = e & pte::FLAGS & !(pte::HUGE | 0x1000 | pte::ACCESSED | pte::DIRTY);
+                let lo = base.max(start);
+                let hi = (base + size).min(end);
+                let pa = (e & pte::ADDR & !(size - 1)) + (lo - base);
+                piece(lo, pa, hi - lo, flags, frames);
+            }
+            Leaf::Ptes { pte, va, n, .. } => {
+                let mut page = va;
+                phys::scan_u64(pte, n, |e| {
+                    if e & pte::HOLDS != 0 {
+                        let flags = e & pte::FLAGS & !(pte::ACCESSED | pte::DIRTY);
+                        piece(page, e & pte::ADDR, PAGE, flags, frames);
+                    }
+                    page += PAGE;
+                    true
+                });
+            }
+        });
+        // The last run.
+        piece(u64::MAX - PAGE, 0, 0, 0, frames);
+        result
+    }
+
+    /// Frees every page table of the user half and the PML4 itself (the mappings are gone;
+    /// the CPU must not have this root loaded). The VMM's boot PML4 is not the allocator's and
+    /// stays.
+    pub fn free_tables(&self, frames: &mut Frames) {
+        for i in 0..256u64 {
+            let e4 = phys::read_u64(self.pml4 + i * 8);
+            if e4 & pte::PRESENT == 0 {
+                continue;
+            }
+            let pdpt = e4 & pte::ADDR;
+            for j in 0..512u64 {
+                let e3 = phys::read_u64(pdpt + j * 8);
+                if e3 & pte::HOLDS == 0 || e3 & pte::HUGE != 0 {
+                    continue;
+                }
+                let pd = e3 & pte::ADDR;
+                for l in 0..512u64 {
+                    let e2 = phys::read_u64(pd + l * 8);
+                    if e2 & pte::HOLDS != 0 && e2 & pte::HUGE == 0 {
+                        frames.free(e2 & pte::ADDR, PAGE);
+                    }
+                }
+                frames.free(pd, PAGE);
+            }
+            frames.free(pdpt, PAGE);
+        }
+        if self.pml4 >= offload_abi::layout::KERNEL_PHYS_END {
+            frames.free(self.pml4, PAGE);
+        }
+    }
+
     /// Replaces the page table under the 2 MiB block at `va` by one 2 MiB leaf when it maps
     /// 512 consecutive frames starting 2 MiB aligned with equal flags (the heap's block became
     /// complete). Returns whether it did.
@@ -829,4 +936,35 @@ impl AddressSpace {
         }
         Ok(())
     }
+}
+
+/// The kernel half of the boot PML4 (its present entries), recorded once at boot: every new
+/// address space starts with it.
+static KERNEL_HALF: crate::arch::Global<[(u64, u64); 8]> = crate::arch::Global::new([(0, 0); 8]);
+
+/// Records the kernel half of `pml4` (boot, vCPU 0, before any other vCPU runs).
+pub fn record_kernel_half(pml4: u64) {
+    let mut half = [(0u64, 0u64); 8];
+    let mut n = 0;
+    for i in 256..512u64 {
+        let e = phys::read_u64(pml4 + i * 8);
+        if e & pte::PRESENT != 0 {
+            assert!(n < half.len(), "too many kernel PML4 entries");
+            half[n] = (i, e);
+            n += 1;
+        }
+    }
+    // SAFETY: boot, on vCPU 0 before the other vCPUs start (see `Global`); read-only after.
+    unsafe { *KERNEL_HALF.get() = half };
+}
+
+/// A new PML4 with the kernel half and an empty user half (`None`: no memory).
+pub fn new_pml4(frames: &mut Frames) -> Option<u64> {
+    let pml4 = frames.alloc_page()?;
+    // SAFETY: written once at boot (see `record_kernel_half`), read-only afterwards.
+    let half = unsafe { &*KERNEL_HALF.get() };
+    for &(i, e) in half.iter().filter(|(_, e)| *e != 0) {
+        phys::write_u64(pml4 + i * 8, e);
+    }
+    Some(pml4)
 }

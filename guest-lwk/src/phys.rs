@@ -32,6 +32,12 @@ pub fn virt(pa: u64) -> u64 {
     DIRECT_MAP_BASE + pa
 }
 
+/// The guest-physical address of a kernel object reached through the direct map (one that
+/// [`owned_mut`] or [`fixed_mut`] gave out).
+pub fn pa_of<T>(r: &T) -> u64 {
+    (r as *const T as u64).wrapping_sub(DIRECT_MAP_BASE)
+}
+
 /// Reads a u64 at `pa` (8-byte aligned).
 #[inline]
 pub fn read_u64(pa: u64) -> u64 {

@@ -22,7 +22,7 @@ use crate::arch::{self, MAX_CPUS, MAX_THREADS, TrapFrame};
 use crate::{Kernel, KernelGuard, kernel};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// A thread of the (single) process.
+/// A thread (of the process `process::of` its context names).
 #[derive(Clone, Copy, Debug)]
 pub struct Thread {
     /// Thread id (the first thread's is the process id).
@@ -455,6 +455,13 @@ fn switch(k: &mut KernelGuard, prev: usize, next: usize) {
     let cpu = arch::current_cpu();
     if k.sched.slots[prev].thread.is_some() && k.sched.slots[next].thread.is_some() {
         k.stats.context_switches += 1;
+    }
+    if k.sched.slots[next].thread.is_some() {
+        // The next thread's address space (processes have their own).
+        let pml4 = k.mms[crate::process::mm_of(next)].aspace.pml4;
+        if arch::read_cr3() & crate::mm::pte::ADDR != pml4 {
+            arch::write_cr3(pml4);
+        }
     }
     let s = &mut k.sched;
     if s.slots[prev].thread.is_some() {

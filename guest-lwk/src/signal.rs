@@ -290,16 +290,72 @@ fn fpu_layout() -> (u64, u64) {
     (u64::from(d.ecx.max(d.ebx)).max(576), features)
 }
 
+/// Pages of one [`Table`].
+const TABLE_PAGES: u64 = crate::frames::align_up(core::mem::size_of::<Table>() as u64, PAGE) / PAGE;
+
+/// Frees a process's table (its process was reaped, or never ran).
+pub fn free_table(frames: &mut Frames, t: &'static mut Table) {
+    frames.free(phys::pa_of(t), TABLE_PAGES * PAGE);
+}
+
+/// Whether a process with these dispositions leaves no zombies (SIGCHLD ignored, or
+/// SA_NOCLDWAIT): its children are reaped as they end.
+pub fn no_zombies(p: &crate::process::Process) -> bool {
+    const SA_NOCLDWAIT: u64 = 2;
+    let a = p.sig.actions[(sig::SIGCHLD - 1) as usize];
+    a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0
+}
+
+/// A forked child's table: the parent's dispositions, and for its thread (context `child`)
+/// the mask and alternate stack of the forking thread (context `me`); nothing pending.
+pub fn fork_table(parent: &Table, t: &mut Table, me: usize, child: usize) {
+    t.actions = parent.actions;
+    let from = &parent.threads[me];
+    let th = &mut t.threads[child];
+    th.mask = from.mask;
+    th.alt_sp = from.alt_sp;
+    th.alt_size = from.alt_size;
+    th.alt_flags = from.alt_flags;
+}
+
+/// exec: caught signals go back to SIG_DFL (ignored ones stay ignored), the alternate stack
+/// goes; masks and pending signals stay.
+pub fn exec_reset(t: &mut Table, slot: usize) {
+    for a in t.actions.iter_mut() {
+        if a.handler != SIG_IGN {
+            *a = Action::default();
+        }
+    }
+    let th = &mut t.threads[slot];
+    th.alt_sp = 0;
+    th.alt_size = 0;
+    th.alt_flags = SS_DISABLE;
+    th.has_saved = 0;
+}
+
 impl Table {
-    /// Allocates the table and maps the trampoline page into `mm` (boot, vCPU 0).
-    pub fn new(frames: &mut Frames, mm: &mut crate::vm::Mm) -> Option<&'static mut Table> {
-        let pages = crate::frames::align_up(core::mem::size_of::<Table>() as u64, PAGE) / PAGE;
-        let pa = frames.alloc_contiguous(pages)?;
+    /// Allocates a zeroed table with this CPU's FPU frame layout (`None`: no memory).
+    pub fn alloc(frames: &mut Frames) -> Option<&'static mut Table> {
+        let pa = frames.alloc_contiguous(TABLE_PAGES)?;
         let t: &'static mut Table = phys::owned_mut(pa);
         let (xsize, features) = fpu_layout();
         t.xsave_size = xsize;
         t.xfeatures = features;
         t.fpu_size = if xsize != 0 { xsize + 4 } else { 512 };
+        Some(t)
+    }
+
+    /// Allocates the table and maps the trampoline page into `mm` (boot, vCPU 0).
+    pub fn new(frames: &mut Frames, mm: &mut crate::vm::Mm) -> Option<&'static mut Table> {
+        let t = Self::alloc(frames)?;
+        map_trampoline(frames, mm)?;
+        Some(t)
+    }
+}
+
+/// Maps a fresh copy of the trampoline page into `mm` (boot and exec).
+pub fn map_trampoline(frames: &mut Frames, mm: &mut crate::vm::Mm) -> Option<()> {
+    {
         let page = frames.alloc_page()?;
         let start = core::ptr::addr_of!(lwk_sigtramp_start) as usize;
         let end = core::ptr::addr_of!(lwk_sigtramp_end) as usize;
@@ -314,7 +370,7 @@ impl Table {
             crate::vma::prot::READ | crate::vma::prot::EXEC,
         )
         .ok()?;
-        Some(t)
+        Some(())
     }
 }
 
@@ -383,7 +439,7 @@ fn live(k: &Kernel, slot: usize) -> bool {
 /// Marks the thread in context `slot` to look at its signals, and wakes it: out of a wait
 /// (futex, sleep, sigsuspend: `woken`), out of user mode (its vCPU enters and leaves ring 0), or
 /// out of an offloaded call blocked on the host (`sched::interrupt_offload`).
-fn kick(k: &mut Kernel, slot: usize) {
+pub fn kick_slot(k: &mut Kernel, slot: usize) {
     HINT[slot].store(true, Ordering::Release);
     k.sched.wake(slot);
     crate::sched::interrupt_offload(k, slot);
@@ -391,16 +447,18 @@ fn kick(k: &mut Kernel, slot: usize) {
 
 /// Whether the thread on `slot` has a signal it does not block (a blocking call then stops).
 pub fn interrupted(k: &Kernel, slot: usize) -> bool {
-    let t = &k.process.sig;
+    let t = &k.procs[crate::process::of(slot)].sig;
     (t.threads[slot].pending | t.pending) & !t.threads[slot].mask != 0
+        || crate::process::must_exit(k, slot)
 }
 
 /// Sends `s` to the thread on `slot` (tgkill, faults, SIGEV_THREAD_ID timers).
 pub fn send_thread(k: &mut Kernel, slot: usize, s: u32, info: Info) {
     if s == sig::SIGKILL {
-        kill_job(s);
+        crate::process::kill_process(k, crate::process::of(slot), s);
+        return;
     }
-    let t = &mut k.process.sig;
+    let t = &mut k.procs[crate::process::of(slot)].sig;
     let b = bit(s);
     if ignored(t, s) && !wants_blocked(&t.threads[slot], b) {
         return;
@@ -412,7 +470,7 @@ pub fn send_thread(k: &mut Kernel, slot: usize, s: u32, info: Info) {
         enqueue(t, s, slot as u32, info);
     }
     if wants(&t.threads[slot], b) {
-        kick(k, slot);
+        kick_slot(k, slot);
     }
 }
 
@@ -422,21 +480,23 @@ fn wants_blocked(t: &ThreadSig, b: u64) -> bool {
 
 /// Sends `s` to the process (kill, host signals, timers): pending for the process, and the
 /// first thread that does not block it (the caller first) is woken to take it.
-pub fn send_process(k: &mut Kernel, s: u32, info: Info) {
+pub fn send_process(k: &mut Kernel, p: usize, s: u32, info: Info) {
     if s == sig::SIGKILL {
-        kill_job(s);
+        crate::process::kill_process(k, p, s);
+        return;
     }
     let b = bit(s);
     let me = arch::current_slot();
-    let t = &k.process.sig;
-    let blocked_somewhere = (0..MAX_THREADS).any(|c| live(k, c) && wants_blocked(&t.threads[c], b));
+    let mine = |k: &Kernel, c: usize| live(k, c) && crate::process::of(c) == p;
+    let t = &k.procs[p].sig;
+    let blocked_somewhere = (0..MAX_THREADS).any(|c| mine(k, c) && wants_blocked(&t.threads[c], b));
     if ignored(t, s) && !blocked_somewhere {
         return;
     }
     let target = core::iter::once(me)
         .chain(0..MAX_THREADS)
-        .find(|&c| live(k, c) && wants(&k.process.sig.threads[c], b));
-    let t = &mut k.process.sig;
+        .find(|&c| mine(k, c) && wants(&k.procs[p].sig.threads[c], b));
+    let t = &mut k.procs[p].sig;
     if t.pending & b == 0 {
         t.pending |= b;
         t.info[(s - 1) as usize] = info;
@@ -444,7 +504,7 @@ pub fn send_process(k: &mut Kernel, s: u32, info: Info) {
         enqueue(t, s, TO_PROCESS, info);
     }
     if let Some(c) = target {
-        kick(k, c);
+        kick_slot(k, c);
     }
 }
 
@@ -455,17 +515,18 @@ pub fn post_host(k: &mut Kernel, mask: u64) {
     while m != 0 {
         let s = lowest(m);
         m &= !bit(s);
-        send_process(k, s, Info::user(code::SI_USER, 0, 0));
+        send_process(k, 0, s, Info::user(code::SI_USER, 0, 0));
     }
 }
 
 /// Rewrites `HostSignals::interrupting`: forwarded signals the program neither ignores nor
 /// blocks in every thread.
 pub fn update_interrupting(k: &Kernel) {
-    let t = &k.process.sig;
+    // Host signals go to the first process (index 0), which lives as long as the job.
+    let t = &k.procs[0].sig;
     let mut blocked_all = u64::MAX;
     for c in 0..MAX_THREADS {
-        if live(k, c) {
+        if live(k, c) && crate::process::of(c) == 0 {
             blocked_all &= t.threads[c].mask;
         }
     }
@@ -493,7 +554,7 @@ pub fn kill_job(s: u32) -> ! {
 /// ignored, it kills the process as Linux's `force_sig` does.
 pub fn force_fault(k: &mut Kernel, frame: &TrapFrame, s: u32, info: Info, cr2: u64) {
     let slot = arch::current_slot();
-    let t = &mut k.process.sig;
+    let t = &mut k.procs[crate::process::of(slot)].sig;
     let a = t.actions[(s - 1) as usize];
     let th = &mut t.threads[slot];
     if a.handler == SIG_IGN || a.handler == SIG_DFL || th.mask & bit(s) != 0 {
@@ -507,7 +568,8 @@ pub fn force_fault(k: &mut Kernel, frame: &TrapFrame, s: u32, info: Info, cr2: u
             cr2,
             frame.rsp
         );
-        kill_job(s);
+        kill_fatally(k, slot, s);
+        return;
     }
     th.pending |= bit(s);
     th.info[(s - 1) as usize] = info;
@@ -518,7 +580,7 @@ pub fn force_fault(k: &mut Kernel, frame: &TrapFrame, s: u32, info: Info, cr2: u
 
 /// A new thread on `slot` inherits the mask of the thread on `parent` (clone).
 pub fn thread_start(k: &mut Kernel, slot: usize, parent: usize) {
-    let t = &mut k.process.sig;
+    let t = &mut k.procs[crate::process::of(parent)].sig;
     let mask = t.threads[parent].mask;
     let th = &mut t.threads[slot];
     th.mask = mask;
@@ -539,7 +601,7 @@ pub fn thread_start(k: &mut Kernel, slot: usize, parent: usize) {
 
 /// Records that the syscall `nr` on `slot` returned a restart code: [`to_user`] decides.
 pub fn note_restart(k: &mut Kernel, slot: usize, nr: u64) {
-    k.process.sig.threads[slot].restart_nr = nr + 1;
+    k.procs[crate::process::of(slot)].sig.threads[slot].restart_nr = nr + 1;
     HINT[slot].store(true, Ordering::Release);
 }
 
@@ -554,7 +616,7 @@ pub fn is_restart(ret: i64) -> bool {
 /// Sets the calling thread's mask (SIGKILL/SIGSTOP never blocked) and looks again at what is
 /// pending.
 pub fn set_mask(k: &mut Kernel, slot: usize, mask: u64) {
-    let t = &mut k.process.sig;
+    let t = &mut k.procs[crate::process::of(slot)].sig;
     t.threads[slot].mask = mask & !UNBLOCKABLE;
     if (t.threads[slot].pending | t.pending) & !t.threads[slot].mask != 0 {
         HINT[slot].store(true, Ordering::Release);
@@ -564,7 +626,7 @@ pub fn set_mask(k: &mut Kernel, slot: usize, mask: u64) {
 /// Takes the next signal from `set` pending for the thread on `slot` (its own first, then the
 /// process's; synchronous signals before others, then the lowest number).
 pub fn dequeue(k: &mut Kernel, slot: usize, set: u64) -> Option<(u32, Info)> {
-    let t = &mut k.process.sig;
+    let t = &mut k.procs[crate::process::of(slot)].sig;
     let pick = |p: u64| -> Option<u32> {
         let p = p & set;
         if p == 0 {
@@ -612,14 +674,20 @@ pub fn to_user(frame: &mut TrapFrame) {
         return;
     }
     let mut k = crate::kernel();
-    deliver(&mut k, slot, frame);
+    if !crate::process::must_exit(&k, slot) {
+        deliver(&mut k, slot, frame);
+    }
+    if crate::process::must_exit(&k, slot) {
+        crate::process::exit_thread(k, 0, false);
+    }
 }
 
 #[inline(never)]
 fn deliver(k: &mut Kernel, slot: usize, frame: &mut TrapFrame) {
-    let mut restart = core::mem::take(&mut k.process.sig.threads[slot].restart_nr);
+    let mut restart =
+        core::mem::take(&mut k.procs[crate::process::of(slot)].sig.threads[slot].restart_nr);
     loop {
-        let mask = k.process.sig.threads[slot].mask;
+        let mask = k.procs[crate::process::of(slot)].sig.threads[slot].mask;
         let Some((s, info)) = dequeue(k, slot, !mask) else {
             if restart != 0 && is_restart(frame.rax as i64) {
                 // No handler ran: the call starts again (Linux restarts all four codes here;
@@ -627,20 +695,20 @@ fn deliver(k: &mut Kernel, slot: usize, frame: &mut TrapFrame) {
                 frame.rax = restart - 1;
                 frame.rip = frame.rip.wrapping_sub(2);
             }
-            let th = &mut k.process.sig.threads[slot];
+            let th = &mut k.procs[crate::process::of(slot)].sig.threads[slot];
             if th.has_saved != 0 {
                 th.has_saved = 0;
                 th.mask = th.saved_mask;
             }
             return;
         };
-        let a = k.process.sig.actions[(s - 1) as usize];
+        let a = k.procs[crate::process::of(slot)].sig.actions[(s - 1) as usize];
         if a.handler == SIG_IGN || (a.handler == SIG_DFL && DEFAULT_IGNORE & bit(s) != 0) {
             continue;
         }
         if a.handler == SIG_DFL {
-            klog!(bridge::level::INFO, "program killed by signal {}", s);
-            kill_job(s);
+            kill_fatally(k, slot, s);
+            return;
         }
         if restart != 0 && is_restart(frame.rax as i64) {
             let r = -(frame.rax as i64);
@@ -659,23 +727,31 @@ fn deliver(k: &mut Kernel, slot: usize, frame: &mut TrapFrame) {
                 s,
                 frame.rsp
             );
-            kill_job(sig::SIGSEGV);
+            kill_fatally(k, slot, sig::SIGSEGV);
+            return;
         }
     }
 }
 
+/// The process of the thread on `slot` is killed by signal `s` (a default action, or a fault
+/// it cannot handle): the first process ends the job; another one ends once its threads have
+/// (the caller's thread on its way back to ring 3).
+pub fn kill_fatally(k: &mut Kernel, slot: usize, s: u32) {
+    let p = crate::process::of(slot);
+    if p == 0 {
+        klog!(bridge::level::INFO, "program killed by signal {}", s);
+    }
+    crate::process::kill_process(k, p, s);
+}
+
 /// Copies to user memory, mapping pages on demand (the stack below RSP may not be mapped yet).
 fn put(k: &mut Kernel, va: u64, bytes: &[u8]) -> Result<(), ()> {
-    k.process
-        .mm
-        .user_copy(k.frames, |a| a.copy_to_user(va, bytes))
+    k.mms[crate::process::cur_mm()].user_copy(k.frames, |a| a.copy_to_user(va, bytes))
 }
 
 /// Reads user memory, mapping pages on demand.
 fn get(k: &mut Kernel, va: u64, out: &mut [u8]) -> Result<(), ()> {
-    k.process
-        .mm
-        .user_copy(k.frames, |a| a.copy_from_user(va, out))
+    k.mms[crate::process::cur_mm()].user_copy(k.frames, |a| a.copy_from_user(va, out))
 }
 
 fn on_altstack(t: &ThreadSig, sp: u64) -> bool {
@@ -750,7 +826,7 @@ fn setup_frame(
         // x86_64 Linux requires a restorer (libc always gives one).
         return Err(());
     }
-    let t = &k.process.sig;
+    let t = &k.procs[crate::process::of(slot)].sig;
     let th = t.threads[slot];
     let (xsize, features, fpu_size) = (t.xsave_size, t.xfeatures, t.fpu_size);
     let sp0 = frame.rsp;
@@ -815,7 +891,7 @@ fn setup_frame(
     } else {
         put(k, fpstate + 464, &sw[..48])?;
     }
-    let t = &mut k.process.sig;
+    let t = &mut k.procs[crate::process::of(slot)].sig;
     let th = &mut t.threads[slot];
     th.has_saved = 0;
     if th.fault_sig == u64::from(s) {
@@ -861,7 +937,8 @@ pub fn rt_sigreturn(k: &mut Kernel, frame: &mut TrapFrame) {
             bridge::level::INFO,
             "program killed by SIGSEGV: bad rt_sigreturn frame"
         );
-        kill_job(sig::SIGSEGV);
+        kill_fatally(k, slot, sig::SIGSEGV);
+        return;
     }
     let m = off::MCONTEXT - off::UC;
     let mask = r64(&uc, off::SIGMASK - off::UC);
@@ -871,7 +948,7 @@ pub fn rt_sigreturn(k: &mut Kernel, frame: &mut TrapFrame) {
     let ss_flags = r64(&uc, 24) & 0xffff_ffff;
     let ss_size = r64(&uc, 32);
     {
-        let th = &mut k.process.sig.threads[slot];
+        let th = &mut k.procs[crate::process::of(slot)].sig.threads[slot];
         if !on_altstack(th, frame.rsp) {
             if ss_flags & SS_DISABLE != 0 {
                 th.alt_size = 0;
@@ -897,7 +974,8 @@ pub fn rt_sigreturn(k: &mut Kernel, frame: &mut TrapFrame) {
         w64(&mut bytes, 8 * i, *v);
     }
     if put(k, base, &bytes).is_err() {
-        kill_job(sig::SIGSEGV);
+        kill_fatally(k, slot, sig::SIGSEGV);
+        return;
     }
     frame.r8 = g(0);
     frame.r9 = g(1);
@@ -918,7 +996,7 @@ pub fn rt_sigreturn(k: &mut Kernel, frame: &mut TrapFrame) {
     frame.rip = TRAMP_VA
         + if fpstate == 0 {
             tramp::RET_NONE
-        } else if k.process.sig.xsave_size != 0 {
+        } else if k.procs[crate::process::of(slot)].sig.xsave_size != 0 {
             tramp::RET_X
         } else {
             tramp::RET_FX

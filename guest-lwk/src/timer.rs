@@ -53,17 +53,29 @@ pub fn next(cpu: usize) -> u64 {
     NEXT.get(cpu).map_or(0, |n| n.load(Ordering::Acquire))
 }
 
-/// Recomputes the earliest deadline of the calling vCPU and arms its timer for it.
+/// Recomputes the earliest deadline of the calling vCPU (over every process's timers) and
+/// arms its timer for it.
 fn rearm(k: &Kernel) {
     let cpu = arch::current_cpu();
     let mut n = 0u64;
-    for t in k.process.sig.timers.iter() {
-        if t.used != 0 && t.deadline != 0 && t.cpu == cpu as u64 && (n == 0 || t.deadline < n) {
-            n = t.deadline;
+    for (_, p) in k.procs.iter() {
+        if p.life != crate::process::Life::Live {
+            continue;
+        }
+        for t in p.sig.timers.iter() {
+            if t.used != 0 && t.deadline != 0 && t.cpu == cpu as u64 && (n == 0 || t.deadline < n) {
+                n = t.deadline;
+            }
         }
     }
     NEXT[cpu].store(n, Ordering::Release);
     k.sched.arm(cpu);
+}
+
+/// A process's timers went away: the calling vCPU looks again at what it must arm (another
+/// vCPU's stale deadline only costs it one early interrupt, after which it re-arms).
+pub fn rearm_all(k: &Kernel) {
+    rearm(k);
 }
 
 /// The TSC-deadline interrupt: counts it, fires due timers of this vCPU, re-arms.
@@ -72,38 +84,50 @@ pub fn expire() {
     k.stats.timer_interrupts += 1;
     let cpu = arch::current_cpu() as u64;
     let now = arch::rdtsc();
-    for i in 0..MAX_TIMERS {
-        let t = k.process.sig.timers[i];
-        if t.used == 0 || t.deadline == 0 || t.cpu != cpu || t.deadline > now {
+    for p in 0..crate::process::MAX_PROCS {
+        if k.procs
+            .get(p)
+            .is_none_or(|x| x.life != crate::process::Life::Live)
+        {
             continue;
         }
-        let mut missed = 0;
-        let mut nt = t;
-        if t.interval != 0 {
-            nt.deadline = t.deadline.saturating_add(t.interval);
-            if nt.deadline <= now {
-                missed = (now - nt.deadline) / t.interval + 1;
-                nt.deadline = nt
-                    .deadline
-                    .saturating_add(missed.saturating_mul(t.interval));
+        for i in 0..MAX_TIMERS {
+            let t = k.procs[p].sig.timers[i];
+            if t.used == 0 || t.deadline == 0 || t.cpu != cpu || t.deadline > now {
+                continue;
             }
-        } else {
-            nt.deadline = 0;
+            let mut missed = 0;
+            let mut nt = t;
+            if t.interval != 0 {
+                nt.deadline = t.deadline.saturating_add(t.interval);
+                if nt.deadline <= now {
+                    missed = (now - nt.deadline) / t.interval + 1;
+                    nt.deadline = nt
+                        .deadline
+                        .saturating_add(missed.saturating_mul(t.interval));
+                }
+            } else {
+                nt.deadline = 0;
+            }
+            nt.overrun = missed;
+            k.procs[p].sig.timers[i] = nt;
+            fire(&mut k, p, i, &nt);
         }
-        nt.overrun = missed;
-        k.process.sig.timers[i] = nt;
-        fire(&mut k, i, &nt);
     }
     rearm(&k);
 }
 
-fn fire(k: &mut Kernel, i: usize, t: &Timer) {
+fn fire(k: &mut Kernel, p: usize, i: usize, t: &Timer) {
     let s = t.signo as u32;
-    if !(1..=64).contains(&s) {
+    if !(1..=64).contains(&s)
+        || k.procs
+            .get(p)
+            .is_none_or(|x| x.life != crate::process::Life::Live)
+    {
         return;
     }
     if i < POSIX_BASE {
-        signal::send_process(k, s, Info::user(code::SI_KERNEL, 0, 0));
+        signal::send_process(k, p, s, Info::user(code::SI_KERNEL, 0, 0));
         return;
     }
     let info = Info {
@@ -116,11 +140,11 @@ fn fire(k: &mut Kernel, i: usize, t: &Timer) {
         SIGEV_NONE => {}
         SIGEV_THREAD_ID => {
             let c = t.target as usize;
-            if k.sched.is_thread(c) {
+            if k.sched.is_thread(c) && crate::process::of(c) == p {
                 signal::send_thread(k, c, s, info);
             }
         }
-        _ => signal::send_process(k, s, info),
+        _ => signal::send_process(k, p, s, info),
     }
 }
 
@@ -143,7 +167,7 @@ fn left_ns(k: &Kernel, deadline: u64) -> u64 {
 /// Arms timer `i` to expire in `value_ns` (0 disarms), then every `interval_ns`; returns the
 /// old (left, interval) in ns.
 fn set(k: &mut Kernel, i: usize, value_ns: Option<u64>, interval_ns: u64) -> (u64, u64) {
-    let t = k.process.sig.timers[i];
+    let t = k.procs[crate::process::cur()].sig.timers[i];
     let old = (left_ns(k, t.deadline), tsc_to_ns(k, t.interval));
     let deadline = match value_ns {
         None | Some(0) => 0,
@@ -151,7 +175,7 @@ fn set(k: &mut Kernel, i: usize, value_ns: Option<u64>, interval_ns: u64) -> (u6
     };
     let interval = ns_to_tsc(k, interval_ns);
     let cpu = arch::current_cpu() as u64;
-    let tm = &mut k.process.sig.timers[i];
+    let tm = &mut k.procs[crate::process::cur()].sig.timers[i];
     tm.deadline = deadline;
     tm.interval = if deadline == 0 { 0 } else { interval };
     tm.cpu = cpu;
@@ -162,8 +186,7 @@ fn set(k: &mut Kernel, i: usize, value_ns: Option<u64>, interval_ns: u64) -> (u6
 
 fn read_pair(k: &Kernel, va: u64, unit: u64) -> Result<(u64, u64), i64> {
     let mut b = [0u8; 32];
-    k.process
-        .mm
+    k.mms[crate::process::cur_mm()]
         .aspace
         .copy_from_user(va, &mut b)
         .map_err(|()| -EFAULT)?;
@@ -190,8 +213,7 @@ fn write_pair(k: &Kernel, va: u64, interval: u64, value: u64, unit: u64) -> Resu
     ws(&mut b, 1, (interval % 1_000_000_000) / unit);
     ws(&mut b, 2, value / 1_000_000_000);
     ws(&mut b, 3, (value % 1_000_000_000).div_ceil(unit));
-    k.process
-        .mm
+    k.mms[crate::process::cur_mm()]
         .aspace
         .copy_to_user(va, &b)
         .map_err(|()| -EFAULT)
@@ -204,8 +226,8 @@ fn itimer_signal(which: usize) -> u64 {
 /// alarm(2).
 pub fn alarm(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     let secs = a[0] as u32;
-    k.process.sig.timers[0].used = 1;
-    k.process.sig.timers[0].signo = itimer_signal(0);
+    k.procs[crate::process::cur()].sig.timers[0].used = 1;
+    k.procs[crate::process::cur()].sig.timers[0].signo = itimer_signal(0);
     let (left, _) = set(k, 0, Some(u64::from(secs) * 1_000_000_000), 0);
     if left == 0 {
         return 0;
@@ -229,7 +251,7 @@ pub fn setitimer(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     } else {
         None
     };
-    let t = k.process.sig.timers[which];
+    let t = k.procs[crate::process::cur()].sig.timers[which];
     let (left, interval) = (left_ns(k, t.deadline), tsc_to_ns(k, t.interval));
     if a[2] != 0
         && let Err(e) = write_pair(k, a[2], interval, left, 1000)
@@ -237,8 +259,8 @@ pub fn setitimer(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
         return e;
     }
     let (ivl, val) = new.unwrap_or((0, 0));
-    k.process.sig.timers[which].used = 1;
-    k.process.sig.timers[which].signo = itimer_signal(which);
+    k.procs[crate::process::cur()].sig.timers[which].used = 1;
+    k.procs[crate::process::cur()].sig.timers[which].signo = itimer_signal(which);
     set(k, which, Some(val), ivl);
     0
 }
@@ -249,7 +271,7 @@ pub fn getitimer(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     if !(0..=2).contains(&which) {
         return -EINVAL;
     }
-    let t = k.process.sig.timers[which as usize];
+    let t = k.procs[crate::process::cur()].sig.timers[which as usize];
     let (left, interval) = (left_ns(k, t.deadline), tsc_to_ns(k, t.interval));
     match write_pair(k, a[1], interval, left, 1000) {
         Ok(()) => 0,
@@ -263,7 +285,7 @@ fn posix_index(k: &Kernel, id: u64) -> Option<usize> {
         return None;
     }
     let i = POSIX_BASE + id as usize;
-    (k.process.sig.timers[i].used != 0).then_some(i)
+    (k.procs[crate::process::cur()].sig.timers[i].used != 0).then_some(i)
 }
 
 /// timer_create(2): CLOCK_REALTIME/MONOTONIC (and BOOTTIME), SIGEV_SIGNAL, SIGEV_NONE,
@@ -276,7 +298,11 @@ pub fn timer_create(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     };
     let (notify, signo, value, target) = if a[1] != 0 {
         let mut b = [0u8; 24];
-        if k.process.mm.aspace.copy_from_user(a[1], &mut b).is_err() {
+        if k.mms[crate::process::cur_mm()]
+            .aspace
+            .copy_from_user(a[1], &mut b)
+            .is_err()
+        {
             return -EFAULT;
         }
         let i32_at = |o: usize| {
@@ -301,19 +327,20 @@ pub fn timer_create(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     } else {
         (SIGEV_SIGNAL, 14, u64::MAX, 0)
     };
-    let Some(slot) = (POSIX_BASE..MAX_TIMERS).find(|&i| k.process.sig.timers[i].used == 0) else {
+    let Some(slot) =
+        (POSIX_BASE..MAX_TIMERS).find(|&i| k.procs[crate::process::cur()].sig.timers[i].used == 0)
+    else {
         return -offload_abi::errno::EAGAIN;
     };
     let id = (slot - POSIX_BASE) as u32;
-    if k.process
-        .mm
+    if k.mms[crate::process::cur_mm()]
         .aspace
         .copy_to_user(a[2], &id.to_le_bytes())
         .is_err()
     {
         return -EFAULT;
     }
-    k.process.sig.timers[slot] = Timer {
+    k.procs[crate::process::cur()].sig.timers[slot] = Timer {
         used: 1,
         deadline: 0,
         interval: 0,
@@ -343,14 +370,14 @@ pub fn timer_settime(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     };
     if a[1] as i32 & 1 != 0 && val != 0 {
         // Absolute: convert the clock's time to a delay from now.
-        let now = if k.process.sig.timers[i].realtime != 0 {
+        let now = if k.procs[crate::process::cur()].sig.timers[i].realtime != 0 {
             k.clock.realtime_ns()
         } else {
             k.clock.monotonic_ns()
         };
         val = val.saturating_sub(now).max(1);
     }
-    let t = k.process.sig.timers[i];
+    let t = k.procs[crate::process::cur()].sig.timers[i];
     let old = (left_ns(k, t.deadline), tsc_to_ns(k, t.interval));
     if a[3] != 0
         && let Err(e) = write_pair(k, a[3], old.1, old.0, 1)
@@ -366,7 +393,7 @@ pub fn timer_gettime(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     let Some(i) = posix_index(k, a[0]) else {
         return -EINVAL;
     };
-    let t = k.process.sig.timers[i];
+    let t = k.procs[crate::process::cur()].sig.timers[i];
     let (left, interval) = (left_ns(k, t.deadline), tsc_to_ns(k, t.interval));
     match write_pair(k, a[1], interval, left, 1) {
         Ok(()) => 0,
@@ -377,7 +404,9 @@ pub fn timer_gettime(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
 /// timer_getoverrun(2).
 pub fn timer_getoverrun(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     match posix_index(k, a[0]) {
-        Some(i) => k.process.sig.timers[i].overrun.min(i32::MAX as u64) as i64,
+        Some(i) => k.procs[crate::process::cur()].sig.timers[i]
+            .overrun
+            .min(i32::MAX as u64) as i64,
         None => -EINVAL,
     }
 }
@@ -387,7 +416,7 @@ pub fn timer_delete(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     let Some(i) = posix_index(k, a[0]) else {
         return -EINVAL;
     };
-    k.process.sig.timers[i] = Timer::default();
+    k.procs[crate::process::cur()].sig.timers[i] = Timer::default();
     rearm(k);
     0
 }

@@ -88,7 +88,8 @@ fn dispatch(frame: &mut TrapFrame) {
             Some((sig::SIGSEGV, _)) => {
                 // ACCERR: present but not allowed, or inside an area whose protection
                 // forbids the access; MAPERR: nothing mapped there.
-                let accerr = frame.error & 1 != 0 || k.process.mm.area(cr2).is_some();
+                let accerr =
+                    frame.error & 1 != 0 || k.mms[crate::process::cur_mm()].area(cr2).is_some();
                 let c = if accerr {
                     code::SEGV_ACCERR
                 } else {
@@ -105,7 +106,9 @@ fn dispatch(frame: &mut TrapFrame) {
                     cr2,
                     frame.rip
                 );
-                exit_job(exit_kind::SIGNALED, s)
+                let mut k = kernel();
+                crate::signal::kill_fatally(&mut k, crate::arch::current_slot(), s);
+                return;
             }
         }
     } else {

@@ -226,6 +226,66 @@ impl Mm {
         })
     }
 
+    /// A copy of this address space for a forked child: the same areas, program break and
+    /// layout, every page that has a frame copied into a fresh one (by the host: ring 0 only
+    /// walks the tables and queues ranges). The heap's reserved chunk stays the parent's.
+    pub fn fork(&self, frames: &mut Frames) -> Result<Mm, i64> {
+        let pml4 = crate::mm::new_pml4(frames).ok_or(-ENOMEM)?;
+        let Some(vmas) = VmaTable::new(frames) else {
+            frames.free(pml4, PAGE);
+            return Err(-ENOMEM);
+        };
+        vmas.copy_from(self.vmas);
+        let child = Mm {
+            aspace: AddressSpace::new(pml4),
+            vmas,
+            brk_start: self.brk_start,
+            brk: self.brk,
+            heap_chunk: 0,
+            heap_block: 0,
+            mmap_base: self.mmap_base,
+            free_cache: self.free_cache,
+            prefault: self.prefault,
+            lock_future: self.lock_future,
+            stack_limit: self.stack_limit,
+        };
+        let Some(mut batch) = CopyBatch::new(frames) else {
+            child.destroy(frames);
+            return Err(-ENOMEM);
+        };
+        let mut ok = true;
+        for v in self.vmas.all() {
+            let r = self.aspace.fork_range(
+                &child.aspace,
+                frames,
+                v.start,
+                v.end,
+                &mut |f, src, dst, len| batch.push(f, src, dst, len),
+            );
+            if r.is_err() {
+                ok = false;
+                break;
+            }
+        }
+        ok = ok && batch.flush().is_ok();
+        batch.free(frames);
+        if ok {
+            Ok(child)
+        } else {
+            child.destroy(frames);
+            Err(-ENOMEM)
+        }
+    }
+
+    /// Frees everything of this address space: its frames, page tables and area table. The
+    /// calling CPU must not have it loaded.
+    pub fn destroy(mut self, frames: &mut Frames) {
+        self.drop_heap_chunk(frames);
+        let _ = self.aspace.unmap(frames, 0, layout::USER_END, true);
+        self.aspace.free_tables(frames);
+        VmaTable::free(self.vmas, frames);
+    }
+
     /// Records a segment of the program image that the loader mapped (`start` may lie inside
     /// the previous segment's last page, which keeps that segment's area).
     pub fn add_image_area(&mut self, start: u64, end: u64, p: u32) -> Result<(), ()> {
@@ -1052,17 +1112,17 @@ pub fn with_faults<K: DerefMut<Target = Kernel>>(
     k: &mut K,
     mut f: impl FnMut(&mut K) -> i64,
 ) -> i64 {
-    let _ = k.process.mm.aspace.take_missing();
+    let _ = k.mms[crate::process::cur_mm()].aspace.take_missing();
     for _ in 0..MAX_FAULT_RETRIES {
         let r = f(k);
         if r != -EFAULT {
             return r;
         }
         let kernel: &mut Kernel = k;
-        let Some((va, write)) = kernel.process.mm.aspace.take_missing() else {
+        let Some((va, write)) = kernel.mms[crate::process::cur_mm()].aspace.take_missing() else {
             return r;
         };
-        if !kernel.process.mm.fault_in(kernel.frames, va, write) {
+        if !kernel.mms[crate::process::cur_mm()].fault_in(kernel.frames, va, write) {
             return r;
         }
     }
@@ -1096,7 +1156,7 @@ pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
         }
         let write = val[1] & syscall_fault::WRITE != 0;
         let kernel: &mut Kernel = k;
-        if !kernel.process.mm.fault_in(kernel.frames, val[0], write) {
+        if !kernel.mms[crate::process::cur_mm()].fault_in(kernel.frames, val[0], write) {
             return r;
         }
     }
@@ -1107,7 +1167,7 @@ pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
 /// and the program continues, else the signal that ends it.
 pub fn page_fault(k: &mut Kernel, addr: u64, error: u64) -> Option<(u32, &'static str)> {
     let t = arch::rdtsc();
-    let outcome = k.process.mm.fault(k.frames, addr, error);
+    let outcome = k.mms[crate::process::cur_mm()].fault(k.frames, addr, error);
     let dt = arch::rdtsc().wrapping_sub(t);
     match outcome {
         Fault::Mapped => {
@@ -1118,5 +1178,85 @@ pub fn page_fault(k: &mut Kernel, addr: u64, error: u64) -> Option<(u32, &'stati
             None
         }
         Fault::Signal(sig, name) => Some((sig, name)),
+    }
+}
+
+/// Ranges for the host to copy (`op::COPY_PHYS`), queued in a page of their own and sent when
+/// it is full; consecutive ranges merge.
+struct CopyBatch {
+    page: u64,
+    n: u64,
+    last: Option<offload_abi::CopyRange>,
+}
+
+impl CopyBatch {
+    fn new(frames: &mut Frames) -> Option<CopyBatch> {
+        Some(CopyBatch {
+            page: frames.alloc_page()?,
+            n: 0,
+            last: None,
+        })
+    }
+
+    fn push(
+        &mut self,
+        _frames: &mut Frames,
+        src: u64,
+        dst: u64,
+        len: u64,
+    ) -> Result<(), crate::mm::MapError> {
+        if let Some(l) = self.last.as_mut()
+            && l.src + l.len == src
+            && l.dst + l.len == dst
+        {
+            l.len += len;
+            return Ok(());
+        }
+        self.stage()?;
+        self.last = Some(offload_abi::CopyRange {
+            src,
+            dst,
+            len,
+            _pad: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes the pending range into the page, sending the page first when it is full.
+    fn stage(&mut self) -> Result<(), crate::mm::MapError> {
+        let Some(l) = self.last.take() else {
+            return Ok(());
+        };
+        if self.n == offload_abi::MAX_COPY_RANGES {
+            self.send()?;
+        }
+        crate::phys::write_u64s(self.page + self.n * 32, &[l.src, l.dst, l.len, 0]);
+        self.n += 1;
+        Ok(())
+    }
+
+    fn send(&mut self) -> Result<(), crate::mm::MapError> {
+        if self.n == 0 {
+            return Ok(());
+        }
+        let r = bridge::copy_phys(self.page, self.n);
+        self.n = 0;
+        if r < 0 {
+            klog!(
+                bridge::level::ERROR,
+                "fork: the host could not copy memory ({r})"
+            );
+            return Err(crate::mm::MapError::NoMemory);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), crate::mm::MapError> {
+        self.stage()?;
+        self.send()
+    }
+
+    fn free(self, frames: &mut Frames) {
+        frames.free(self.page, PAGE);
     }
 }

@@ -97,6 +97,24 @@ impl VmaTable {
         lo
     }
 
+    /// Makes this (empty) table a copy of `other` (fork).
+    pub fn copy_from(&mut self, other: &VmaTable) {
+        let n = other.len();
+        self.items[..n].copy_from_slice(&other.items[..n]);
+        self.len = other.len;
+    }
+
+    /// Every area, highest first.
+    pub fn all(&self) -> &[Vma] {
+        &self.items[..self.len()]
+    }
+
+    /// Frees the table (its address space is gone).
+    pub fn free(t: &'static mut VmaTable, frames: &mut Frames) {
+        let pages = crate::frames::align_up(core::mem::size_of::<VmaTable>() as u64, PAGE) / PAGE;
+        frames.free(phys::pa_of(t), pages * PAGE);
+    }
+
     /// Removes the area that is exactly `[start, end)`; false if there is none.
     pub fn remove_exact(&mut self, start: u64, end: u64) -> bool {
         let i = self.at_or_below(start);

@@ -48,7 +48,7 @@ fn ret(r: Result<u64, i64>) -> i64 {
 
 /// brk(2)
 pub fn brk(k: &mut Kernel, a: [u64; 6]) -> i64 {
-    vm::timed(|| k.process.mm.brk(k.frames, a[0]) as i64)
+    vm::timed(|| k.mms[crate::process::cur_mm()].brk(k.frames, a[0]) as i64)
 }
 
 /// mmap(2): anonymous mappings (private or shared) and file mappings (filled from the file).
@@ -130,7 +130,7 @@ fn mmap_inner(k: &mut Kernel, a: [u64; 6]) -> Result<u64, i64> {
         // same bytes; writable MAP_SHARED was refused above).
         k_bits &= !kind::SHARED;
     }
-    let start = k.process.mm.map_anon(
+    let start = k.mms[crate::process::cur_mm()].map_anon(
         k.frames,
         MapRequest {
             place,
@@ -142,10 +142,15 @@ fn mmap_inner(k: &mut Kernel, a: [u64; 6]) -> Result<u64, i64> {
         },
     )?;
     if file
-        && let Err(e) =
-            crate::loader::read_file_into(&k.process.mm.aspace, start, len, fd as i32 as i64, off)
+        && let Err(e) = crate::loader::read_file_into(
+            &k.mms[crate::process::cur_mm()].aspace,
+            start,
+            len,
+            fd as i32 as i64,
+            off,
+        )
     {
-        let _ = k.process.mm.unmap(k.frames, start, start + len);
+        let _ = k.mms[crate::process::cur_mm()].unmap(k.frames, start, start + len);
         return Err(file_errno(e));
     }
     Ok(start)
@@ -207,7 +212,9 @@ pub fn munmap(k: &mut Kernel, a: [u64; 6]) -> i64 {
         if len == 0 {
             return -EINVAL;
         }
-        ret(k.process.mm.unmap(k.frames, start, start + len).map(|()| 0))
+        ret(k.mms[crate::process::cur_mm()]
+            .unmap(k.frames, start, start + len)
+            .map(|()| 0))
     })
 }
 
@@ -235,7 +242,7 @@ pub fn mprotect(k: &mut Kernel, a: [u64; 6]) -> i64 {
         if p & !(prot::MASK | PROT_SEM) != 0 {
             return -EINVAL;
         }
-        let mm = &mut k.process.mm;
+        let mm = &mut k.mms[crate::process::cur_mm()];
         if grows == PROT_GROWSDOWN {
             let Some(v) = mm.first_area(start, end) else {
                 return -ENOMEM;
@@ -284,9 +291,7 @@ pub fn mremap(k: &mut Kernel, a: [u64; 6]) -> i64 {
             return -EINVAL;
         }
         let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
-        ret(k
-            .process
-            .mm
+        ret(k.mms[crate::process::cur_mm()]
             .remap(k.frames, old, old_len, new_len, may_move, fixed, dont_unmap))
     })
 }
@@ -328,7 +333,7 @@ pub fn madvise(k: &mut Kernel, a: [u64; 6]) -> i64 {
         if matches!(advice, MADV_HWPOISON | MADV_SOFT_OFFLINE) {
             return -EPERM;
         }
-        let mm = &mut k.process.mm;
+        let mm = &mut k.mms[crate::process::cur_mm()];
         let frames = &mut *k.frames;
         let r = match advice {
             MADV_DONTNEED | MADV_DONTNEED_LOCKED => {
@@ -419,7 +424,9 @@ fn lock(k: &mut Kernel, addr: u64, len: u64, on: bool) -> i64 {
     if start == end {
         return 0;
     }
-    ret(k.process.mm.lock(k.frames, start, end, on).map(|()| 0))
+    ret(k.mms[crate::process::cur_mm()]
+        .lock(k.frames, start, end, on)
+        .map(|()| 0))
 }
 
 /// mlock(2): succeeds on mapped memory (it is resident: mapped now if it was not yet).
@@ -456,9 +463,7 @@ pub fn mlockall(k: &mut Kernel, a: [u64; 6]) -> i64 {
         {
             return -EINVAL;
         }
-        ret(k
-            .process
-            .mm
+        ret(k.mms[crate::process::cur_mm()]
             .lock_all(k.frames, flags & MCL_CURRENT != 0, flags & MCL_FUTURE != 0)
             .map(|()| 0))
     })
@@ -467,7 +472,7 @@ pub fn mlockall(k: &mut Kernel, a: [u64; 6]) -> i64 {
 /// munlockall(2)
 pub fn munlockall(k: &mut Kernel, _a: [u64; 6]) -> i64 {
     vm::timed(|| {
-        k.process.mm.unlock_all();
+        k.mms[crate::process::cur_mm()].unlock_all();
         0
     })
 }
@@ -491,9 +496,7 @@ pub fn msync(k: &mut Kernel, a: [u64; 6]) -> i64 {
         if end == start {
             return 0;
         }
-        ret(k
-            .process
-            .mm
+        ret(k.mms[crate::process::cur_mm()]
             .sync(k.frames, start, end, flags & MS_INVALIDATE != 0)
             .map(|()| 0))
     })
@@ -519,7 +522,7 @@ pub fn mincore(k: &mut Kernel, a: [u64; 6]) -> i64 {
             let n = (pages - done).min(buf.len() as u64);
             for (i, b) in buf.iter_mut().take(n as usize).enumerate() {
                 let va = start + (done + i as u64) * PAGE;
-                if k.process.mm.area(va).is_none() {
+                if k.mms[crate::process::cur_mm()].area(va).is_none() {
                     // Linux reports what it got so far through vec, then ENOMEM.
                     if i > 0
                         && let Err(e) = put_user(k, vec + done, &buf[..i])
@@ -528,7 +531,7 @@ pub fn mincore(k: &mut Kernel, a: [u64; 6]) -> i64 {
                     }
                     return -ENOMEM;
                 }
-                *b = u8::from(k.process.mm.aspace.has_frame(va));
+                *b = u8::from(k.mms[crate::process::cur_mm()].aspace.has_frame(va));
             }
             if let Err(e) = put_user(k, vec + done, &buf[..n as usize]) {
                 return e;

@@ -14,36 +14,9 @@ mod time;
 use crate::arch::{self, TrapFrame};
 use crate::bridge;
 use crate::{Kernel, KernelGuard};
+use offload_abi::boot_flags;
 use offload_abi::errno::{EFAULT, EINTR, ENOSYS};
 use offload_abi::syscalls::{Disposition, MAX_NR, disposition, nr};
-use offload_abi::{BootInfo, RLIMIT_COUNT, boot_flags};
-
-/// Per-process state the LWK keeps (one process for now; the struct is per process so that
-/// several can exist once fork arrives).
-pub struct Process {
-    /// The address space: page tables, areas, program break (`vm`).
-    pub mm: crate::vm::Mm,
-    pub rlimits: [[u64; 2]; RLIMIT_COUNT],
-    pub pid: u32,
-    /// Process group and session (lwk-vmm's at start: the program has its pid).
-    pub pgid: u32,
-    pub sid: u32,
-    /// Dispositions, pending sets and per-thread signal state (`crate::signal`).
-    pub sig: &'static mut crate::signal::Table,
-}
-
-impl Process {
-    pub fn new(info: &BootInfo, mm: crate::vm::Mm, sig: &'static mut crate::signal::Table) -> Self {
-        Process {
-            mm,
-            rlimits: info.rlimits,
-            pid: info.pid,
-            pgid: info.pgid,
-            sid: info.sid,
-            sig,
-        }
-    }
-}
 
 /// Serves the syscall in `frame` (RAX = number, args in RDI, RSI, RDX, R10, R8, R9) and puts
 /// the result in RAX. Takes the kernel lock; releases it around offloaded calls (which may
@@ -76,6 +49,29 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
             k.stats.syscalls_local += 1;
             match number {
                 nr::exit => thread::exit(k, args),
+                nr::exit_group => process::exit_group(k, args),
+                nr::fork => thread::fork(&mut k, frame, false),
+                nr::vfork => thread::fork(&mut k, frame, true),
+                nr::execve | nr::execveat => {
+                    // execve(path, argv, envp) is execveat(AT_FDCWD, path, argv, envp, 0).
+                    let a = if number == nr::execve {
+                        [-100i64 as u64, args[0], args[1], args[2], 0, 0]
+                    } else {
+                        [
+                            args[0] as i32 as i64 as u64,
+                            args[1],
+                            args[2],
+                            args[3],
+                            args[4],
+                            0,
+                        ]
+                    };
+                    crate::vm::with_faults(&mut k, |k| {
+                        crate::exec::execve(k, frame, a[0] as i64, a[1], a[2], a[3], a[4])
+                    })
+                }
+                nr::wait4 => process::wait4(&mut k, args),
+                nr::waitid => process::waitid(&mut k, args),
                 nr::clone => thread::clone(&mut k, frame, args),
                 nr::clone3 => thread::clone3(&mut k, frame, args),
                 nr::futex => crate::vm::with_faults(&mut k, |k| thread::futex(k, args)),
@@ -200,16 +196,14 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         nr::time => time::time(k, a),
         nr::times => time::times(k, a),
         nr::getrusage => time::getrusage(k, a),
-        nr::exit_group => process::exit_group(k, a),
         nr::getpid => process::getpid(k, a),
         nr::getppid => process::getppid(k, a),
-        nr::getpgrp => i64::from(k.process.pgid),
+        nr::getpgrp => i64::from(k.procs[crate::process::cur()].pgid),
         nr::getpgid => process::getpgid(k, a),
         nr::getsid => process::getsid(k, a),
         nr::setpgid => process::setpgid(k, a),
         nr::setsid => process::setsid(k),
-        nr::wait4 => process::wait4(a),
-        nr::waitid => process::waitid(a),
+        nr::prctl => process::prctl(k, a),
         nr::getuid => i64::from(k.info.ids[0]),
         nr::geteuid => i64::from(k.info.ids[1]),
         nr::getgid => i64::from(k.info.ids[2]),
@@ -234,18 +228,16 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
 }
 
 /// Writes a plain value to user memory, `-EFAULT` if it is not mapped user-writable.
-fn put_user(k: &Kernel, va: u64, bytes: &[u8]) -> Result<(), i64> {
-    k.process
-        .mm
+pub fn put_user(k: &Kernel, va: u64, bytes: &[u8]) -> Result<(), i64> {
+    k.mms[crate::process::cur_mm()]
         .aspace
         .copy_to_user(va, bytes)
         .map_err(|()| -EFAULT)
 }
 
 /// Reads user memory, `-EFAULT` if it is not mapped user-readable.
-fn get_user(k: &Kernel, va: u64, out: &mut [u8]) -> Result<(), i64> {
-    k.process
-        .mm
+pub fn get_user(k: &Kernel, va: u64, out: &mut [u8]) -> Result<(), i64> {
+    k.mms[crate::process::cur_mm()]
         .aspace
         .copy_from_user(va, out)
         .map_err(|()| -EFAULT)

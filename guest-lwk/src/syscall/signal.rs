@@ -56,7 +56,7 @@ pub fn rt_sigaction(k: &mut Kernel, a: [u64; 6]) -> i64 {
     } else {
         None
     };
-    let old = k.process.sig.actions[(s - 1) as usize];
+    let old = k.procs[crate::process::cur()].sig.actions[(s - 1) as usize];
     if oact != 0 {
         let mut b = [0u8; 32];
         for (i, v) in [old.handler, old.flags, old.restorer, old.mask]
@@ -70,7 +70,7 @@ pub fn rt_sigaction(k: &mut Kernel, a: [u64; 6]) -> i64 {
         }
     }
     if let Some(n) = new {
-        let t = &mut k.process.sig;
+        let t = &mut k.procs[crate::process::cur()].sig;
         t.actions[(s - 1) as usize] = n;
         // Setting a signal to ignored discards what is pending of it (POSIX, Linux).
         let dfl_ignored = n.handler == 0
@@ -94,7 +94,7 @@ pub fn rt_sigprocmask(k: &mut Kernel, a: [u64; 6]) -> i64 {
         return -EINVAL;
     }
     let slot = arch::current_slot();
-    let old = k.process.sig.threads[slot].mask;
+    let old = k.procs[crate::process::cur()].sig.threads[slot].mask;
     let new = if set != 0 {
         let v = match read_u64(k, set) {
             Ok(v) => v,
@@ -128,7 +128,7 @@ pub fn rt_sigpending(k: &mut Kernel, a: [u64; 6]) -> i64 {
         return -EINVAL;
     }
     let slot = arch::current_slot();
-    let t = &k.process.sig;
+    let t = &k.procs[crate::process::cur()].sig;
     let v = (t.threads[slot].pending | t.pending) & t.threads[slot].mask;
     ret(put_user(k, a[0], &v.to_le_bytes()[..size as usize]).map(|()| 0))
 }
@@ -136,7 +136,7 @@ pub fn rt_sigpending(k: &mut Kernel, a: [u64; 6]) -> i64 {
 /// sigaltstack(2); `rsp` is the caller's stack pointer.
 pub fn sigaltstack(k: &mut Kernel, a: [u64; 6], rsp: u64) -> i64 {
     let slot = arch::current_slot();
-    let th = k.process.sig.threads[slot];
+    let th = k.procs[crate::process::cur()].sig.threads[slot];
     let new = if a[0] != 0 {
         let mut b = [0u8; 24];
         if let Err(e) = get_user(k, a[0], &mut b) {
@@ -168,7 +168,7 @@ pub fn sigaltstack(k: &mut Kernel, a: [u64; 6], rsp: u64) -> i64 {
         if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
             return -EINVAL;
         }
-        let t = &mut k.process.sig.threads[slot];
+        let t = &mut k.procs[crate::process::cur()].sig.threads[slot];
         if mode == SS_DISABLE {
             t.alt_sp = 0;
             t.alt_size = 0;
@@ -210,9 +210,9 @@ pub fn rt_sigsuspend(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
         Err(e) => return e,
     };
     let slot = arch::current_slot();
-    let old = k.process.sig.threads[slot].mask;
+    let old = k.procs[crate::process::cur()].sig.threads[slot].mask;
     {
-        let th = &mut k.process.sig.threads[slot];
+        let th = &mut k.procs[crate::process::cur()].sig.threads[slot];
         th.saved_mask = old;
         th.has_saved = 1;
     }
@@ -253,7 +253,7 @@ pub fn rt_sigtimedwait(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
         None
     };
     let slot = arch::current_slot();
-    k.process.sig.threads[slot].waitset = want;
+    k.procs[crate::process::cur()].sig.threads[slot].waitset = want;
     let got = loop {
         if let Some(g) = signal::dequeue(k, slot, want) {
             break Ok(g);
@@ -266,7 +266,7 @@ pub fn rt_sigtimedwait(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
             break Err(-EAGAIN);
         }
     };
-    k.process.sig.threads[slot].waitset = 0;
+    k.procs[crate::process::cur()].sig.threads[slot].waitset = 0;
     let (s, info) = match got {
         Ok(g) => g,
         Err(e) => return e,
@@ -298,36 +298,30 @@ fn sendable(s: u64) -> Result<Option<u32>, i64> {
     Ok(if s == 0 { None } else { Some(s as u32) })
 }
 
-/// Whether `pid` (kill's first argument) names this process. There is one process: its pid,
-/// 0 (its group) and -pid; kill(-1) reaches every process but the caller, here none.
-fn names_self(k: &Kernel, pid: i32) -> Result<bool, i64> {
-    let me = k.process.pid as i32;
-    if pid == me || pid == 0 || pid == -me {
-        Ok(true)
-    } else if pid == -1 {
-        Ok(false)
-    } else {
-        Err(-ESRCH)
-    }
-}
-
-/// kill(2).
+/// kill(2): a process (`pid` > 0), the caller's group (0), every process but the caller and
+/// the job's first process (-1), or group `-pid`. A zombie counts as existing.
 pub fn kill(k: &mut Kernel, a: [u64; 6]) -> i64 {
     let s = match sendable(a[1]) {
         Ok(s) => s,
         Err(e) => return e,
     };
-    match names_self(k, a[0] as i32) {
-        Ok(true) => {
-            if let Some(s) = s {
-                let info = Info::user(code::SI_USER, k.process.pid, uid(k));
-                signal::send_process(k, s, info);
-            }
-            0
+    let me = crate::process::cur();
+    let info = Info::user(code::SI_USER, k.procs[me].pid, uid(k));
+    let pid = a[0] as i32;
+    let n = match pid {
+        i32::MIN => return -ESRCH,
+        0 => {
+            let g = k.procs[me].pgid;
+            crate::process::signal_each(k, s, info, |_, p| p.pgid == g)
         }
-        Ok(false) => 0,
-        Err(e) => e,
-    }
+        -1 => crate::process::signal_each(k, s, info, |i, _| i != me && i != 0),
+        p if p < 0 => {
+            let g = p.unsigned_abs();
+            crate::process::signal_each(k, s, info, |_, p| p.pgid == g)
+        }
+        p => crate::process::signal_each(k, s, info, |_, x| x.pid == p as u32),
+    };
+    if n == 0 && pid != -1 { -ESRCH } else { 0 }
 }
 
 /// tgkill(2) / tkill(2) (`tgid` < 0: tkill).
@@ -339,14 +333,14 @@ pub fn tgkill(k: &mut Kernel, tgid: i64, tid: i64, s: u64) -> i64 {
     if tid as i32 <= 0 || (tgid >= 0 && tgid as i32 <= 0) {
         return -EINVAL;
     }
-    if tgid >= 0 && tgid as i32 != k.process.pid as i32 {
-        return -ESRCH;
-    }
     let Some(slot) = thread_slot(k, tid as i32) else {
         return -ESRCH;
     };
+    if tgid >= 0 && tgid as i32 != k.procs[crate::process::of(slot)].pid as i32 {
+        return -ESRCH;
+    }
     if let Some(s) = s {
-        let info = Info::user(code::SI_TKILL, k.process.pid, uid(k));
+        let info = Info::user(code::SI_TKILL, k.procs[crate::process::cur()].pid, uid(k));
         signal::send_thread(k, slot, s, info);
     }
     0
@@ -381,13 +375,15 @@ pub fn rt_sigqueueinfo(k: &mut Kernel, a: [u64; 6]) -> i64 {
         Ok(i) => i,
         Err(e) => return e,
     };
-    match names_self(k, a[0] as i32) {
-        Ok(true) if a[0] as i32 > 0 => {}
-        Ok(_) => return -ESRCH,
-        Err(e) => return e,
-    }
+    let Some(p) = u32::try_from(a[0] as i32)
+        .ok()
+        .and_then(|pid| k.procs.by_pid(pid))
+        .filter(|&p| k.procs[p].life == crate::process::Life::Live || s.is_none())
+    else {
+        return -ESRCH;
+    };
     if let Some(s) = s {
-        signal::send_process(k, s, info);
+        signal::send_process(k, p, s, info);
     }
     0
 }
@@ -405,12 +401,12 @@ pub fn rt_tgsigqueueinfo(k: &mut Kernel, a: [u64; 6]) -> i64 {
     if a[0] as i32 <= 0 || a[1] as i32 <= 0 {
         return -EINVAL;
     }
-    if a[0] as i32 != k.process.pid as i32 {
-        return -ESRCH;
-    }
     let Some(slot) = thread_slot(k, a[1] as i32) else {
         return -ESRCH;
     };
+    if a[0] as i32 != k.procs[crate::process::of(slot)].pid as i32 {
+        return -ESRCH;
+    }
     if let Some(s) = s {
         signal::send_thread(k, slot, s, info);
     }

@@ -6,9 +6,8 @@
 use super::{get_user, put_user};
 use crate::arch::{self, TrapFrame, msr};
 use crate::sched::{FutexWait, Thread, block};
-use crate::{KernelGuard, bridge, exit_job, klog, sched};
-use offload_abi::errno::{EAGAIN, EFAULT, EINVAL, ENOSYS, ESRCH, ETIMEDOUT};
-use offload_abi::exit_kind;
+use crate::{KernelGuard, bridge, klog, sched};
+use offload_abi::errno::{EAGAIN, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH, ETIMEDOUT};
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
@@ -92,25 +91,17 @@ fn do_clone(
     child_tid: u64,
     tls: u64,
 ) -> Result<i64, i64> {
-    if flags & CLONE_VM == 0 || flags & (CLONE_VFORK | CLONE_PARENT | CLONE_NEWNS) != 0 {
-        // New processes (fork, vfork, posix_spawn) come with issue #9.
-        return Err(-ENOSYS);
+    if flags & CLONE_THREAD == 0 {
+        return fork_with(k, frame, flags, stack, parent_tid, child_tid, tls);
     }
     let thread_bits = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND;
-    if flags & thread_bits != thread_bits || flags & !(THREAD_FLAGS | 0xff) != 0 {
+    if flags & thread_bits != thread_bits
+        || flags & !(THREAD_FLAGS | 0xff) != 0
+        || flags & (CLONE_VFORK | CLONE_PARENT) != 0
+    {
         return Err(-EINVAL);
     }
-    let Some(cpu) = k.sched.place() else {
-        if !k.sched.warned_full {
-            k.sched.warned_full = true;
-            let n = k.sched.ncpus;
-            klog!(
-                bridge::level::ERROR,
-                "clone: all {n} vCPUs run threads; more threads than vCPUs are refused (run with more --cpus, or oversubscribe = \"timeslice\")"
-            );
-        }
-        return Err(-EAGAIN);
-    };
+    let cpu = crate::process::place(k, "clone")?;
     let tid = k.sched.next_tid;
     if flags & CLONE_PARENT_SETTID != 0 {
         put_user(k, parent_tid, &tid.to_le_bytes())?;
@@ -151,30 +142,75 @@ fn do_clone(
         return Err(-EAGAIN);
     };
     k.sched.next_tid = tid.wrapping_add(1);
+    let p = crate::process::cur();
+    k.procs[p].threads += 1;
+    crate::process::bind_thread(slot, arch::current_slot());
     crate::signal::thread_start(k, slot, arch::current_slot());
     Ok(i64::from(tid))
 }
 
-/// exit(2): ends the calling thread (the job when it is the last one). CLEARTID: the tid word
-/// is zeroed and one futex waiter woken, as pthread_join expects.
-pub fn exit(mut k: KernelGuard, a: [u64; 6]) -> ! {
-    let status = (a[0] as i32 as u32) & 0xff;
-    let me = arch::current_slot();
-    let thread = k.sched.slots[me].thread;
-    k.sched.live = k.sched.live.saturating_sub(1);
-    if k.sched.live == 0 {
-        exit_job(exit_kind::EXITED, status);
+/// Flags a process-creating clone may carry (CLONE_NEWNS and the other namespaces, and
+/// CLONE_SIGHAND without CLONE_VM, are refused with EINVAL).
+const PROCESS_FLAGS: u64 = CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_VFORK
+    | CLONE_PARENT
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED
+    | CLONE_CHILD_SETTID;
+
+/// clone without CLONE_THREAD: a new process.
+fn fork_with(
+    k: &mut KernelGuard,
+    frame: &TrapFrame,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> Result<i64, i64> {
+    if flags & !(PROCESS_FLAGS | 0xff) != 0 || flags & CLONE_SIGHAND != 0 {
+        return Err(if flags & CLONE_NEWNS != 0 {
+            -EPERM
+        } else {
+            -EINVAL
+        });
     }
-    if let Some(t) = thread
-        && t.clear_child_tid != 0
-        && put_user(&k, t.clear_child_tid, &0u32.to_le_bytes()).is_ok()
-    {
-        k.sched.futex_wake(t.clear_child_tid, 1, u32::MAX);
-    }
-    // "Blocked in every thread" no longer counts this one.
-    k.sched.slots[me].thread = None;
-    crate::signal::update_interrupting(&k);
-    sched::exit_current(k)
+    // CLONE_FILES and CLONE_FS would share the fd table and cwd with the parent; the host
+    // gives every process its own copy (the difference shows only when one of them opens,
+    // closes or chdirs before exec, which posix_spawn does not).
+    let args = crate::process::ForkArgs {
+        flags,
+        stack,
+        parent_tid,
+        child_tid,
+        tls,
+        exit_signal: (flags & 0xff) as u32,
+    };
+    crate::process::fork(k, frame, &args)
+}
+
+/// fork(2) and vfork(2).
+pub fn fork(k: &mut KernelGuard, frame: &TrapFrame, vfork: bool) -> i64 {
+    const SIGCHLD: u64 = 17;
+    let flags = if vfork {
+        CLONE_VM | CLONE_VFORK | SIGCHLD
+    } else {
+        SIGCHLD
+    };
+    ret(fork_with(k, frame, flags, 0, 0, 0, 0))
+}
+
+/// exit(2): ends the calling thread (its process when it is the last one, the job when that
+/// is the first process). CLEARTID: the tid word is zeroed and one futex waiter woken, as
+/// pthread_join expects.
+pub fn exit(k: KernelGuard, a: [u64; 6]) -> ! {
+    let status = crate::process::exited_status(a[0] as i32 as u32 & 0xff);
+    crate::process::exit_thread(k, status, false)
 }
 
 /// set_tid_address(2)
@@ -261,13 +297,14 @@ fn deadline_abs(k: &KernelGuard, ns: u64, realtime: bool) -> u64 {
 }
 
 /// Waits on `key` if it still holds `val`: 0 when woken, -EAGAIN, -ETIMEDOUT.
-fn futex_wait(k: &mut KernelGuard, key: u64, val: u32, bitset: u32, deadline: Option<u64>) -> i64 {
-    match read_u32(k, key) {
+fn futex_wait(k: &mut KernelGuard, addr: u64, val: u32, bitset: u32, deadline: Option<u64>) -> i64 {
+    match read_u32(k, addr) {
         Ok(v) if v != val => return -EAGAIN,
         Ok(_) => {}
         Err(e) => return e,
     }
     let me = arch::current_slot();
+    let key = fkey(addr);
     k.sched.slots[me].futex = Some(FutexWait { key, bitset });
     k.sched.slots[me].woken = false;
     let r = loop {
@@ -328,7 +365,13 @@ fn wake_op_cmp(old: u32, encoded: u32) -> bool {
     }
 }
 
-/// futex(2). Keys are user addresses (one address space per job). PI futexes are ENOSYS.
+/// The key of the futex word at user address `addr` of the calling thread: the address in its
+/// address space (a futex in MAP_SHARED memory is not shared between processes).
+fn fkey(addr: u64) -> u64 {
+    crate::process::futex_key(crate::process::cur_mm(), addr)
+}
+
+/// futex(2). Keys are user addresses per address space. PI futexes are ENOSYS.
 pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     let (uaddr, op, val, uaddr2, val3) = (a[0], a[1] as i32, a[2] as u32, a[4], a[5] as u32);
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
@@ -367,7 +410,7 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
             if bitset == 0 {
                 return -EINVAL;
             }
-            i64::from(k.sched.futex_wake(uaddr, val, bitset))
+            i64::from(k.sched.futex_wake(fkey(uaddr), val, bitset))
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             if uaddr2 % 4 != 0 || (val as i32) < 0 {
@@ -380,8 +423,10 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
                     Err(e) => return e,
                 }
             }
-            let woken = k.sched.futex_wake(uaddr, val, u32::MAX);
-            let moved = k.sched.futex_requeue(uaddr, uaddr2, a[3] as u32);
+            let woken = k.sched.futex_wake(fkey(uaddr), val, u32::MAX);
+            let moved = k
+                .sched
+                .futex_requeue(fkey(uaddr), fkey(uaddr2), a[3] as u32);
             i64::from(woken + if cmd == FUTEX_CMP_REQUEUE { moved } else { 0 })
         }
         FUTEX_WAKE_OP => {
@@ -392,9 +437,9 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
                 Ok(old) => old,
                 Err(e) => return e,
             };
-            let mut n = k.sched.futex_wake(uaddr, val, u32::MAX);
+            let mut n = k.sched.futex_wake(fkey(uaddr), val, u32::MAX);
             if wake_op_cmp(old, val3) {
-                n += k.sched.futex_wake(uaddr2, a[3] as u32, u32::MAX);
+                n += k.sched.futex_wake(fkey(uaddr2), a[3] as u32, u32::MAX);
             }
             i64::from(n)
         }
@@ -458,6 +503,9 @@ pub fn futex_waitv(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
         }
     }
     let me = arch::current_slot();
+    for key in keys[..n].iter_mut() {
+        *key = fkey(*key);
+    }
     k.sched.waitv[me][..n].copy_from_slice(&keys[..n]);
     k.sched.slots[me].waitv_len = n as u8;
     k.sched.slots[me].woken = false;

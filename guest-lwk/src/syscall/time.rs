@@ -52,7 +52,7 @@ fn cpu_clock_ticks(k: &Kernel, clock: i32) -> Option<u64> {
     let id = !(clock >> 3) as u32;
     if clock & 4 == 0 {
         // A process clock: this process (0 means the caller's).
-        if id != 0 && id != k.process.pid {
+        if id != 0 && id != k.procs[crate::process::cur()].pid {
             return None;
         }
         return Some(pick(which, process_ticks()));
