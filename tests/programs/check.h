@@ -2,6 +2,7 @@
  * "label: -1 ENAME", never addresses, pids or timings, so that the native run and the
  * lwk-vmm run print the same bytes. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ __attribute__((unused)) static const char *ename(int e)
     E(ENOTEMPTY) E(ELOOP) E(ENOTSOCK) E(EMSGSIZE) E(ENOPROTOOPT) E(EOPNOTSUPP)
     E(EAFNOSUPPORT) E(EADDRINUSE) E(EADDRNOTAVAIL) E(ENETUNREACH) E(ECONNREFUSED)
     E(ENOTCONN) E(EISCONN) E(EDESTADDRREQ) E(EOVERFLOW) E(ENOBUFS)
+    E(ECHILD) E(ENOEXEC) E(ETXTBSY)
 #undef E
     default:
         snprintf(buf, sizeof buf, "E%d", e);
@@ -54,4 +56,20 @@ __attribute__((unused)) static unsigned long fnv(const void *p, size_t n)
     while (n--)
         h = (h ^ *b++) * 1099511628211UL;
     return h;
+}
+
+/* A signal's name without "SIG" ("KILL"), or its number: the same text under every libc. */
+__attribute__((unused)) static const char *signame(int s)
+{
+    static char buf[16];
+    switch (s) {
+#define S(x) case SIG##x: return #x;
+    S(HUP) S(INT) S(QUIT) S(ILL) S(TRAP) S(ABRT) S(BUS) S(FPE) S(KILL) S(USR1) S(SEGV) S(USR2)
+    S(PIPE) S(ALRM) S(TERM) S(CHLD) S(CONT) S(STOP) S(TSTP) S(TTIN) S(TTOU) S(URG) S(XCPU)
+    S(XFSZ) S(VTALRM) S(PROF) S(WINCH) S(IO) S(PWR) S(SYS)
+#undef S
+    default:
+        snprintf(buf, sizeof buf, "%d", s);
+        return buf;
+    }
 }

@@ -1,0 +1,158 @@
+//! Processes (fork, exec, wait, process groups) with programs nobody here wrote: shell command
+//! lines through Debian's static busybox and the host's dynamically linked /bin/sh (dash) —
+//! pipelines, subshells, command substitution, `$?`, loops, here-documents, background jobs —
+//! natively and under lwk-vmm on two vCPUs and on one shared vCPU, stdout and exit status
+//! compared. Also the process test programs (tests/programs/proc_*.c, which the main test runs
+//! with the `--cpus 2` their `// lwk-vmm:` line asks) with every process on one vCPU.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// Shell command lines and what each exercises. Each must print the same bytes on every run.
+const SCRIPTS: &[(&str, &str)] = &[
+    (
+        "pipeline",
+        "echo a b c | tr ' ' '\\n' | sort -r | head -n 2",
+    ),
+    (
+        "subshell and cd",
+        "( cd /tmp && pwd ); pwd >/dev/null; echo after",
+    ),
+    (
+        "command substitution",
+        "echo $(echo nested $(echo deep)); x=$(printf '%s-' 1 2 3); echo \"$x\"",
+    ),
+    (
+        "exit statuses",
+        "false; echo \"false: $?\"; true; echo \"true: $?\"; (exit 7); echo \"subshell: $?\"; \
+         sh -c 'exit 9'; echo \"child sh: $?\"",
+    ),
+    (
+        "loops",
+        "for i in 1 2 3; do echo \"n=$i\"; done; i=0; while [ $i -lt 3 ]; do i=$((i+1)); done; \
+         echo \"while: $i\"",
+    ),
+    (
+        "here-document",
+        "cat <<EOF\nfirst line\nsum $((2 + 3))\nvar ${LWK_TEST_VAR:-unset}\nEOF",
+    ),
+    (
+        "wc and redirections",
+        "printf 'hello world\\n' | wc -c; echo two words 2>&1 >/dev/null | wc -l; \
+         { echo out; echo err >&2; } 2>&1 | sort",
+    ),
+    (
+        "background job",
+        "(exit 4) & wait $!; echo \"background: $?\"; echo x | (read v; echo \"read $v\")",
+    ),
+    ("exit code", "echo before; exit 3"),
+    (
+        "killed by a signal",
+        "echo before; kill -TERM $$; echo not reached",
+    ),
+];
+
+fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `shell -c script` natively and under lwk-vmm with `opts`; returns a failure description.
+fn compare(shell: &[&str], label: &str, script: &str, opts: &[&str], cwd: &Path) -> Option<String> {
+    let n = run(Command::new(shell[0])
+        .args(&shell[1..])
+        .args(["-c", script])
+        .current_dir(cwd));
+    let l = run(Command::new(LWK_VMM)
+        .arg("run")
+        .args(opts)
+        .args(shell)
+        .args(["-c", script])
+        .current_dir(cwd));
+    let what = format!("{shell:?} {label} with {opts:?}");
+    if n.stdout == l.stdout && status_of(&n) == status_of(&l) {
+        eprintln!("PASS {what} ({})", status_of(&l));
+        None
+    } else {
+        Some(format!(
+            "{what}: native {} / lwk-vmm {}\n--- script\n{script}\n--- native\n{}--- lwk-vmm\n{}--- stderr\n{}",
+            status_of(&n),
+            status_of(&l),
+            String::from_utf8_lossy(&n.stdout),
+            String::from_utf8_lossy(&l.stdout),
+            String::from_utf8_lossy(&l.stderr)
+        ))
+    }
+}
+
+fn check_shell(shell: &[&str]) {
+    if !Path::new(shell[0]).exists() {
+        eprintln!("==================================================================");
+        eprintln!("SKIP: {} is not installed (.ci/run installs it)", shell[0]);
+        eprintln!("==================================================================");
+        return;
+    }
+    let cwd = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let mut configs: Vec<&[&str]> = vec![&["--cpus", "1", "--oversubscribe", "timeslice"]];
+    if host_cpus() >= 2 {
+        configs.push(&["--cpus", "2", "--oversubscribe", "timeslice"]);
+    }
+    let mut failures = Vec::new();
+    for opts in configs {
+        for (label, script) in SCRIPTS {
+            failures.extend(compare(shell, label, script, opts, cwd));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn busybox_sh_command_lines_match_native() {
+    if !kvm_usable() {
+        return;
+    }
+    check_shell(&["/bin/busybox", "sh"]);
+}
+
+#[test]
+fn host_dash_command_lines_match_native() {
+    if !kvm_usable() {
+        return;
+    }
+    check_shell(&["/bin/sh"]);
+}
+
+#[test]
+fn process_programs_match_native_on_one_shared_vcpu() {
+    if !kvm_usable() {
+        return;
+    }
+    let mut failures = Vec::new();
+    for (prog, args) in programs() {
+        let name = prog.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("proc_") {
+            continue;
+        }
+        let want = native(prog, args);
+        let got = run_on_shared_vcpu(prog, args, &[], None);
+        if want.stdout == got.stdout && status_of(&want) == status_of(&got) {
+            eprintln!("PASS {name} on one vCPU ({})", status_of(&got));
+        } else {
+            eprintln!(
+                "FAIL {name} on one vCPU: native {} / lwk-vmm {}\n--- native stdout\n{}--- lwk-vmm stdout\n{}--- lwk-vmm stderr\n{}",
+                status_of(&want),
+                status_of(&got),
+                String::from_utf8_lossy(&want.stdout),
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&got.stderr)
+            );
+            failures.push(name);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "process programs differing from their native run on one vCPU: {failures:?}"
+    );
+}
