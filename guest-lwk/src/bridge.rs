@@ -298,3 +298,14 @@ pub fn proc_exit(pid: u32) -> i64 {
     )
     .0
 }
+
+/// Tells the host process `pid`'s live threads and parent pid (/proc/self/status).
+pub fn proc_state(pid: u32, threads: u32, ppid: u32) -> i64 {
+    call(
+        op::PROC_STATE,
+        req_flags::KERNEL_ORIGIN,
+        0,
+        [u64::from(pid), u64::from(threads), u64::from(ppid), 0, 0, 0],
+    )
+    .0
+}

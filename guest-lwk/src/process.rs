@@ -587,10 +587,13 @@ pub fn exit_thread(mut k: KernelGuard, status: u32, group: bool) -> ! {
             status
         };
         process_ended(&mut k, p, st);
-    } else if let Some(w) = k.procs[p].exec_waiter
-        && k.procs[p].threads == 1
-    {
-        k.sched.wake(w);
+    } else {
+        report_state(&k, p);
+        if let Some(w) = k.procs[p].exec_waiter
+            && k.procs[p].threads == 1
+        {
+            k.sched.wake(w);
+        }
     }
     signal::update_interrupting(&k);
     load_idle_cr3();
@@ -685,6 +688,9 @@ fn reparent_children(k: &mut Kernel, p: usize) {
     for c in children.into_iter().flatten() {
         k.procs[c].parent = Some(reaper);
         k.procs[c].ppid = reaper_pid;
+        if k.procs[c].life == Life::Live {
+            report_state(k, c);
+        }
         zombie |= k.procs[c].life == Life::Zombie;
         let s = k.procs[c].pdeath_signal;
         if s != 0 && k.procs[c].life == Life::Live {
@@ -823,6 +829,12 @@ pub fn signal_each(
         }
     }
     n
+}
+
+/// Tells the host process `p`'s thread count and parent (its /proc/self/status).
+pub fn report_state(k: &Kernel, p: usize) {
+    let x = &k.procs[p];
+    bridge::proc_state(x.pid, x.threads.max(1), x.ppid);
 }
 
 /// Context `slot` runs a new thread of the process of context `creator` (clone).

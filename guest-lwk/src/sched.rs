@@ -246,9 +246,17 @@ impl Sched {
 
     /// The vCPU for a new thread: one without threads, else (time slicing) the one with the
     /// fewest; `None` when the policy refuses.
+    ///
+    /// A vCPU whose running thread waits in a synchronous host call is taken last: it is in
+    /// the VMM until the call returns, which may be never if the call waits for the new
+    /// thread. The caller's own vCPU never is, so with time slicing there is always a choice.
     pub fn place(&self) -> Option<usize> {
         let online = (0..self.ncpus).filter(|&c| self.cpus[c].online);
-        let best = online.min_by_key(|&c| self.cpus[c].threads)?;
+        let best = online.min_by_key(|&c| {
+            let stuck = self.cpus[c].threads > 0
+                && self.slots[self.cpus[c].current].in_offload == InOffload::Sync;
+            (stuck, self.cpus[c].threads)
+        })?;
         (self.cpus[best].threads == 0 || self.timeslice != 0).then_some(best)
     }
 

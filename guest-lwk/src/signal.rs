@@ -28,6 +28,7 @@ pub mod sig {
     pub const SIGFPE: u32 = 8;
     pub const SIGKILL: u32 = 9;
     pub const SIGSEGV: u32 = 11;
+    pub const SIGPIPE: u32 = 13;
     pub const SIGCHLD: u32 = 17;
     pub const SIGCONT: u32 = 18;
     pub const SIGSTOP: u32 = 19;

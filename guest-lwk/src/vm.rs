@@ -1135,6 +1135,12 @@ pub fn with_faults<K: DerefMut<Target = Kernel>>(
 pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
     for _ in 0..MAX_FAULT_RETRIES {
         let me = arch::current_slot();
+        if offload_abi::syscalls::may_block(nr) && crate::signal::interrupted(k, me) {
+            // A signal came before the call could start (a kick found no call to interrupt):
+            // the call would block without anyone to interrupt it. EINTR, and the caller's
+            // restart rules apply as if the host call had been interrupted.
+            return -EINTR;
+        }
         let (r, val) = if crate::sched::offload_async_for(k, nr) {
             k.sched.slots[me].in_offload = crate::sched::InOffload::Async;
             crate::sched::offload_async(k, nr, args)

@@ -15,7 +15,7 @@ use crate::arch::{self, TrapFrame};
 use crate::bridge;
 use crate::{Kernel, KernelGuard};
 use offload_abi::boot_flags;
-use offload_abi::errno::{EFAULT, EINTR, ENOSYS};
+use offload_abi::errno::{EFAULT, EINTR, ENOSYS, EPIPE};
 use offload_abi::syscalls::{Disposition, MAX_NR, disposition, nr};
 
 /// Serves the syscall in `frame` (RAX = number, args in RDI, RSI, RDX, R10, R8, R9) and puts
@@ -136,6 +136,18 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
         Disposition::Offload => {
             k.stats.syscalls_offloaded += 1;
             let r = crate::vm::offload(&mut k, number, args);
+            if r == -EPIPE && raises_sigpipe(number, args) {
+                // Linux sends SIGPIPE with EPIPE for a write to a pipe or socket that nobody
+                // reads; the host call only returned the errno.
+                let me = arch::current_slot();
+                let p = crate::process::cur();
+                let info = crate::signal::Info::user(
+                    crate::signal::code::SI_USER,
+                    k.procs[p].pid,
+                    k.info.ids[0],
+                );
+                crate::signal::send_thread(&mut k, me, crate::signal::sig::SIGPIPE, info);
+            }
             if r == -EINTR && crate::signal::interrupted(&k, arch::current_slot()) {
                 // The host call was interrupted for a signal of the program: Linux's restart
                 // rules decide (poll and friends never restart, the rest under SA_RESTART).
@@ -224,6 +236,26 @@ fn local(k: &mut Kernel, number: u64, a: [u64; 6]) -> i64 {
         // The table marks a call local that neither match serves: a kernel bug, but the
         // program gets what Linux gives for an unknown call.
         _ => -ENOSYS,
+    }
+}
+
+/// Whether an EPIPE from offloaded call `nr` comes with SIGPIPE (writes; socket sends without
+/// MSG_NOSIGNAL).
+fn raises_sigpipe(number: u64, a: [u64; 6]) -> bool {
+    const MSG_NOSIGNAL: u64 = 0x4000;
+    match number {
+        nr::write
+        | nr::writev
+        | nr::pwrite64
+        | nr::pwritev
+        | nr::pwritev2
+        | nr::splice
+        | nr::vmsplice
+        | nr::tee
+        | nr::sendfile => true,
+        nr::sendto | nr::sendmmsg => a[3] & MSG_NOSIGNAL == 0,
+        nr::sendmsg => a[2] & MSG_NOSIGNAL == 0,
+        _ => false,
     }
 }
 

@@ -144,6 +144,7 @@ fn do_clone(
     k.sched.next_tid = tid.wrapping_add(1);
     let p = crate::process::cur();
     k.procs[p].threads += 1;
+    crate::process::report_state(k, p);
     crate::process::bind_thread(slot, arch::current_slot());
     crate::signal::thread_start(k, slot, arch::current_slot());
     Ok(i64::from(tid))

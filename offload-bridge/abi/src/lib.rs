@@ -22,8 +22,8 @@ use core::mem::{offset_of, size_of};
 /// ([`port::OFFLOAD_ASYNC`], [`AsyncSlot`]). Version 3 added [`BridgeRequest::pid`] and the
 /// process operations ([`op::PROC_FORK`], [`op::PROC_EXEC`], [`op::PROC_EXIT`]). Version 4
 /// added [`op::COPY_PHYS`] ([`CopyRange`], [`MAX_COPY_RANGES`]) and [`op::PROC_NAME`] (and
-/// made [`op::PROC_EXEC`] set the process's command name).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// made [`op::PROC_EXEC`] set the process's command name). Version 5 added [`op::PROC_STATE`].
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Name of the ELF note (PT_NOTE) in the guest image that carries [`PROTOCOL_VERSION`].
 pub const ABI_NOTE_NAME: &[u8; 8] = b"LWK-VMM\0";
@@ -272,6 +272,12 @@ pub mod op {
     /// many bytes are read). Returns 0. `-ESRCH` no such process, `-EFAULT` unreadable name.
     /// Forked processes inherit the name. Kernel origin only, else `-EPERM`.
     pub const PROC_NAME: u32 = 10;
+    /// A process's state changed in the LWK: `args[0]` = pid, `args[1]` = its live threads
+    /// (/proc/self/status `Threads:`), `args[2]` = its parent's pid (`PPid:`; it changes when
+    /// the parent ends and the process is reparented). `-ESRCH`: no such process; `-EINVAL`: 0
+    /// threads or a count above [`super::MAX_THREADS_PER_PROCESS`]. Kernel origin only, else
+    /// `-EPERM`.
+    pub const PROC_STATE: u32 = 11;
 }
 
 /// Most bytes of a process's command name ([`op::PROC_NAME`]); Linux's `TASK_COMM_LEN` - 1.
@@ -298,6 +304,9 @@ const _: () = assert!(size_of::<CopyRange>() == 32);
 const _: () = assert!(offset_of!(CopyRange, dst) == 8);
 const _: () = assert!(offset_of!(CopyRange, len) == 16);
 const _: () = assert!(MAX_COPY_RANGES * size_of::<CopyRange>() as u64 == 4096);
+
+/// Most threads a [`op::PROC_STATE`] may report for one process.
+pub const MAX_THREADS_PER_PROCESS: u64 = 1 << 16;
 
 /// Most processes the host keeps state for in one job ([`op::PROC_FORK`] beyond it: `-EAGAIN`).
 pub const MAX_PROCESSES: usize = 1024;

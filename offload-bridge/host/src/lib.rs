@@ -203,8 +203,10 @@ pub struct ServicerStats {
 pub struct Process {
     /// Its pid as the program sees it.
     pub pid: u32,
-    /// Its parent's pid (what /proc/self/status reports).
-    pub ppid: u32,
+    /// Its parent's pid (what /proc/self/status reports; [`op::PROC_STATE`] updates it).
+    ppid: std::sync::atomic::AtomicU32,
+    /// Its live threads ([`op::PROC_STATE`]).
+    threads: std::sync::atomic::AtomicU32,
     /// Its fd table.
     pub fds: FdTable,
     cwd: std::sync::Mutex<Vec<u8>>,
@@ -251,12 +253,23 @@ impl Process {
         lock(&self.comm).clone()
     }
 
+    /// Its parent's pid.
+    pub fn ppid(&self) -> u32 {
+        self.ppid.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Its live threads.
+    pub fn threads(&self) -> u32 {
+        self.threads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A copy for a forked child `pid`: the same open files (`FdTable::fork`), cwd, umask,
     /// program and command name.
     fn fork(&self, pid: u32) -> Process {
         Process {
             pid,
-            ppid: self.pid,
+            ppid: self.pid.into(),
+            threads: 1.into(),
             fds: self.fds.fork(),
             cwd: std::sync::Mutex::new(self.cwd()),
             umask: self.umask().into(),
@@ -334,7 +347,12 @@ impl<'a> Proc<'a> {
 
     /// The calling process's parent pid.
     pub(crate) fn ppid(&self) -> u32 {
-        self.process.ppid
+        self.process.ppid()
+    }
+
+    /// The calling process's live threads.
+    pub(crate) fn threads(&self) -> u32 {
+        self.process.threads()
     }
 
     /// The current working directory (absolute, inside the root).
@@ -381,7 +399,8 @@ impl Servicer {
         let comm = comm_of_path(started_by);
         let first = Process {
             pid: ctx.process.pid,
-            ppid: ctx.process.ppid,
+            ppid: ctx.process.ppid.into(),
+            threads: 1.into(),
             fds,
             cwd: std::sync::Mutex::new(std::mem::take(&mut ctx.cwd)),
             umask: umask.into(),
@@ -556,7 +575,7 @@ impl Servicer {
                     -EPERM
                 };
             }
-            op::PROC_FORK | op::PROC_EXEC | op::PROC_EXIT | op::PROC_NAME => {
+            op::PROC_FORK | op::PROC_EXEC | op::PROC_EXIT | op::PROC_NAME | op::PROC_STATE => {
                 req.ret = to_ret(self.process_op(&view, req.op, kernel_origin, req.args));
             }
             _ => {
@@ -603,6 +622,17 @@ impl Servicer {
                 let len = args[2].min(COMM_LEN as u64);
                 let name = view.read(GuestRange::new(args[1], len))?;
                 self.name_process(pid, &name)
+            }
+            op::PROC_STATE => {
+                let p = self.process(pid(args[0])?).ok_or(Errno(ESRCH))?;
+                if args[1] == 0 || args[1] > offload_abi::MAX_THREADS_PER_PROCESS {
+                    return Err(Errno(EINVAL));
+                }
+                let ppid = u32::try_from(args[2]).map_err(|_| Errno(EINVAL))?;
+                p.threads
+                    .store(args[1] as u32, std::sync::atomic::Ordering::Relaxed);
+                p.ppid.store(ppid, std::sync::atomic::Ordering::Relaxed);
+                Ok(0)
             }
             _ => self.exit_process(pid(args[0])?),
         }

@@ -219,11 +219,12 @@ impl Content {
                     "Name:\t{name}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{pid}\n\
                      Ngid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\n\
                      Uid:\t{u}\t{eu}\t{eu}\t{eu}\nGid:\t{g}\t{eg}\t{eg}\t{eg}\n\
-                     FDSize:\t{fdsize}\nGroups:\t\nThreads:\t1\n\
+                     FDSize:\t{fdsize}\nGroups:\t\nThreads:\t{threads}\n\
                      Cpus_allowed_list:\t{cpus}\nMems_allowed_list:\t0\n",
                     s.umask(),
                     pid = s.pid(),
                     ppid = s.ppid(),
+                    threads = s.threads(),
                     u = ids[0],
                     eu = ids[1],
                     g = ids[2],
