@@ -659,12 +659,15 @@ impl AddressSpace {
     /// Gives `child` (an address space with nothing mapped in `[start, end)`) a copy of this
     /// range: fresh frames with the same leaf flags (2 MiB pages where the frames allow), the
     /// contents copied by `copy(frames, src, dst, len)` (the host does it, `op::COPY_PHYS`).
+    ///
+    /// With `share` the child maps the same frames instead (MAP_SHARED memory).
     pub fn fork_range(
         &self,
         child: &AddressSpace,
         frames: &mut Frames,
         start: u64,
         end: u64,
+        share: bool,
         copy: &mut impl FnMut(&mut Frames, u64, u64, u64) -> Result<(), MapError>,
     ) -> Result<(), MapError> {
         // The current run: virtual start, physical start, length, leaf flags.
@@ -672,6 +675,9 @@ impl AddressSpace {
         let mut result = Ok(());
         let mut flush = |run: (u64, u64, u64, u64), frames: &mut Frames| -> Result<(), MapError> {
             let (va, pa, len, flags) = run;
+            if share {
+                return child.map_contiguous(frames, va, pa, len, flags, false);
+            }
             let mut off = 0;
             while off < len {
                 let (v, left) = (va + off, len - off);

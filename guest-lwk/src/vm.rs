@@ -229,7 +229,29 @@ impl Mm {
     /// A copy of this address space for a forked child: the same areas, program break and
     /// layout, every page that has a frame copied into a fresh one (by the host: ring 0 only
     /// walks the tables and queues ranges). The heap's reserved chunk stays the parent's.
-    pub fn fork(&self, frames: &mut Frames) -> Result<Mm, i64> {
+    ///
+    /// MAP_SHARED areas are shared, not copied: mapped first if they are not yet (demand
+    /// paging), then the child maps the same frames, and both sides' areas become
+    /// [`kind::SHARED_FORKED`] (their frames are never freed by an unmap).
+    pub fn fork(&mut self, frames: &mut Frames) -> Result<Mm, i64> {
+        let shared: [Option<(u64, u64)>; 16] = {
+            let mut list = [None; 16];
+            let mut n = 0;
+            for v in self.vmas.all() {
+                if v.kind & kind::SHARED != 0 {
+                    if n == list.len() {
+                        return Err(-ENOMEM);
+                    }
+                    list[n] = Some((v.start, v.end));
+                    n += 1;
+                }
+            }
+            list
+        };
+        for &(a, b) in shared.iter().flatten() {
+            self.populate(frames, a, b)?;
+            self.vmas.set_kind(a, b, kind::SHARED_FORKED, true);
+        }
         let pml4 = crate::mm::new_pml4(frames).ok_or(-ENOMEM)?;
         let Some(vmas) = VmaTable::new(frames) else {
             frames.free(pml4, PAGE);
@@ -260,6 +282,7 @@ impl Mm {
                 frames,
                 v.start,
                 v.end,
+                v.kind & kind::SHARED != 0,
                 &mut |f, src, dst, len| batch.push(f, src, dst, len),
             );
             if r.is_err() {
@@ -277,11 +300,36 @@ impl Mm {
         }
     }
 
+    /// Unmaps `[start, end)` (its areas still recorded), freeing the frames except those of
+    /// [`kind::SHARED_FORKED`] areas.
+    fn unmap_frames(
+        &self,
+        frames: &mut Frames,
+        start: u64,
+        end: u64,
+    ) -> Result<(), crate::mm::MapError> {
+        let forked = |v: &Vma| v.kind & kind::SHARED_FORKED != 0 && v.start < end && v.end > start;
+        if !self.vmas.all().iter().any(forked) {
+            return self.aspace.unmap(frames, start, end, true);
+        }
+        let mut cur = start;
+        while cur < end {
+            let Some(v) = self.vmas.first_in(cur, end) else {
+                break;
+            };
+            let (a, b) = (v.start.max(cur), v.end.min(end));
+            self.aspace
+                .unmap(frames, a, b, v.kind & kind::SHARED_FORKED == 0)?;
+            cur = b;
+        }
+        Ok(())
+    }
+
     /// Frees everything of this address space: its frames, page tables and area table. The
     /// calling CPU must not have it loaded.
     pub fn destroy(mut self, frames: &mut Frames) {
         self.drop_heap_chunk(frames);
-        let _ = self.aspace.unmap(frames, 0, layout::USER_END, true);
+        let _ = self.unmap_frames(frames, 0, layout::USER_END);
         self.aspace.free_tables(frames);
         VmaTable::free(self.vmas, frames);
     }
@@ -501,9 +549,7 @@ impl Mm {
             .is_some_and(|v| v.start == start && v.end == end)
         {
             // Exactly one area: no splitting.
-            self.aspace
-                .unmap(frames, start, end, true)
-                .map_err(|_| -ENOMEM)?;
+            self.unmap_frames(frames, start, end).map_err(|_| -ENOMEM)?;
             self.vmas.remove_exact(start, end);
             return Ok(());
         }
@@ -516,9 +562,7 @@ impl Mm {
             .map_or(start, |v| v.start.max(start));
         let hi = self.vmas.below(end).map_or(end, |v| v.end.min(end));
         if lo < hi {
-            self.aspace
-                .unmap(frames, lo, hi, true)
-                .map_err(|_| -ENOMEM)?;
+            self.unmap_frames(frames, lo, hi).map_err(|_| -ENOMEM)?;
         }
         self.vmas.remove_range(start, end);
         Ok(())

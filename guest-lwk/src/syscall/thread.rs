@@ -305,7 +305,7 @@ fn futex_wait(k: &mut KernelGuard, addr: u64, val: u32, bitset: u32, deadline: O
         Err(e) => return e,
     }
     let me = arch::current_slot();
-    let key = fkey(addr);
+    let key = fkey(k, addr);
     k.sched.slots[me].futex = Some(FutexWait { key, bitset });
     k.sched.slots[me].woken = false;
     let r = loop {
@@ -367,8 +367,16 @@ fn wake_op_cmp(old: u32, encoded: u32) -> bool {
 }
 
 /// The key of the futex word at user address `addr` of the calling thread: the address in its
-/// address space (a futex in MAP_SHARED memory is not shared between processes).
-fn fkey(addr: u64) -> u64 {
+/// address space, or for MAP_SHARED memory the physical address (processes share it).
+fn fkey(k: &KernelGuard, addr: u64) -> u64 {
+    let mm = &k.mms[crate::process::cur_mm()];
+    if mm
+        .area(addr)
+        .is_some_and(|v| v.kind & crate::vma::kind::SHARED != 0)
+        && let Some(pa) = mm.aspace.user_phys(addr, false)
+    {
+        return pa | (1 << 62);
+    }
     crate::process::futex_key(crate::process::cur_mm(), addr)
 }
 
@@ -411,7 +419,10 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
             if bitset == 0 {
                 return -EINVAL;
             }
-            i64::from(k.sched.futex_wake(fkey(uaddr), val, bitset))
+            {
+                let key = fkey(k, uaddr);
+                i64::from(k.sched.futex_wake(key, val, bitset))
+            }
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             if uaddr2 % 4 != 0 || (val as i32) < 0 {
@@ -424,10 +435,9 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
                     Err(e) => return e,
                 }
             }
-            let woken = k.sched.futex_wake(fkey(uaddr), val, u32::MAX);
-            let moved = k
-                .sched
-                .futex_requeue(fkey(uaddr), fkey(uaddr2), a[3] as u32);
+            let (from, to) = (fkey(k, uaddr), fkey(k, uaddr2));
+            let woken = k.sched.futex_wake(from, val, u32::MAX);
+            let moved = k.sched.futex_requeue(from, to, a[3] as u32);
             i64::from(woken + if cmd == FUTEX_CMP_REQUEUE { moved } else { 0 })
         }
         FUTEX_WAKE_OP => {
@@ -438,9 +448,10 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
                 Ok(old) => old,
                 Err(e) => return e,
             };
-            let mut n = k.sched.futex_wake(fkey(uaddr), val, u32::MAX);
+            let (first, second) = (fkey(k, uaddr), fkey(k, uaddr2));
+            let mut n = k.sched.futex_wake(first, val, u32::MAX);
             if wake_op_cmp(old, val3) {
-                n += k.sched.futex_wake(fkey(uaddr2), a[3] as u32, u32::MAX);
+                n += k.sched.futex_wake(second, a[3] as u32, u32::MAX);
             }
             i64::from(n)
         }
@@ -505,7 +516,7 @@ pub fn futex_waitv(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     }
     let me = arch::current_slot();
     for key in keys[..n].iter_mut() {
-        *key = fkey(*key);
+        *key = fkey(k, *key);
     }
     k.sched.waitv[me][..n].copy_from_slice(&keys[..n]);
     k.sched.slots[me].waitv_len = n as u8;

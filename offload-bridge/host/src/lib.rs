@@ -554,14 +554,13 @@ impl Servicer {
                 };
                 // The program's own pointers: user pages only.
                 let user = GuestView::new(mem, req.cr3, false);
-                let line = trace::format_line(
-                    &user,
-                    std::process::id(),
-                    req.nr,
-                    req.args,
-                    ret,
-                    req.val[1],
-                );
+                // The calling process's pid as the program sees it (the guest names it).
+                let pid = if req.pid != 0 {
+                    req.pid
+                } else {
+                    std::process::id()
+                };
+                let line = trace::format_line(&user, pid, req.nr, req.args, ret, req.val[1]);
                 log.trace(&line);
                 req.ret = 0;
             }

@@ -508,3 +508,53 @@ fn copy_phys_is_kernel_origin_only() {
     vm_memory::Bytes::read_slice(&g.mem, &mut copied, vm_memory::GuestAddress(to)).unwrap();
     assert_eq!(&copied, b"0123456789abcdef");
 }
+
+fn state_op(g: &Guest, s: &Servicer, flags: u32, args: [u64; 3]) -> i64 {
+    let mut req = BridgeRequest {
+        op: op::PROC_STATE,
+        flags,
+        args: [args[0], args[1], args[2], 0, 0, 0],
+        cr3: super::PML4,
+        ..Default::default()
+    };
+    s.serve(&g.mem, &mut req, &NoLog);
+    req.ret
+}
+
+fn status_field(g: &Guest, s: &Servicer, pid: u32, field: &str) -> String {
+    let status = read_file_as(g, s, pid, "/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line[field.len()..].trim().to_string()
+}
+
+#[test]
+fn proc_state_sets_threads_and_parent_per_process() {
+    let sc = Scratch::new("state");
+    let s = sc.servicer();
+    let g = Guest::new();
+    let parent = s.ctx.process.pid;
+    let k = req_flags::KERNEL_ORIGIN;
+    assert_eq!(status_field(&g, &s, parent, "Threads:"), "1");
+    assert_eq!(fork(&g, &s, parent, CHILD), 0);
+    assert_eq!(status_field(&g, &s, CHILD, "PPid:"), parent.to_string());
+    assert_eq!(state_op(&g, &s, k, [u64::from(parent), 3, 1]), 0);
+    assert_eq!(status_field(&g, &s, parent, "Threads:"), "3");
+    // The child is separate: still one thread; reparenting changes its PPid.
+    assert_eq!(status_field(&g, &s, CHILD, "Threads:"), "1");
+    assert_eq!(state_op(&g, &s, k, [u64::from(CHILD), 1, 77]), 0);
+    assert_eq!(status_field(&g, &s, CHILD, "PPid:"), "77");
+    // Hostile or mistaken requests change nothing.
+    assert_eq!(state_op(&g, &s, 0, [u64::from(parent), 2, 1]), -EPERM);
+    assert_eq!(state_op(&g, &s, k, [u64::from(parent), 0, 1]), -EINVAL);
+    assert_eq!(
+        state_op(&g, &s, k, [u64::from(parent), u64::MAX, 1]),
+        -EINVAL
+    );
+    assert_eq!(
+        state_op(&g, &s, k, [u64::from(parent), 2, u64::MAX]),
+        -EINVAL
+    );
+    assert_eq!(state_op(&g, &s, k, [u64::MAX, 2, 1]), -ESRCH);
+    assert_eq!(state_op(&g, &s, k, [12345, 2, 1]), -ESRCH);
+    assert_eq!(status_field(&g, &s, parent, "Threads:"), "3");
+}
