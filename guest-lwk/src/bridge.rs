@@ -278,12 +278,13 @@ pub fn proc_fork(parent: u32, child: u32) -> i64 {
 
 /// Process `pid` exec'd the program at kernel-virtual `path_kva` (`len` bytes): the host
 /// closes its close-on-exec fds and records the program (/proc/self/exe, comm).
-pub fn proc_exec(pid: u32, path_kva: u64, len: u64) -> i64 {
+/// `cmdline_kva`/`cmdline_len`: its new /proc/self/cmdline (the argument strings).
+pub fn proc_exec(pid: u32, path_kva: u64, len: u64, cmdline_kva: u64, cmdline_len: u64) -> i64 {
     call(
         op::PROC_EXEC,
         req_flags::KERNEL_ORIGIN,
         0,
-        [u64::from(pid), path_kva, len, 0, 0, 0],
+        [u64::from(pid), path_kva, len, cmdline_kva, cmdline_len, 0],
     )
     .0
 }

@@ -102,6 +102,9 @@ struct Opened {
     /// The file name argv and AT_EXECFN get (`/dev/fd/N` for an fd), in the prefix page
     /// after the `#!` strings: offset and length.
     filename: (u64, u64),
+    /// It was named by an fd alone (execveat AT_EMPTY_PATH): Linux names the process after the
+    /// file itself, not after `/dev/fd/N`.
+    by_fd: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -291,8 +294,17 @@ fn open_program(
             close(fd);
             return Err(-ENOEXEC);
         }
-        return Ok(Opened { fd, filename });
+        return Ok(Opened {
+            fd,
+            filename,
+            by_fd: flags & AT_EMPTY_PATH != 0 && depth == 0 && filename_is_fd(len),
+        });
     }
+}
+
+/// Whether the program was named by an fd alone (an empty path).
+fn filename_is_fd(path_len: u64) -> bool {
+    path_len == 0
 }
 
 /// Copies `len` bytes between guest-physical ranges (short: path strings).
@@ -557,7 +569,11 @@ fn exec_opened(
             cursor += l + 1;
             slot += 8;
         }
-        for (vec, n, skip) in [(argv, user_argc, skip as u64), (envp, envc, 0)] {
+        let mut args_end = cursor;
+        for (list, (vec, n, skip)) in [(argv, user_argc, skip as u64), (envp, envc, 0)]
+            .into_iter()
+            .enumerate()
+        {
             for i in 0..n {
                 let ptr = read_ptr(k, vec, i + skip)?;
                 if ptr == 0 {
@@ -574,10 +590,13 @@ fn exec_opened(
             }
             phys::write_u64(va_pa(slot), 0);
             slot += 8;
+            if list == 0 {
+                args_end = cursor;
+            }
         }
-        Ok(slot)
+        Ok((slot, args_end))
     })();
-    let auxv_va = match fill {
+    let (auxv_va, args_end) = match fill {
         Ok(v) => v,
         Err(e) => {
             k.frames.free(stack_pa, size);
@@ -612,9 +631,11 @@ fn exec_opened(
     let pid = k.procs[cur()].pid;
     let link = proc_fd_path(s, o.fd);
     bridge::kernel_syscall(nr::close, [o.fd as u64, 0, 0, 0, 0, 0]);
+    // /proc/self/cmdline: the argument strings, as Linux reads [arg_start, arg_end).
+    let (cmd, cmd_len) = (phys::virt(va_pa(blob)), args_end - blob);
     let r = match link {
-        Some(n) => bridge::proc_exec(pid, phys::virt(s.head()), n),
-        None => bridge::proc_exec(pid, 0, 0),
+        Some(n) => bridge::proc_exec(pid, phys::virt(s.head()), n, cmd, cmd_len),
+        None => bridge::proc_exec(pid, 0, 0, cmd, cmd_len),
     };
     if r < 0 {
         klog!(
@@ -625,7 +646,7 @@ fn exec_opened(
         mm.destroy(kernel.frames);
         return Err(r);
     }
-    commit(k, frame, mm, start, sp, s, o)
+    commit(k, frame, mm, start, sp, s, o, link)
 }
 
 /// Reads where the host says fd `fd` points into the head page; its length.
@@ -705,6 +726,7 @@ fn build_mm(
 }
 
 /// The switch: the process runs the new image from now on.
+#[allow(clippy::too_many_arguments)]
 fn commit(
     k: &mut KernelGuard,
     frame: &mut TrapFrame,
@@ -713,6 +735,7 @@ fn commit(
     sp: u64,
     s: &Scratch,
     o: &Opened,
+    link: Option<u64>,
 ) -> Result<(), i64> {
     let me = arch::current_slot();
     let p = cur();
@@ -744,11 +767,17 @@ fn commit(
         t.robust_list = (0, 0);
     }
     k.procs[p].execed = true;
-    // comm: the name the program was exec'd by (a script's, not its interpreter's).
-    let (fn_off, fn_len) = o.filename;
+    // comm: the name the program was exec'd by (a script's, not its interpreter's), or for an
+    // fd the file's own name (where the host resolved it, in the head page).
+    let (src, len) = match (o.by_fd, link) {
+        (true, Some(l)) => (s.head(), l),
+        _ => (s.prefix() + o.filename.0, o.filename.1),
+    };
     let mut name = [0u8; 256];
-    let n = fn_len.min(name.len() as u64) as usize;
-    phys::read_bytes(s.prefix() + fn_off, &mut name[..n]);
+    // The last 256 bytes hold the last component whenever it fits in a comm.
+    let skip = len.saturating_sub(name.len() as u64);
+    let n = (len - skip) as usize;
+    phys::read_bytes(src + skip, &mut name[..n]);
     let comm = process::comm_of(&name[..n]);
     let clen = comm.iter().position(|&b| b == 0).unwrap_or(15);
     process::set_comm(k, &comm[..clen]);

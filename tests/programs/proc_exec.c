@@ -71,6 +71,28 @@ static int show(int argc, char **argv)
         printf("show: argv[%d] = \"%s\"\n", i, i == 0 ? base(argv[i]) : argv[i]);
     for (char **e = environ; *e; e++)
         printf("show: env \"%s\"\n", *e);
+    /* The process's own view after exec: /proc/self/cmdline holds the new argv (NULs shown
+     * as '|', argv[0] by its last component), /proc/self/comm the exec'd file's name. */
+    char b[512];
+    int fd = open("/proc/self/cmdline", O_RDONLY);
+    int n = fd < 0 ? -1 : (int)read(fd, b, sizeof b - 1);
+    if (fd >= 0)
+        close(fd);
+    if (n > 0) {
+        b[n] = 0;
+        int first = (int)strlen(b) + 1;
+        for (int i = first; i < n; i++)
+            if (!b[i])
+                b[i] = '|';
+        printf("show: cmdline \"%s|%s\"\n", base(b), first < n ? b + first : "");
+    } else {
+        printf("show: cmdline unreadable\n");
+    }
+    fd = open("/proc/self/comm", O_RDONLY);
+    n = fd < 0 ? -1 : (int)read(fd, b, sizeof b - 1);
+    if (fd >= 0)
+        close(fd);
+    printf("show: comm %.*s", n > 0 ? n : 0, b);
     return 0;
 }
 

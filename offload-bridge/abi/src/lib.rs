@@ -22,7 +22,7 @@ use core::mem::{offset_of, size_of};
 /// ([`port::OFFLOAD_ASYNC`], [`AsyncSlot`]). Version 3 added [`BridgeRequest::pid`] and the
 /// process operations ([`op::PROC_FORK`], [`op::PROC_EXEC`], [`op::PROC_EXIT`]). Version 4
 /// added [`op::COPY_PHYS`] ([`CopyRange`], [`MAX_COPY_RANGES`]) and [`op::PROC_NAME`] (and
-/// made [`op::PROC_EXEC`] set the process's command name). Version 5 added [`op::PROC_STATE`].
+/// made [`op::PROC_EXEC`] set the process's command name). Version 5 added [`op::PROC_STATE`] and the cmdline of [`op::PROC_EXEC`].
 pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Name of the ELF note (PT_NOTE) in the guest image that carries [`PROTOCOL_VERSION`].
@@ -251,7 +251,10 @@ pub mod op {
     /// path's last component, truncated to [`super::COMM_LEN`] bytes (Linux takes it from the
     /// exec'd file name). Errors change nothing: `-ESRCH` no such process, `-ENAMETOOLONG`
     /// length of 4096 or more, `-EFAULT` unreadable path, `-EINVAL` a NUL in it, the open's
-    /// errno (`-ENOENT`, ...). Kernel origin only, else `-EPERM`.
+    /// errno (`-ENOENT`, ...). Protocol 5: `args[3]` = kernel-virtual address of the new
+    /// /proc/self/cmdline bytes (the argument strings, each with its NUL) and `args[4]` their
+    /// length (0: keep the old ones; more than [`super::MAX_CMDLINE`]: `-EINVAL`). Kernel
+    /// origin only, else `-EPERM`.
     pub const PROC_EXEC: u32 = 7;
     /// A process exited: `args[0]` = pid. The host drops its fd table, working directory and
     /// umask. `-ESRCH`: no such process. Kernel origin only, else `-EPERM`.
@@ -304,6 +307,10 @@ const _: () = assert!(size_of::<CopyRange>() == 32);
 const _: () = assert!(offset_of!(CopyRange, dst) == 8);
 const _: () = assert!(offset_of!(CopyRange, len) == 16);
 const _: () = assert!(MAX_COPY_RANGES * size_of::<CopyRange>() as u64 == 4096);
+
+/// Longest /proc/self/cmdline an [`op::PROC_EXEC`] may set (Linux's ARG_MAX for an 8 MiB
+/// stack).
+pub const MAX_CMDLINE: u64 = 2 << 20;
 
 /// Most threads a [`op::PROC_STATE`] may report for one process.
 pub const MAX_THREADS_PER_PROCESS: u64 = 1 << 16;

@@ -207,6 +207,8 @@ pub struct Process {
     ppid: std::sync::atomic::AtomicU32,
     /// Its live threads ([`op::PROC_STATE`]).
     threads: std::sync::atomic::AtomicU32,
+    /// /proc/self/cmdline once it exec'd ([`op::PROC_EXEC`]); before, the job's argv.
+    cmdline: std::sync::Mutex<Option<Vec<u8>>>,
     /// Its fd table.
     pub fds: FdTable,
     cwd: std::sync::Mutex<Vec<u8>>,
@@ -263,6 +265,11 @@ impl Process {
         self.threads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Its /proc/self/cmdline since it exec'd (`None`: the job's argv).
+    pub fn cmdline(&self) -> Option<Vec<u8>> {
+        lock(&self.cmdline).clone()
+    }
+
     /// A copy for a forked child `pid`: the same open files (`FdTable::fork`), cwd, umask,
     /// program and command name.
     fn fork(&self, pid: u32) -> Process {
@@ -270,6 +277,7 @@ impl Process {
             pid,
             ppid: self.pid.into(),
             threads: 1.into(),
+            cmdline: std::sync::Mutex::new(lock(&self.cmdline).clone()),
             fds: self.fds.fork(),
             cwd: std::sync::Mutex::new(self.cwd()),
             umask: self.umask().into(),
@@ -355,6 +363,11 @@ impl<'a> Proc<'a> {
         self.process.threads()
     }
 
+    /// The calling process's /proc/self/cmdline since it exec'd.
+    pub(crate) fn cmdline(&self) -> Option<Vec<u8>> {
+        self.process.cmdline()
+    }
+
     /// The current working directory (absolute, inside the root).
     pub(crate) fn cwd(&self) -> Vec<u8> {
         self.process.cwd()
@@ -401,6 +414,7 @@ impl Servicer {
             pid: ctx.process.pid,
             ppid: ctx.process.ppid.into(),
             threads: 1.into(),
+            cmdline: std::sync::Mutex::new(None),
             fds,
             cwd: std::sync::Mutex::new(std::mem::take(&mut ctx.cwd)),
             umask: umask.into(),
@@ -449,7 +463,12 @@ impl Servicer {
     /// (the same `openat2(RESOLVE_IN_ROOT)` as every guest path) and becomes what
     /// /proc/self/exe names, and its last component (as given, symlinks not followed) the
     /// command name; if it does not open, nothing changes.
-    pub fn exec_process(&self, pid: u32, exe: Option<&[u8]>) -> SysResult {
+    pub fn exec_process(
+        &self,
+        pid: u32,
+        exe: Option<&[u8]>,
+        cmdline: Option<Vec<u8>>,
+    ) -> SysResult {
         use std::os::fd::AsFd;
         let p = self.process(pid).ok_or(Errno(ESRCH))?;
         if let Some(path) = exe {
@@ -463,6 +482,9 @@ impl Servicer {
                 .unwrap_or_else(|| path::normalize(&joined));
             *lock(&p.exe) = name;
             *lock(&p.comm) = comm_of_path(path);
+        }
+        if cmdline.is_some() {
+            *lock(&p.cmdline) = cmdline;
         }
         Ok(p.fds.close_on_exec() as i64)
     }
@@ -611,7 +633,12 @@ impl Servicer {
                     len if len >= path::PATH_MAX as u64 => return Err(Errno(ENAMETOOLONG)),
                     len => Some(view.read(GuestRange::new(args[1], len))?),
                 };
-                self.exec_process(pid, exe.as_deref())
+                let cmdline = match args[4] {
+                    0 => None,
+                    len if len > offload_abi::MAX_CMDLINE => return Err(Errno(EINVAL)),
+                    len => Some(view.read(GuestRange::new(args[3], len))?),
+                };
+                self.exec_process(pid, exe.as_deref(), cmdline)
             }
             op::PROC_NAME => {
                 let pid = pid(args[0])?;

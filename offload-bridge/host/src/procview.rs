@@ -199,6 +199,9 @@ impl Content {
         let mut out = String::new();
         match self {
             Content::Cmdline => {
+                if let Some(c) = s.cmdline() {
+                    return c;
+                }
                 let mut b = Vec::new();
                 for a in &p.argv {
                     b.extend_from_slice(a);
