@@ -738,31 +738,70 @@ impl AddressSpace {
         result
     }
 
-    /// Frees every page table of the user half and the PML4 itself (the mappings are gone;
-    /// the CPU must not have this root loaded). The VMM's boot PML4 is not the allocator's and
-    /// stays.
-    pub fn free_tables(&self, frames: &mut Frames) {
+    /// Frees everything of the user half in one pass over the tables: the frames behind every
+    /// leaf (except leaves whose address `keep` names: frames shared with another process),
+    /// every page table, and the PML4 itself. Scanning entries in place costs far less than
+    /// walking from the root per step (ring 0 is emulated on the development KVM). Nobody may
+    /// have this root loaded, and no TLB holds its translations (every CPU that ran it has
+    /// loaded another root since).
+    pub fn teardown(&self, frames: &mut Frames, keep: &[(u64, u64)]) {
+        let kept = |va: u64| keep.iter().any(|&(a, b)| va >= a && va < b);
+        let mut runs = Runs::new();
+        let mut leaf = |frames: &mut Frames, va: u64, pa: u64, size: u64| {
+            if (keep.is_empty() || !kept(va))
+                && let Some((p, l)) = runs.push(pa, size)
+            {
+                frames.free(p, l);
+            }
+        };
         for i in 0..256u64 {
             let e4 = phys::read_u64(self.pml4 + i * 8);
             if e4 & pte::PRESENT == 0 {
                 continue;
             }
             let pdpt = e4 & pte::ADDR;
-            for j in 0..512u64 {
-                let e3 = phys::read_u64(pdpt + j * 8);
-                if e3 & pte::HOLDS == 0 || e3 & pte::HUGE != 0 {
-                    continue;
+            let mut j = 0u64;
+            phys::scan_u64(pdpt, 512, |e3| {
+                let va3 = (i << 39) | (j << 30);
+                j += 1;
+                if e3 & pte::HOLDS == 0 {
+                    return true;
+                }
+                if e3 & pte::HUGE != 0 {
+                    leaf(frames, va3, e3 & pte::ADDR_1G, GIGA);
+                    return true;
                 }
                 let pd = e3 & pte::ADDR;
-                for l in 0..512u64 {
-                    let e2 = phys::read_u64(pd + l * 8);
-                    if e2 & pte::HOLDS != 0 && e2 & pte::HUGE == 0 {
-                        frames.free(e2 & pte::ADDR, PAGE);
+                let mut l = 0u64;
+                phys::scan_u64(pd, 512, |e2| {
+                    let va2 = va3 | (l << 21);
+                    l += 1;
+                    if e2 & pte::HOLDS == 0 {
+                        return true;
                     }
-                }
+                    if e2 & pte::HUGE != 0 {
+                        leaf(frames, va2, e2 & pte::ADDR_2M, HUGE);
+                        return true;
+                    }
+                    let pt = e2 & pte::ADDR;
+                    let mut m = 0u64;
+                    phys::scan_u64(pt, 512, |e| {
+                        if e & pte::HOLDS != 0 {
+                            leaf(frames, va2 | (m << 12), e & pte::ADDR, PAGE);
+                        }
+                        m += 1;
+                        true
+                    });
+                    frames.free(pt, PAGE);
+                    true
+                });
                 frames.free(pd, PAGE);
-            }
+                true
+            });
             frames.free(pdpt, PAGE);
+        }
+        if let Some((p, l)) = runs.finish() {
+            frames.free(p, l);
         }
         if self.pml4 >= offload_abi::layout::KERNEL_PHYS_END {
             frames.free(self.pml4, PAGE);

@@ -329,8 +329,22 @@ impl Mm {
     /// calling CPU must not have it loaded.
     pub fn destroy(mut self, frames: &mut Frames) {
         self.drop_heap_chunk(frames);
-        let _ = self.unmap_frames(frames, 0, layout::USER_END);
-        self.aspace.free_tables(frames);
+        let mut keep = [(0u64, 0u64); 16];
+        let mut n = 0;
+        for v in self.vmas.all() {
+            if v.kind & kind::SHARED_FORKED != 0 {
+                if n == keep.len() {
+                    // More shared areas than tracked here: keep every frame (a leak, never a
+                    // frame freed under another process).
+                    keep[0] = (0, layout::USER_END);
+                    n = 1;
+                    break;
+                }
+                keep[n] = (v.start, v.end);
+                n += 1;
+            }
+        }
+        self.aspace.teardown(frames, &keep[..n]);
         VmaTable::free(self.vmas, frames);
     }
 
