@@ -198,18 +198,7 @@ fn open_program(
                 n += b.len();
             };
             w(b"/dev/fd/");
-            let mut digits = [0u8; 20];
-            let mut d = 0;
-            let mut v = dirfd as u64;
-            loop {
-                digits[d] = b'0' + (v % 10) as u8;
-                d += 1;
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
-            }
-            digits[..d].reverse();
+            let (digits, d) = decimal(dirfd as u64);
             w(&digits[..d]);
             if len != 0 {
                 w(b"/");
@@ -300,6 +289,22 @@ fn open_program(
             by_fd: flags & AT_EMPTY_PATH != 0 && depth == 0 && filename_is_fd(len),
         });
     }
+}
+
+/// The decimal digits of `v` and how many there are.
+fn decimal(mut v: u64) -> ([u8; 20], usize) {
+    let mut digits = [0u8; 20];
+    let mut d = 0;
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    digits[..d].reverse();
+    (digits, d)
 }
 
 /// Whether the program was named by an fd alone (an empty path).
@@ -652,18 +657,8 @@ fn exec_opened(
 /// Reads where the host says fd `fd` points into the head page; its length.
 fn proc_fd_path(s: &Scratch, fd: i64) -> Option<u64> {
     let mut name = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0";
-    let mut digits = [0u8; 10];
-    let mut d = 0;
-    let mut v = fd as u64;
-    loop {
-        digits[d] = b'0' + (v % 10) as u8;
-        d += 1;
-        v /= 10;
-        if v == 0 || d == digits.len() {
-            break;
-        }
-    }
-    digits[..d].reverse();
+    let (digits, d) = decimal(fd as u64);
+    let d = d.min(name.len() - 15);
     name[14..14 + d].copy_from_slice(&digits[..d]);
     phys::write_bytes(s.stat(), &name);
     let n = bridge::kernel_syscall(

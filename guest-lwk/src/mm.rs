@@ -607,36 +607,35 @@ impl AddressSpace {
         }
     }
 
-    /// Moves the mappings of `[old, old + len)` to `[new, new + len)` (which must be empty and
-    /// not overlap), keeping frames and flags; physically contiguous runs are remapped with the
-    /// largest pages their new alignment allows.
-    pub fn relocate(
+    /// Calls `f(frames, va, pa, len, flags)` for each maximal run of `[start, end)` whose pages
+    /// map consecutive frames with equal leaf flags (huge leaves clipped to the range; a page
+    /// without a frame ends a run). Accessed/dirty bits are not part of the flags.
+    fn leaf_runs(
         &self,
         frames: &mut Frames,
-        old: u64,
-        new: u64,
-        len: u64,
-    ) -> Result<(), MapError> {
-        let end = old + len;
-        self.split_edges(frames, old, end)?;
-        let giga = frames.giga_ok != 0;
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(&mut Frames, u64, u64, u64, u64),
+    ) {
         // The current run: virtual start, physical start, length, leaf flags.
         let mut run = (0u64, 0u64, 0u64, 0u64);
-        let mut result = Ok(());
         let mut piece = |va: u64, pa: u64, size: u64, flags: u64, frames: &mut Frames| {
             if run.2 > 0 && run.0 + run.2 == va && run.1 + run.2 == pa && run.3 == flags {
                 run.2 += size;
                 return;
             }
-            if run.2 > 0 && result.is_ok() {
-                result = self.map_contiguous(frames, run.0 - old + new, run.1, run.2, run.3, giga);
+            if run.2 > 0 {
+                f(frames, run.0, run.1, run.2, run.3);
             }
             run = (va, pa, size, flags);
         };
-        self.walk(old, end, |leaf| match leaf {
+        self.walk(start, end, |leaf| match leaf {
             Leaf::Huge { e, base, size, .. } => {
                 let flags = e & pte::FLAGS & !(pte::HUGE | 0x1000 | pte::ACCESSED | pte::DIRTY);
-                piece(base, e & pte::ADDR & !(size - 1), size, flags, frames);
+                let lo = base.max(start);
+                let hi = (base + size).min(end);
+                let pa = (e & pte::ADDR & !(size - 1)) + (lo - base);
+                piece(lo, pa, hi - lo, flags, frames);
             }
             Leaf::Ptes { pte, va, n, .. } => {
                 let mut page = va;
@@ -652,6 +651,27 @@ impl AddressSpace {
         });
         // Flush the last run with a piece that never continues it.
         piece(u64::MAX - PAGE, 0, 0, 0, frames);
+    }
+
+    /// Moves the mappings of `[old, old + len)` to `[new, new + len)` (which must be empty and
+    /// not overlap), keeping frames and flags; physically contiguous runs are remapped with the
+    /// largest pages their new alignment allows.
+    pub fn relocate(
+        &self,
+        frames: &mut Frames,
+        old: u64,
+        new: u64,
+        len: u64,
+    ) -> Result<(), MapError> {
+        let end = old + len;
+        self.split_edges(frames, old, end)?;
+        let giga = frames.giga_ok != 0;
+        let mut result = Ok(());
+        self.leaf_runs(frames, old, end, |frames, va, pa, len, flags| {
+            if result.is_ok() {
+                result = self.map_contiguous(frames, va - old + new, pa, len, flags, giga);
+            }
+        });
         result?;
         self.unmap(frames, old, end, false)
     }
@@ -670,9 +690,6 @@ impl AddressSpace {
         share: bool,
         copy: &mut impl FnMut(&mut Frames, u64, u64, u64) -> Result<(), MapError>,
     ) -> Result<(), MapError> {
-        // The current run: virtual start, physical start, length, leaf flags.
-        let mut run = (0u64, 0u64, 0u64, 0u64);
-        let mut result = Ok(());
         let mut flush = |run: (u64, u64, u64, u64), frames: &mut Frames| -> Result<(), MapError> {
             let (va, pa, len, flags) = run;
             if share {
@@ -703,38 +720,12 @@ impl AddressSpace {
             }
             Ok(())
         };
-        let mut piece = |va: u64, pa: u64, size: u64, flags: u64, frames: &mut Frames| {
-            if run.2 > 0 && run.0 + run.2 == va && run.1 + run.2 == pa && run.3 == flags {
-                run.2 += size;
-                return;
-            }
-            if run.2 > 0 && result.is_ok() {
-                result = flush(run, frames);
-            }
-            run = (va, pa, size, flags);
-        };
-        self.walk(start, end, |leaf| match leaf {
-            Leaf::Huge { e, base, size, .. } => {
-                let flags = e & pte::FLAGS & !(pte::HUGE | 0x1000 | pte::ACCESSED | pte::DIRTY);
-                let lo = base.max(start);
-                let hi = (base + size).min(end);
-                let pa = (e & pte::ADDR & !(size - 1)) + (lo - base);
-                piece(lo, pa, hi - lo, flags, frames);
-            }
-            Leaf::Ptes { pte, va, n, .. } => {
-                let mut page = va;
-                phys::scan_u64(pte, n, |e| {
-                    if e & pte::HOLDS != 0 {
-                        let flags = e & pte::FLAGS & !(pte::ACCESSED | pte::DIRTY);
-                        piece(page, e & pte::ADDR, PAGE, flags, frames);
-                    }
-                    page += PAGE;
-                    true
-                });
+        let mut result = Ok(());
+        self.leaf_runs(frames, start, end, |frames, va, pa, len, flags| {
+            if result.is_ok() {
+                result = flush((va, pa, len, flags), frames);
             }
         });
-        // The last run.
-        piece(u64::MAX - PAGE, 0, 0, 0, frames);
         result
     }
 

@@ -346,6 +346,7 @@ fn run_vcpus(
                     } else {
                         Ok(())
                     };
+                    vcpu::disarm_timer(&fd);
                     stop.store(true, Ordering::Release);
                     let _ = done.send(());
                     (

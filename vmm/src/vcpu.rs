@@ -301,6 +301,23 @@ impl ExitCounts {
     }
 }
 
+/// IA32_TSC_DEADLINE.
+const MSR_TSC_DEADLINE: u32 = 0x6e0;
+
+/// Disarms the vCPU's TSC-deadline timer once it runs no more (the job ended while the LWK had
+/// a deadline armed): KVM cancels the timer now, in this thread, instead of while it destroys
+/// the VM. Best effort: an error only means the timer stays until then.
+pub fn disarm_timer(fd: &VcpuFd) {
+    let entry = kvm_bindings::kvm_msr_entry {
+        index: MSR_TSC_DEADLINE,
+        data: 0,
+        ..Default::default()
+    };
+    if let Ok(msrs) = kvm_bindings::Msrs::from_entries(&[entry]) {
+        let _ = fd.set_msrs(&msrs);
+    }
+}
+
 /// Runs the vCPU until the guest ends the job, fails, or `stop` is set (another vCPU ended
 /// the job; the caller interrupts KVM_RUN with a signal so that `stop` is seen).
 pub fn run(
