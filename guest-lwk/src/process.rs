@@ -499,6 +499,17 @@ pub fn fork(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64,
         k.procs[c].vfork_waiter = Some(me);
         VFORK_WAIT[me].store(true, Ordering::Relaxed);
         while VFORK_WAIT[me].load(Ordering::Relaxed) {
+            if must_exit(k, me) {
+                // Killed while waiting (Linux's vfork wait is killable): the child goes on
+                // alone, with the address space it shares.
+                VFORK_WAIT[me].store(false, Ordering::Relaxed);
+                if let Some(child) = k.procs.0[c].as_mut()
+                    && child.vfork_waiter == Some(me)
+                {
+                    child.vfork_waiter = None;
+                }
+                break;
+            }
             sched::block(k, None);
         }
     }

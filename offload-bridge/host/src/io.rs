@@ -278,8 +278,8 @@ fn ioctl_kind(request: u32) -> Option<IoctlArg> {
         0x5402..=0x5404 => IoctlArg::In(TERMIOS),            // TCSETS, TCSETSW, TCSETSF
         0x5409..=0x540b => IoctlArg::Value,                  // TCSBRK, TCXONC, TCFLSH
         0x540c | 0x540d => IoctlArg::Value,                  // TIOCEXCL, TIOCNXCL
-        0x540f => IoctlArg::Out(4),                          // TIOCGPGRP
-        0x5410 => IoctlArg::In(4),                           // TIOCSPGRP
+        TIOCGPGRP => IoctlArg::Out(4),                       // TIOCGPGRP
+        TIOCSPGRP => IoctlArg::In(4),                        // TIOCSPGRP
         0x5411 => IoctlArg::Out(4),                          // TIOCOUTQ / SIOCOUTQ
         0x5413 => IoctlArg::Out(8),                          // TIOCGWINSZ
         0x5414 => IoctlArg::In(8),                           // TIOCSWINSZ
@@ -332,10 +332,30 @@ pub(crate) fn ioctl<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) ->
         }
         IoctlArg::In(n) => {
             let mut buf = c.mem.read(GuestRange::<In>::new(c.args[2], n))?;
+            if request == TIOCSPGRP && !own_group(&buf) {
+                // The job's process groups other than lwk-vmm's own exist only in the LWK:
+                // a host pgid with that number would be some other host process group. The
+                // terminal keeps lwk-vmm's group in the foreground (it holds every process of
+                // the job); the call succeeds on a terminal, as it would for a group of the
+                // caller's session.
+                let mut probe = [0u8; 4];
+                sys::ioctl_buf(fd, u64::from(TIOCGPGRP), &mut probe)?;
+                return Ok(0);
+            }
             Ok(sys::ioctl_buf(fd, u64::from(request), &mut buf)?)
         }
         IoctlArg::Value => Ok(sys::ioctl_value(fd, u64::from(request), c.args[2])?),
     }
+}
+
+const TIOCGPGRP: u32 = 0x540f;
+const TIOCSPGRP: u32 = 0x5410;
+
+/// Whether the 4-byte pgid in `buf` is lwk-vmm's own process group.
+fn own_group(buf: &[u8]) -> bool {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(buf.get(..4).unwrap_or(&[0; 4]));
+    i32::from_le_bytes(b) == sys::process_group()
 }
 
 /// Reads an optional `loff_t` argument (NULL: use the file position), checked writable for

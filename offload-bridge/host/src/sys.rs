@@ -999,6 +999,12 @@ pub fn tee(
     .map(|n| n as usize)
 }
 
+/// The VMM's process group (the job's first process's, as the program sees it).
+pub fn process_group() -> i32 {
+    // SAFETY: getpgrp has no preconditions and cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
 /// Real and effective user and group ids of the VMM (which the program gets too).
 pub fn ids() -> [u32; 4] {
     // SAFETY: these calls cannot fail and touch no memory.
