@@ -550,7 +550,11 @@ fn exec_opened(
         return Err(-E2BIG);
     }
     de_thread(k)?;
-    let stack_pa = k.frames.alloc_contiguous(size / PAGE).ok_or(-ENOMEM)?;
+    // 2 MiB aligned where possible: the block is then mapped with large pages.
+    let stack_pa = k
+        .frames
+        .alloc_contiguous_aligned(size / PAGE, crate::mm::HUGE)
+        .ok_or(-ENOMEM)?;
     let bottom = layout::USER_STACK_TOP - size;
     let va_pa = |va: u64| stack_pa + (va - bottom);
     // Strings, top down: random bytes, platform, file name, then argv and envp strings.

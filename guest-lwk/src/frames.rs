@@ -261,6 +261,19 @@ impl Frames {
         self.clean.take_exact(bytes, PAGE)
     }
 
+    /// Exactly `pages` contiguous zeroed frames starting at a multiple of `align` (2 MiB: the
+    /// block can be mapped with large pages), else anywhere.
+    pub fn alloc_contiguous_aligned(&mut self, pages: u64, align: u64) -> Option<u64> {
+        let bytes = pages.checked_mul(PAGE)?;
+        if let Some(pa) = self.clean.take_exact(bytes, align) {
+            return Some(pa);
+        }
+        self.scrub();
+        self.clean
+            .take_exact(bytes, align)
+            .or_else(|| self.alloc_contiguous(pages))
+    }
+
     /// A zeroed chunk aligned to `align` (2 MiB or 1 GiB) of at most `max` bytes (a multiple
     /// of `align`), as large as available: `(address, bytes)`.
     pub fn alloc_chunk(&mut self, max: u64, align: u64) -> Option<(u64, u64)> {

@@ -159,6 +159,15 @@ impl Flush {
     }
 }
 
+/// How [`AddressSpace::fork_range`] gives the child a range.
+#[derive(Clone, Copy)]
+pub enum ForkCopy {
+    /// The same frames (MAP_SHARED memory).
+    Share,
+    /// Fresh frames, with the bytes from this address up copied.
+    From(u64),
+}
+
 /// One address space: a PML4 whose upper half is the kernel's.
 pub struct AddressSpace {
     /// Guest-physical address of the PML4 (the CR3 value).
@@ -680,21 +689,24 @@ impl AddressSpace {
     /// range: fresh frames with the same leaf flags (2 MiB pages where the frames allow), the
     /// contents copied by `copy(frames, src, dst, len)` (the host does it, `op::COPY_PHYS`).
     ///
-    /// With `share` the child maps the same frames instead (MAP_SHARED memory).
+    /// With [`ForkCopy::Share`] the child maps the same frames instead (MAP_SHARED memory);
+    /// with [`ForkCopy::From`], bytes below that address are not copied (the child reads zero
+    /// there).
     pub fn fork_range(
         &self,
         child: &AddressSpace,
         frames: &mut Frames,
         start: u64,
         end: u64,
-        share: bool,
+        how: ForkCopy,
         copy: &mut impl FnMut(&mut Frames, u64, u64, u64) -> Result<(), MapError>,
     ) -> Result<(), MapError> {
         let mut flush = |run: (u64, u64, u64, u64), frames: &mut Frames| -> Result<(), MapError> {
             let (va, pa, len, flags) = run;
-            if share {
-                return child.map_contiguous(frames, va, pa, len, flags, false);
-            }
+            let copy_from = match how {
+                ForkCopy::Share => return child.map_contiguous(frames, va, pa, len, flags, false),
+                ForkCopy::From(a) => a,
+            };
             let mut off = 0;
             while off < len {
                 let (v, left) = (va + off, len - off);
@@ -715,7 +727,11 @@ impl AddressSpace {
                     }
                 };
                 child.map_contiguous(frames, v, npa, got, flags, false)?;
-                copy(frames, pa + off, npa, got)?;
+                // Below `copy_from` the fresh (zeroed) frames stay as they are.
+                let skip = copy_from.saturating_sub(v).min(got);
+                if skip < got {
+                    copy(frames, pa + off + skip, npa + skip, got - skip)?;
+                }
                 off += got;
             }
             Ok(())
@@ -745,52 +761,51 @@ impl AddressSpace {
                 frames.free(p, l);
             }
         };
-        for i in 0..256u64 {
-            let e4 = phys::read_u64(self.pml4 + i * 8);
+        // Calls `f(index, entry)` for the non-zero entries among the first `n` of `table`.
+        let each = |table: u64, n: u64, f: &mut dyn FnMut(u64, u64)| {
+            let mut i = 0;
+            while let Some(d) = phys::first_nonzero_u64(table + i * 8, n - i) {
+                let at = i + d;
+                f(at, phys::read_u64(table + at * 8));
+                i = at + 1;
+            }
+        };
+        each(self.pml4, 256, &mut |i, e4| {
             if e4 & pte::PRESENT == 0 {
-                continue;
+                return;
             }
             let pdpt = e4 & pte::ADDR;
-            let mut j = 0u64;
-            phys::scan_u64(pdpt, 512, |e3| {
+            each(pdpt, 512, &mut |j, e3| {
                 let va3 = (i << 39) | (j << 30);
-                j += 1;
                 if e3 & pte::HOLDS == 0 {
-                    return true;
+                    return;
                 }
                 if e3 & pte::HUGE != 0 {
                     leaf(frames, va3, e3 & pte::ADDR_1G, GIGA);
-                    return true;
+                    return;
                 }
                 let pd = e3 & pte::ADDR;
-                let mut l = 0u64;
-                phys::scan_u64(pd, 512, |e2| {
+                each(pd, 512, &mut |l, e2| {
                     let va2 = va3 | (l << 21);
-                    l += 1;
                     if e2 & pte::HOLDS == 0 {
-                        return true;
+                        return;
                     }
                     if e2 & pte::HUGE != 0 {
                         leaf(frames, va2, e2 & pte::ADDR_2M, HUGE);
-                        return true;
+                        return;
                     }
                     let pt = e2 & pte::ADDR;
-                    let mut m = 0u64;
-                    phys::scan_u64(pt, 512, |e| {
+                    each(pt, 512, &mut |m, e| {
                         if e & pte::HOLDS != 0 {
                             leaf(frames, va2 | (m << 12), e & pte::ADDR, PAGE);
                         }
-                        m += 1;
-                        true
                     });
                     frames.free(pt, PAGE);
-                    true
                 });
                 frames.free(pd, PAGE);
-                true
             });
             frames.free(pdpt, PAGE);
-        }
+        });
         if let Some((p, l)) = runs.finish() {
             frames.free(p, l);
         }

@@ -109,6 +109,33 @@ pub fn scan_u64(pa: u64, count: u64, mut f: impl FnMut(u64) -> bool) -> u64 {
     n
 }
 
+/// The index of the first non-zero u64 among the `count` at `pa` (`None`: all zero), found with
+/// one `repe scasq` (one instruction to decode where ring 0 is emulated, instead of a loop).
+#[inline]
+pub fn first_nonzero_u64(pa: u64, count: u64) -> Option<u64> {
+    if count == 0 {
+        return None;
+    }
+    let va = check(pa, count.saturating_mul(8));
+    let left: u64;
+    let found: u8;
+    // SAFETY: `check` proved the `count` u64s from `pa` are guest RAM in the direct map;
+    // `scasq` only reads them (RDI moves forward: the direction flag is clear in the kernel, as
+    // the ABI requires at every call).
+    unsafe {
+        core::arch::asm!(
+            "repe scasq",
+            "setne {found}",
+            found = out(reg_byte) found,
+            inout("rcx") count => left,
+            inout("rdi") va => _,
+            in("rax") 0u64,
+            options(nostack, readonly),
+        );
+    }
+    (found != 0).then(|| count - left - 1)
+}
+
 /// Replaces each of the `count` u64s at `pa` with `f(old)` (page-table runs that keep per-entry
 /// state, such as the frame each entry maps).
 #[inline]

@@ -398,7 +398,7 @@ pub fn fork(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64,
         m
     } else {
         let kernel: &mut Kernel = k;
-        let copy = kernel.mms[mm_of(me)].fork(kernel.frames)?;
+        let copy = kernel.mms[mm_of(me)].fork(kernel.frames, frame.rsp)?;
         match kernel.mms.insert(copy) {
             Ok(m) => m,
             Err(copy) => {

@@ -233,7 +233,12 @@ impl Mm {
     /// MAP_SHARED areas are shared, not copied: mapped first if they are not yet (demand
     /// paging), then the child maps the same frames, and both sides' areas become
     /// [`kind::SHARED_FORKED`] (their frames are never freed by an unmap).
-    pub fn fork(&mut self, frames: &mut Frames) -> Result<Mm, i64> {
+    ///
+    /// `rsp` is the forking thread's stack pointer: in the main stack, what lies below it (past
+    /// the 128-byte red zone) is dead by the ABI (a signal handler may overwrite it at any
+    /// time), so only the live part of the stack is copied; the rest of the child's stack
+    /// reads zero. (The stack is 8 MiB by default; a program uses a few pages of it.)
+    pub fn fork(&mut self, frames: &mut Frames, rsp: u64) -> Result<Mm, i64> {
         let shared: [Option<(u64, u64)>; 16] = {
             let mut list = [None; 16];
             let mut n = 0;
@@ -282,7 +287,13 @@ impl Mm {
                 frames,
                 v.start,
                 v.end,
-                v.kind & kind::SHARED != 0,
+                if v.kind & kind::SHARED != 0 {
+                    crate::mm::ForkCopy::Share
+                } else if v.kind & kind::GROWSDOWN != 0 && rsp > v.start && rsp <= v.end {
+                    crate::mm::ForkCopy::From(rsp.saturating_sub(128) & !(PAGE - 1))
+                } else {
+                    crate::mm::ForkCopy::From(0)
+                },
                 &mut |f, src, dst, len| batch.push(f, src, dst, len),
             );
             if r.is_err() {
