@@ -173,11 +173,102 @@ impl ExtentList {
     }
 }
 
+/// Entries of the shared-frames table.
+const MAX_SHARED: usize = 1023;
+
+/// Frames with more than one holder: `[start, end)` held by `refs` address spaces.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Held {
+    start: u64,
+    end: u64,
+    refs: u64,
+}
+
+/// Sorted, non-overlapping [`Held`] entries (refs >= 2; an entry whose count drops to one is
+/// removed: its one holder owns the frames again).
+#[repr(C)]
+struct SharedList {
+    len: u64,
+    items: [Held; MAX_SHARED],
+}
+
+impl SharedList {
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// The first entry overlapping `[start, end)`.
+    fn first_overlap(&self, start: u64, end: u64) -> Option<usize> {
+        // Binary search for the first entry ending above `start`.
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.items[mid].end <= start {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        (lo < self.len() && self.items[lo].start < end).then_some(lo)
+    }
+
+    fn count_overlaps(&self, start: u64, end: u64) -> usize {
+        let Some(first) = self.first_overlap(start, end) else {
+            return 0;
+        };
+        self.items[first..self.len()]
+            .iter()
+            .take_while(|e| e.start < end)
+            .count()
+    }
+
+    /// Inserts `[start, end)` with `refs` (it overlaps nothing); the caller checked room.
+    fn insert_new(&mut self, start: u64, end: u64, refs: u64) {
+        let n = self.len();
+        let i = self.items[..n].partition_point(|e| e.start < start);
+        self.items.copy_within(i..n, i + 1);
+        self.items[i] = Held { start, end, refs };
+        self.len += 1;
+    }
+
+    fn remove(&mut self, i: usize) {
+        let n = self.len();
+        self.items.copy_within(i + 1..n, i);
+        self.len -= 1;
+    }
+
+    /// Adds `delta` to the holders of `[a, b)`, a part of entry `i`, splitting it; parts left
+    /// with one holder go. False (nothing changed) if a split finds no room.
+    fn add(&mut self, i: usize, a: u64, b: u64, delta: i64) -> bool {
+        let e = self.items[i];
+        let pieces = usize::from(e.start < a) + usize::from(b < e.end);
+        if self.len() + pieces > MAX_SHARED {
+            return false;
+        }
+        let refs = e.refs.wrapping_add_signed(delta);
+        self.remove(i);
+        if e.start < a {
+            self.insert_new(e.start, a, e.refs);
+        }
+        if refs >= 2 {
+            self.insert_new(a, b, refs);
+        }
+        if b < e.end {
+            self.insert_new(b, e.end, e.refs);
+        }
+        true
+    }
+}
+
 /// The allocator. Obtained once with [`Frames::init`].
 #[repr(C)]
 pub struct Frames {
     clean: ExtentList,
     dirty: ExtentList,
+    /// Frames that several address spaces map (fork shares read-only memory), with how many:
+    /// freeing such a frame only drops one holder, and the last holder's free is a real one.
+    shared: SharedList,
     /// Guest-physical page holding the `PhysRange` list of a zero request.
     scratch: u64,
     /// Ranges queued in `scratch`.
@@ -291,10 +382,72 @@ impl Frames {
     }
 
     /// Returns frames whose contents are unknown; they are zeroed before anyone gets them again.
+    /// Frames other address spaces still hold (see [`Frames::share`]) only lose one holder.
     pub fn free(&mut self, pa: u64, len: u64) {
         if len == 0 {
             return;
         }
+        if self.shared.len == 0 {
+            return self.free_owned(pa, len);
+        }
+        let end = pa + len;
+        let mut cur = pa;
+        while cur < end {
+            let Some(i) = self.shared.first_overlap(cur, end) else {
+                self.free_owned(cur, end - cur);
+                return;
+            };
+            let e = self.shared.items[i];
+            if e.start > cur {
+                self.free_owned(cur, e.start - cur);
+            }
+            let (a, b) = (e.start.max(cur), e.end.min(end));
+            if !self.shared.add(i, a, b, -1) {
+                // No room to split the entry: these frames stay held (lost until the job
+                // ends) rather than freed under another holder.
+                count(|c| c.lost_bytes += b - a);
+            }
+            cur = b;
+        }
+    }
+
+    /// One more address space maps the frames `[pa, pa + len)` (fork shares read-only
+    /// memory). False, changing nothing, when the table of shared frames is full (the caller
+    /// copies instead).
+    pub fn share(&mut self, pa: u64, len: u64) -> bool {
+        let end = pa + len;
+        // Worst case: every overlapped entry splits twice and every gap needs one.
+        let overlaps = self.shared.count_overlaps(pa, end);
+        if self.shared.len() + 2 * overlaps + overlaps + 3 > MAX_SHARED {
+            return false;
+        }
+        let mut cur = pa;
+        while cur < end {
+            let (gap_end, next) = match self.shared.first_overlap(cur, end) {
+                Some(i) => (self.shared.items[i].start.max(cur), Some(i)),
+                None => (end, None),
+            };
+            if gap_end > cur {
+                // Held by one so far (the one sharing it): two holders now.
+                self.shared.insert_new(cur, gap_end, 2);
+                cur = gap_end;
+                continue;
+            }
+            let Some(i) = next else { break };
+            let e = self.shared.items[i];
+            let b = e.end.min(end);
+            self.shared.add(i, cur, b, 1);
+            cur = b;
+        }
+        true
+    }
+
+    /// Whether any frame of `[pa, pa + len)` is held by more than one address space.
+    pub fn is_shared(&self, pa: u64, len: u64) -> bool {
+        self.shared.len != 0 && self.shared.first_overlap(pa, pa + len).is_some()
+    }
+
+    fn free_owned(&mut self, pa: u64, len: u64) {
         assert!(
             pa >= layout::KERNEL_PHYS_END,
             "freeing kernel frames {pa:#x}"

@@ -164,6 +164,10 @@ impl Flush {
 pub enum ForkCopy {
     /// The same frames (MAP_SHARED memory).
     Share,
+    /// The same frames, counted as held by one more address space (read-only private memory:
+    /// the frames are freed when the last holder lets go; a holder that makes them writable
+    /// gets its own copy first).
+    ShareHeld,
     /// Fresh frames, with the bytes from this address up copied.
     From(u64),
 }
@@ -616,6 +620,64 @@ impl AddressSpace {
         }
     }
 
+    /// Maps fresh frames at `run.0` (`run.2` bytes, leaf flags `run.3`; 2 MiB pages where
+    /// they fit) holding a copy of the frames from `run.1`, made by `copy(frames, src, dst,
+    /// len)`; bytes below `copy_from` are not copied (they read zero). The range must be empty.
+    pub fn map_copy(
+        &self,
+        frames: &mut Frames,
+        run: (u64, u64, u64, u64),
+        copy_from: u64,
+        copy: &mut impl FnMut(&mut Frames, u64, u64, u64) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
+        let (va, pa, len, flags) = run;
+        let mut off = 0;
+        while off < len {
+            let (v, left) = (va + off, len - off);
+            let chunk = if v & (HUGE - 1) == 0 && left >= HUGE {
+                frames.alloc_chunk(left & !(HUGE - 1), HUGE)
+            } else {
+                None
+            };
+            let (npa, got) = match chunk {
+                Some(c) => c,
+                None => {
+                    // 4 KiB frames up to the next 2 MiB boundary.
+                    let to_boundary = (HUGE - (v & (HUGE - 1))).min(left);
+                    let (p, n) = frames
+                        .alloc_run(to_boundary / PAGE)
+                        .ok_or(MapError::NoMemory)?;
+                    (p, n * PAGE)
+                }
+            };
+            self.map_contiguous(frames, v, npa, got, flags, false)?;
+            // Below `copy_from` the fresh (zeroed) frames stay as they are.
+            let skip = copy_from.saturating_sub(v).min(got);
+            if skip < got {
+                copy(frames, pa + off + skip, npa + skip, got - skip)?;
+            }
+            off += got;
+        }
+        Ok(())
+    }
+
+    /// The first run of `[start, end)` (as [`AddressSpace::leaf_runs`]) that maps frames
+    /// another address space also holds: `(va, pa, len, flags)`.
+    pub fn first_held_run(
+        &self,
+        frames: &mut Frames,
+        start: u64,
+        end: u64,
+    ) -> Option<(u64, u64, u64, u64)> {
+        let mut found = None;
+        self.leaf_runs(frames, start, end, |frames, va, pa, len, flags| {
+            if found.is_none() && frames.is_shared(pa, len) {
+                found = Some((va, pa, len, flags));
+            }
+        });
+        found
+    }
+
     /// Calls `f(frames, va, pa, len, flags)` for each maximal run of `[start, end)` whose pages
     /// map consecutive frames with equal leaf flags (huge leaves clipped to the range; a page
     /// without a frame ends a run). Accessed/dirty bits are not part of the flags.
@@ -705,36 +767,15 @@ impl AddressSpace {
             let (va, pa, len, flags) = run;
             let copy_from = match how {
                 ForkCopy::Share => return child.map_contiguous(frames, va, pa, len, flags, false),
+                ForkCopy::ShareHeld => {
+                    if frames.share(pa, len) {
+                        return child.map_contiguous(frames, va, pa, len, flags, false);
+                    }
+                    0 // The table of shared frames is full: a copy.
+                }
                 ForkCopy::From(a) => a,
             };
-            let mut off = 0;
-            while off < len {
-                let (v, left) = (va + off, len - off);
-                let chunk = if v & (HUGE - 1) == 0 && left >= HUGE {
-                    frames.alloc_chunk(left & !(HUGE - 1), HUGE)
-                } else {
-                    None
-                };
-                let (npa, got) = match chunk {
-                    Some(c) => c,
-                    None => {
-                        // 4 KiB frames up to the next 2 MiB boundary.
-                        let to_boundary = (HUGE - (v & (HUGE - 1))).min(left);
-                        let (p, n) = frames
-                            .alloc_run(to_boundary / PAGE)
-                            .ok_or(MapError::NoMemory)?;
-                        (p, n * PAGE)
-                    }
-                };
-                child.map_contiguous(frames, v, npa, got, flags, false)?;
-                // Below `copy_from` the fresh (zeroed) frames stay as they are.
-                let skip = copy_from.saturating_sub(v).min(got);
-                if skip < got {
-                    copy(frames, pa + off + skip, npa + skip, got - skip)?;
-                }
-                off += got;
-            }
-            Ok(())
+            child.map_copy(frames, (va, pa, len, flags), copy_from, copy)
         };
         let mut result = Ok(());
         self.leaf_runs(frames, start, end, |frames, va, pa, len, flags| {

@@ -289,6 +289,10 @@ impl Mm {
                 v.end,
                 if v.kind & kind::SHARED != 0 {
                     crate::mm::ForkCopy::Share
+                } else if v.prot & prot::WRITE == 0 {
+                    // Read-only memory (program text, read-only file mappings): shared until
+                    // someone makes it writable.
+                    crate::mm::ForkCopy::ShareHeld
                 } else if v.kind & kind::GROWSDOWN != 0 && rsp > v.start && rsp <= v.end {
                     crate::mm::ForkCopy::From(rsp.saturating_sub(128) & !(PAGE - 1))
                 } else {
@@ -309,6 +313,38 @@ impl Mm {
             child.destroy(frames);
             Err(-ENOMEM)
         }
+    }
+
+    /// Gives `[start, end)` its own copies of frames that other processes also hold (before
+    /// the range becomes writable): fresh frames, the contents copied by the host, the shared
+    /// ones released.
+    fn unshare(&mut self, frames: &mut Frames, start: u64, end: u64) -> Result<(), i64> {
+        while let Some((va, pa, len, flags)) = self.aspace.first_held_run(frames, start, end) {
+            let mut batch = CopyBatch::new(frames).ok_or(-ENOMEM)?;
+            let r = (|| {
+                self.aspace
+                    .unmap(frames, va, va + len, false)
+                    .map_err(|_| -ENOMEM)?;
+                self.aspace
+                    .map_copy(frames, (va, pa, len, flags), 0, &mut |f, src, dst, n| {
+                        batch.push(f, src, dst, n)
+                    })
+                    .map_err(|_| -ENOMEM)?;
+                batch.flush().map_err(|_| -ENOMEM)
+            })();
+            batch.free(frames);
+            if let Err(e) = r {
+                // Put the shared frames back where the copy could not be made.
+                let _ = self.aspace.unmap(frames, va, va + len, true);
+                let _ = self
+                    .aspace
+                    .map_contiguous(frames, va, pa, len, flags, false);
+                return Err(e);
+            }
+            // The copy is in place: this process lets go of the shared frames.
+            frames.free(pa, len);
+        }
+        Ok(())
     }
 
     /// Unmaps `[start, end)` (its areas still recorded), freeing the frames except those of
@@ -612,6 +648,10 @@ impl Mm {
             let seg_end = v.end.min(end);
             self.vmas.split(cur).map_err(|_| -ENOMEM)?;
             self.vmas.split(seg_end).map_err(|_| -ENOMEM)?;
+            if p & prot::WRITE != 0 && v.kind & kind::SHARED == 0 {
+                // Frames shared with other processes since a fork become this one's own.
+                self.unshare(frames, cur, seg_end)?;
+            }
             self.vmas.set_prot(cur, seg_end, p);
             self.aspace
                 .protect(frames, cur, seg_end, leaf_flags(p))
