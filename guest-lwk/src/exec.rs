@@ -129,8 +129,9 @@ fn exec_with(
         skip_argv0: false,
     };
     let opened = open_program(s, dirfd, len, flags, &mut prefix)?;
-    let r = exec_opened(k, frame, s, &opened, &prefix, argv, envp);
-    if r.is_err() {
+    let mut closed = false;
+    let r = exec_opened(k, frame, s, &opened, &prefix, [argv, envp], &mut closed);
+    if !closed {
         bridge::kernel_syscall(nr::close, [opened.fd as u64, 0, 0, 0, 0, 0]);
     }
     r
@@ -495,7 +496,8 @@ fn copy_string(k: &Kernel, va: u64, pa: u64, len: u64) -> Result<(), i64> {
 }
 
 /// Ends every other thread of the calling process (exec keeps only the caller). `Err`: the
-/// process was killed meanwhile.
+/// process was killed meanwhile. Called once the new image is built: every failure before it
+/// leaves the process as it was.
 fn de_thread(k: &mut KernelGuard) -> Result<(), i64> {
     let me = arch::current_slot();
     let p = cur();
@@ -520,14 +522,15 @@ fn de_thread(k: &mut KernelGuard) -> Result<(), i64> {
 
 /// Loads the opened program into a new address space with the arguments, then switches the
 /// process to it.
+/// `closed` is set once the program's fd is closed (the caller closes it otherwise).
 fn exec_opened(
     k: &mut KernelGuard,
     frame: &mut TrapFrame,
     s: &Scratch,
     o: &Opened,
     prefix: &Prefix,
-    argv: u64,
-    envp: u64,
+    [argv, envp]: [u64; 2],
+    closed: &mut bool,
 ) -> Result<(), i64> {
     let skip = usize::from(prefix.skip_argv0);
     let (user_argc, argv_bytes) = measure(k, argv, skip)?;
@@ -542,14 +545,14 @@ fn exec_opened(
     let size = info.stack_size;
     let strings = prefix_bytes + argv_bytes + env_bytes + fn_len + 1 + 7 + 16;
     let pointers = (1 + argc + 1 + envc + 1 + 40) * 8;
-    // Linux: the strings and pointers may use a quarter of the stack limit (at least 128 KiB).
+    // Linux: the strings and pointers may use a quarter of the stack limit (at least 128 KiB,
+    // at most 6 MiB), here also at most a quarter of the stack block.
     let limit = (k.procs[cur()].rlimits[3][0] / 4)
-        .max(32 * PAGE)
+        .clamp(32 * PAGE, 6 << 20)
         .min(size / 4);
     if strings + pointers > limit {
         return Err(-E2BIG);
     }
-    de_thread(k)?;
     // 2 MiB aligned where possible: the block is then mapped with large pages.
     let stack_pa = k
         .frames
@@ -640,22 +643,50 @@ fn exec_opened(
     let pid = k.procs[cur()].pid;
     let link = proc_fd_path(s, o.fd);
     bridge::kernel_syscall(nr::close, [o.fd as u64, 0, 0, 0, 0, 0]);
+    *closed = true;
+    // The new address space's slot now, so that nothing can fail after the host's part.
+    let pml4 = mm.aspace.pml4;
+    let new = match k.mms.insert(mm) {
+        Ok(m) => m,
+        Err(mm) => {
+            let kernel: &mut Kernel = k;
+            mm.destroy(kernel.frames);
+            return Err(-ENOMEM);
+        }
+    };
+    let drop_new = |k: &mut KernelGuard| {
+        let kernel: &mut Kernel = k;
+        kernel.mms.release(new, kernel.frames);
+    };
+    // The other threads end now (exec keeps only the caller).
+    if let Err(e) = de_thread(k) {
+        drop_new(k);
+        return Err(e);
+    }
     // /proc/self/cmdline: the argument strings, as Linux reads [arg_start, arg_end).
-    let (cmd, cmd_len) = (phys::virt(va_pa(blob)), args_end - blob);
-    let r = match link {
+    let (cmd, cmd_len) = (
+        phys::virt(va_pa(blob)),
+        (args_end - blob).min(offload_abi::MAX_CMDLINE),
+    );
+    let mut r = match link {
         Some(n) => bridge::proc_exec(pid, phys::virt(s.head()), n, cmd, cmd_len),
         None => bridge::proc_exec(pid, 0, 0, cmd, cmd_len),
     };
+    if r < 0 && link.is_some() {
+        // The host cannot name the file (a memfd, a file unlinked since it was opened): the
+        // exec goes on, /proc/self/exe keeps its old name.
+        r = bridge::proc_exec(pid, 0, 0, cmd, cmd_len);
+    }
     if r < 0 {
         klog!(
             bridge::level::INFO,
             "execve: the host refused the new program ({r})"
         );
-        let kernel: &mut Kernel = k;
-        mm.destroy(kernel.frames);
+        drop_new(k);
         return Err(r);
     }
-    commit(k, frame, mm, start, sp, s, o, link)
+    commit(k, frame, (new, pml4), start, sp, s, o, link);
+    Ok(())
 }
 
 /// Reads where the host says fd `fd` points into the head page; its length.
@@ -724,29 +755,21 @@ fn build_mm(
     }
 }
 
-/// The switch: the process runs the new image from now on.
+/// The switch to address space `new` (root `pml4`): the process runs the new image from now
+/// on. Cannot fail.
 #[allow(clippy::too_many_arguments)]
 fn commit(
     k: &mut KernelGuard,
     frame: &mut TrapFrame,
-    mm: Mm,
+    (new, pml4): (usize, u64),
     start: u64,
     sp: u64,
     s: &Scratch,
     o: &Opened,
     link: Option<u64>,
-) -> Result<(), i64> {
+) {
     let me = arch::current_slot();
     let p = cur();
-    let pml4 = mm.aspace.pml4;
-    let new = match k.mms.insert(mm) {
-        Ok(m) => m,
-        Err(mm) => {
-            let kernel: &mut Kernel = k;
-            mm.destroy(kernel.frames);
-            return Err(-ENOMEM);
-        }
-    };
     let old = cur_mm();
     k.procs[p].mm = new;
     process::rebind_mm(me, new);
@@ -794,7 +817,6 @@ fn commit(
     };
     arch::wrmsr(arch::msr::FS_BASE, 0);
     arch::wrmsr(arch::msr::GS_BASE, 0);
-    Ok(())
 }
 
 /// `f` with every register zeroed (the trap bookkeeping fields kept).

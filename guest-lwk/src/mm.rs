@@ -162,12 +162,12 @@ impl Flush {
 /// How [`AddressSpace::fork_range`] gives the child a range.
 #[derive(Clone, Copy)]
 pub enum ForkCopy {
-    /// The same frames (MAP_SHARED memory).
+    /// The same frames, counted as held by one more address space (MAP_SHARED memory: the
+    /// frames are freed when the last holder lets go; no room to count them is ENOMEM).
     Share,
-    /// The same frames, counted as held by one more address space (read-only private memory:
-    /// the frames are freed when the last holder lets go; a holder that makes them writable
-    /// gets its own copy first).
-    ShareHeld,
+    /// The same, or a copy when there is no room to count them (read-only private memory: a
+    /// holder that makes it writable gets its own copy first).
+    ShareOrCopy,
     /// Fresh frames, with the bytes from this address up copied.
     From(u64),
 }
@@ -751,9 +751,9 @@ impl AddressSpace {
     /// range: fresh frames with the same leaf flags (2 MiB pages where the frames allow), the
     /// contents copied by `copy(frames, src, dst, len)` (the host does it, `op::COPY_PHYS`).
     ///
-    /// With [`ForkCopy::Share`] the child maps the same frames instead (MAP_SHARED memory);
-    /// with [`ForkCopy::From`], bytes below that address are not copied (the child reads zero
-    /// there).
+    /// With [`ForkCopy::Share`] or [`ForkCopy::ShareOrCopy`] the child maps the same frames
+    /// instead; with [`ForkCopy::From`], bytes below that address are not copied (the child
+    /// reads zero there).
     pub fn fork_range(
         &self,
         child: &AddressSpace,
@@ -766,8 +766,13 @@ impl AddressSpace {
         let mut flush = |run: (u64, u64, u64, u64), frames: &mut Frames| -> Result<(), MapError> {
             let (va, pa, len, flags) = run;
             let copy_from = match how {
-                ForkCopy::Share => return child.map_contiguous(frames, va, pa, len, flags, false),
-                ForkCopy::ShareHeld => {
+                ForkCopy::Share => {
+                    if !frames.share(pa, len) {
+                        return Err(MapError::NoMemory);
+                    }
+                    return child.map_contiguous(frames, va, pa, len, flags, false);
+                }
+                ForkCopy::ShareOrCopy => {
                     if frames.share(pa, len) {
                         return child.map_contiguous(frames, va, pa, len, flags, false);
                     }
@@ -787,21 +792,20 @@ impl AddressSpace {
     }
 
     /// Frees everything of the user half in one pass over the tables: the frames behind every
-    /// leaf (except leaves whose address `keep` names: frames shared with another process),
-    /// every page table, and the PML4 itself. Scanning entries in place costs far less than
+    /// leaf (frames other address spaces also hold only lose a holder, see `Frames::free`),
+    /// every page table, and the PML4 itself (the boot PML4, not the allocator's, is emptied
+    /// instead). Scanning entries in place costs far less than
     /// walking from the root per step (ring 0 is emulated on the development KVM). Nobody may
     /// have this root loaded, and no TLB holds its translations (every CPU that ran it has
     /// loaded another root since).
-    pub fn teardown(&self, frames: &mut Frames, keep: &[(u64, u64)]) {
-        let kept = |va: u64| keep.iter().any(|&(a, b)| va >= a && va < b);
+    pub fn teardown(&self, frames: &mut Frames) {
         let mut runs = Runs::new();
-        let mut leaf = |frames: &mut Frames, va: u64, pa: u64, size: u64| {
-            if (keep.is_empty() || !kept(va))
-                && let Some((p, l)) = runs.push(pa, size)
-            {
+        let mut leaf = |frames: &mut Frames, _va: u64, pa: u64, size: u64| {
+            if let Some((p, l)) = runs.push(pa, size) {
                 frames.free(p, l);
             }
         };
+        let kept_root = self.pml4 < offload_abi::layout::KERNEL_PHYS_END;
         // Calls `f(index, entry)` for the non-zero entries among the first `n` of `table`.
         let each = |table: u64, n: u64, f: &mut dyn FnMut(u64, u64)| {
             let mut i = 0;
@@ -846,11 +850,16 @@ impl AddressSpace {
                 frames.free(pd, PAGE);
             });
             frames.free(pdpt, PAGE);
+            if kept_root {
+                // The boot PML4 stays (vCPUs that never ran a thread still use it): no entry
+                // may point at the freed tables.
+                phys::write_u64(self.pml4 + i * 8, 0);
+            }
         });
         if let Some((p, l)) = runs.finish() {
             frames.free(p, l);
         }
-        if self.pml4 >= offload_abi::layout::KERNEL_PHYS_END {
+        if !kept_root {
             frames.free(self.pml4, PAGE);
         }
     }

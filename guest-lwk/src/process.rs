@@ -368,9 +368,18 @@ const CLONE_CHILD_SETTID: u64 = 0x1000000;
 /// fork, vfork and clone without CLONE_THREAD: a new process whose one thread returns 0 from
 /// the call with the caller's registers. Returns the child's pid.
 pub fn fork(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64, i64> {
-    let cpu = place(k, "fork")?;
     let me = arch::current_slot();
     let parent = cur();
+    if must_exit(k, me) {
+        // The process is ending: no new process from it (it would outlive its threads).
+        return Err(-offload_abi::errno::EINTR);
+    }
+    if a.flags & CLONE_PARENT != 0 && k.procs[parent].parent.is_none() {
+        // The job's first process has no parent in the job (Linux: EINVAL from a pid
+        // namespace's init).
+        return Err(-offload_abi::errno::EINVAL);
+    }
+    let cpu = place(k, "fork")?;
     let pid = k.sched.next_tid;
     let Some(c) = k.procs.free_index() else {
         klog!(
@@ -584,7 +593,7 @@ pub fn exit_thread(mut k: KernelGuard, status: u32, group: bool) -> ! {
             .copy_to_user(t.clear_child_tid, &0u32.to_le_bytes())
             .is_ok()
     {
-        let key = futex_key(mm_of(me), t.clear_child_tid);
+        let key = futex_key_at(&k, t.clear_child_tid);
         k.sched.futex_wake(key, 1, u32::MAX);
     }
     k.sched.live = k.sched.live.saturating_sub(1);
@@ -611,10 +620,20 @@ pub fn exit_thread(mut k: KernelGuard, status: u32, group: bool) -> ! {
     sched::exit_current(k)
 }
 
-/// The futex key of user address `va` in address space `mm` (private futexes are per
-/// address space).
-pub fn futex_key(mm: usize, va: u64) -> u64 {
-    va | ((mm as u64 + 1) << 48)
+/// The futex key of the calling thread's user address `va`: the address in its address space
+/// (private futexes are per address space), or for MAP_SHARED memory the physical address
+/// (processes share it).
+pub fn futex_key_at(k: &Kernel, va: u64) -> u64 {
+    let m = cur_mm();
+    let mm = &k.mms[m];
+    if mm
+        .area(va)
+        .is_some_and(|v| v.kind & crate::vma::kind::SHARED != 0)
+        && let Some(pa) = mm.aspace.user_phys(va, false)
+    {
+        return pa | (1 << 62);
+    }
+    va | ((m as u64 + 1) << 48)
 }
 
 /// Process `p`'s last thread ended with wait status `status`.
@@ -651,9 +670,8 @@ fn process_ended(k: &mut KernelGuard, p: usize, status: u32) {
         (CLD_KILLED, status & 0x7f)
     };
     let es = k.procs[p].exit_signal;
-    if signal::no_zombies(&k.procs[parent]) {
-        reap(k, p);
-    } else if (1..=64).contains(&es) {
+    if (1..=64).contains(&es) {
+        // Sent even with SA_NOCLDWAIT (a handler still runs); SIG_IGN drops it.
         let info = Info {
             code,
             _pad: 0,
@@ -661,6 +679,9 @@ fn process_ended(k: &mut KernelGuard, p: usize, status: u32) {
             b: u64::from(value),
         };
         signal::send_process(k, parent, es, info);
+    }
+    if signal::no_zombies(&k.procs[parent]) {
+        reap(k, p);
     }
     wake_waiters(k, parent);
 }
@@ -701,6 +722,26 @@ fn reparent_children(k: &mut Kernel, p: usize) {
         k.procs[c].ppid = reaper_pid;
         if k.procs[c].life == Life::Live {
             report_state(k, c);
+        } else {
+            // A zombie the new parent would never be told about: as Linux, it is reaped at
+            // once if that parent takes no zombies, else the parent gets SIGCHLD for it.
+            if signal::no_zombies(&k.procs[reaper]) {
+                reap(k, c);
+                continue;
+            }
+            let st = k.procs[c].status;
+            let (code, value) = if st & 0x7f == 0 {
+                (CLD_EXITED, (st >> 8) & 0xff)
+            } else {
+                (CLD_KILLED, st & 0x7f)
+            };
+            let info = Info {
+                code,
+                _pad: 0,
+                a: u64::from(k.procs[c].pid) | (u64::from(k.info.ids[0]) << 32),
+                b: u64::from(value),
+            };
+            signal::send_process(k, reaper, signal::sig::SIGCHLD, info);
         }
         zombie |= k.procs[c].life == Life::Zombie;
         let s = k.procs[c].pdeath_signal;

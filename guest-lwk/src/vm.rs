@@ -231,8 +231,7 @@ impl Mm {
     /// walks the tables and queues ranges). The heap's reserved chunk stays the parent's.
     ///
     /// MAP_SHARED areas are shared, not copied: mapped first if they are not yet (demand
-    /// paging), then the child maps the same frames, and both sides' areas become
-    /// [`kind::SHARED_FORKED`] (their frames are never freed by an unmap).
+    /// paging), then the child maps the same frames, counted as held by both (`Frames::share`).
     ///
     /// `rsp` is the forking thread's stack pointer: in the main stack, what lies below it (past
     /// the 128-byte red zone) is dead by the ABI (a signal handler may overwrite it at any
@@ -254,8 +253,8 @@ impl Mm {
             list
         };
         for &(a, b) in shared.iter().flatten() {
+            // Demand paging: every page must have its frame before both sides map it.
             self.populate(frames, a, b)?;
-            self.vmas.set_kind(a, b, kind::SHARED_FORKED, true);
         }
         let pml4 = crate::mm::new_pml4(frames).ok_or(-ENOMEM)?;
         let Some(vmas) = VmaTable::new(frames) else {
@@ -292,7 +291,7 @@ impl Mm {
                 } else if v.prot & prot::WRITE == 0 {
                     // Read-only memory (program text, read-only file mappings): shared until
                     // someone makes it writable.
-                    crate::mm::ForkCopy::ShareHeld
+                    crate::mm::ForkCopy::ShareOrCopy
                 } else if v.kind & kind::GROWSDOWN != 0 && rsp > v.start && rsp <= v.end {
                     crate::mm::ForkCopy::From(rsp.saturating_sub(128) & !(PAGE - 1))
                 } else {
@@ -347,51 +346,11 @@ impl Mm {
         Ok(())
     }
 
-    /// Unmaps `[start, end)` (its areas still recorded), freeing the frames except those of
-    /// [`kind::SHARED_FORKED`] areas.
-    fn unmap_frames(
-        &self,
-        frames: &mut Frames,
-        start: u64,
-        end: u64,
-    ) -> Result<(), crate::mm::MapError> {
-        let forked = |v: &Vma| v.kind & kind::SHARED_FORKED != 0 && v.start < end && v.end > start;
-        if !self.vmas.all().iter().any(forked) {
-            return self.aspace.unmap(frames, start, end, true);
-        }
-        let mut cur = start;
-        while cur < end {
-            let Some(v) = self.vmas.first_in(cur, end) else {
-                break;
-            };
-            let (a, b) = (v.start.max(cur), v.end.min(end));
-            self.aspace
-                .unmap(frames, a, b, v.kind & kind::SHARED_FORKED == 0)?;
-            cur = b;
-        }
-        Ok(())
-    }
-
     /// Frees everything of this address space: its frames, page tables and area table. The
     /// calling CPU must not have it loaded.
     pub fn destroy(mut self, frames: &mut Frames) {
         self.drop_heap_chunk(frames);
-        let mut keep = [(0u64, 0u64); 16];
-        let mut n = 0;
-        for v in self.vmas.all() {
-            if v.kind & kind::SHARED_FORKED != 0 {
-                if n == keep.len() {
-                    // More shared areas than tracked here: keep every frame (a leak, never a
-                    // frame freed under another process).
-                    keep[0] = (0, layout::USER_END);
-                    n = 1;
-                    break;
-                }
-                keep[n] = (v.start, v.end);
-                n += 1;
-            }
-        }
-        self.aspace.teardown(frames, &keep[..n]);
+        self.aspace.teardown(frames);
         VmaTable::free(self.vmas, frames);
     }
 
@@ -610,7 +569,9 @@ impl Mm {
             .is_some_and(|v| v.start == start && v.end == end)
         {
             // Exactly one area: no splitting.
-            self.unmap_frames(frames, start, end).map_err(|_| -ENOMEM)?;
+            self.aspace
+                .unmap(frames, start, end, true)
+                .map_err(|_| -ENOMEM)?;
             self.vmas.remove_exact(start, end);
             return Ok(());
         }
@@ -623,7 +584,9 @@ impl Mm {
             .map_or(start, |v| v.start.max(start));
         let hi = self.vmas.below(end).map_or(end, |v| v.end.min(end));
         if lo < hi {
-            self.unmap_frames(frames, lo, hi).map_err(|_| -ENOMEM)?;
+            self.aspace
+                .unmap(frames, lo, hi, true)
+                .map_err(|_| -ENOMEM)?;
         }
         self.vmas.remove_range(start, end);
         Ok(())

@@ -32,10 +32,6 @@ pub mod kind {
     pub const NORESERVE: u32 = 1 << 4;
     /// A segment of the program image.
     pub const IMAGE: u32 = 1 << 5;
-    /// MAP_SHARED memory whose frames a fork shares with another process: unmapping it never
-    /// frees them (another process may still use them; they are not reused until the job
-    /// ends).
-    pub const SHARED_FORKED: u32 = 1 << 6;
     /// Bits that keep a VMA from merging with its neighbours.
     pub const NO_MERGE: u32 = GROWSDOWN | HEAP | IMAGE;
 }

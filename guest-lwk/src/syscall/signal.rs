@@ -321,7 +321,7 @@ pub fn kill(k: &mut Kernel, a: [u64; 6]) -> i64 {
         }
         p => crate::process::signal_each(k, s, info, |_, x| x.pid == p as u32),
     };
-    if n == 0 && pid != -1 { -ESRCH } else { 0 }
+    if n == 0 { -ESRCH } else { 0 }
 }
 
 /// tgkill(2) / tkill(2) (`tgid` < 0: tkill).

@@ -94,6 +94,10 @@ fn do_clone(
     if flags & CLONE_THREAD == 0 {
         return fork_with(k, frame, flags, stack, parent_tid, child_tid, tls);
     }
+    if crate::process::must_exit(k, arch::current_slot()) {
+        // The process is ending: a new thread would never be told to end with it.
+        return Err(-offload_abi::errno::EINTR);
+    }
     let thread_bits = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND;
     if flags & thread_bits != thread_bits
         || flags & !(THREAD_FLAGS | 0xff) != 0
@@ -366,18 +370,9 @@ fn wake_op_cmp(old: u32, encoded: u32) -> bool {
     }
 }
 
-/// The key of the futex word at user address `addr` of the calling thread: the address in its
-/// address space, or for MAP_SHARED memory the physical address (processes share it).
+/// The key of the futex word at user address `addr` of the calling thread.
 fn fkey(k: &KernelGuard, addr: u64) -> u64 {
-    let mm = &k.mms[crate::process::cur_mm()];
-    if mm
-        .area(addr)
-        .is_some_and(|v| v.kind & crate::vma::kind::SHARED != 0)
-        && let Some(pa) = mm.aspace.user_phys(addr, false)
-    {
-        return pa | (1 << 62);
-    }
-    crate::process::futex_key(crate::process::cur_mm(), addr)
+    crate::process::futex_key_at(k, addr)
 }
 
 /// futex(2). Keys are user addresses per address space. PI futexes are ENOSYS.
