@@ -664,20 +664,10 @@ fn process_ended(k: &mut KernelGuard, p: usize, status: u32) {
     let Some(parent) = k.procs[p].parent else {
         return;
     };
-    let (code, value) = if status & 0x7f == 0 {
-        (CLD_EXITED, (status >> 8) & 0xff)
-    } else {
-        (CLD_KILLED, status & 0x7f)
-    };
     let es = k.procs[p].exit_signal;
     if (1..=64).contains(&es) {
         // Sent even with SA_NOCLDWAIT (a handler still runs); SIG_IGN drops it.
-        let info = Info {
-            code,
-            _pad: 0,
-            a: u64::from(pid) | (u64::from(k.info.ids[0]) << 32),
-            b: u64::from(value),
-        };
+        let info = chld_info(k, pid, status);
         signal::send_process(k, parent, es, info);
     }
     if signal::no_zombies(&k.procs[parent]) {
@@ -688,6 +678,27 @@ fn process_ended(k: &mut KernelGuard, p: usize, status: u32) {
 
 const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
+
+/// `si_code` and `si_status` for a child that ended with wait status `status`: CLD_EXITED
+/// with its exit code, or CLD_KILLED with the signal.
+pub fn cld_code(status: u32) -> (i32, u32) {
+    if status & 0x7f == 0 {
+        (CLD_EXITED, (status >> 8) & 0xff)
+    } else {
+        (CLD_KILLED, status & 0x7f)
+    }
+}
+
+/// The SIGCHLD siginfo for child `pid` that ended with wait status `status`.
+fn chld_info(k: &Kernel, pid: u32, status: u32) -> Info {
+    let (code, value) = cld_code(status);
+    Info {
+        code,
+        _pad: 0,
+        a: u64::from(pid) | (u64::from(k.info.ids[0]) << 32),
+        b: u64::from(value),
+    }
+}
 
 /// Threads of process `p` waiting for a child look again.
 fn wake_waiters(k: &mut Kernel, p: usize) {
@@ -729,18 +740,7 @@ fn reparent_children(k: &mut Kernel, p: usize) {
                 reap(k, c);
                 continue;
             }
-            let st = k.procs[c].status;
-            let (code, value) = if st & 0x7f == 0 {
-                (CLD_EXITED, (st >> 8) & 0xff)
-            } else {
-                (CLD_KILLED, st & 0x7f)
-            };
-            let info = Info {
-                code,
-                _pad: 0,
-                a: u64::from(k.procs[c].pid) | (u64::from(k.info.ids[0]) << 32),
-                b: u64::from(value),
-            };
+            let info = chld_info(k, k.procs[c].pid, k.procs[c].status);
             signal::send_process(k, reaper, signal::sig::SIGCHLD, info);
         }
         zombie |= k.procs[c].life == Life::Zombie;

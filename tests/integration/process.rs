@@ -156,3 +156,41 @@ fn process_programs_match_native_on_one_shared_vcpu() {
         "process programs differing from their native run on one vCPU: {failures:?}"
     );
 }
+
+/// Memory comes back when processes end (fork, exec, MAP_SHARED shared across fork, read-only
+/// memory shared by fork and then partly made private): `tests/process/memory_returned.c` runs
+/// each case many times in a 128 MiB job and compares the free memory sysinfo reports before
+/// and after (lwk-vmm only: a native run's free memory moves with the rest of the host).
+#[test]
+fn memory_of_ended_processes_is_returned() {
+    if !kvm_usable() {
+        return;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/process/memory_returned.c");
+    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory_returned");
+    let o = Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Werror", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("gcc runs (installed by .ci/run)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = run(Command::new(LWK_VMM)
+        .args([
+            "run",
+            "--memory",
+            "128M",
+            "--cpus",
+            "2",
+            "--oversubscribe",
+            "timeslice",
+        ])
+        .arg(&bin));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.lines().count() == 4,
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.lines().all(|l| l.ends_with(": returned")), "{text}");
+}

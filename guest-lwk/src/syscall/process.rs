@@ -178,11 +178,7 @@ pub fn waitid(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     let mut info = [0u8; 128];
     let r = match process::wait_child(k, which, options & WNOHANG != 0, keep) {
         Ok(Some(w)) => {
-            let (code, value) = if w.status & 0x7f == 0 {
-                (1i32, (w.status >> 8) & 0xff) // CLD_EXITED
-            } else {
-                (2i32, w.status & 0x7f) // CLD_KILLED
-            };
+            let (code, value) = process::cld_code(w.status);
             info[0..4].copy_from_slice(&17u32.to_le_bytes()); // SIGCHLD
             info[8..12].copy_from_slice(&code.to_le_bytes());
             info[16..20].copy_from_slice(&w.pid.to_le_bytes());
