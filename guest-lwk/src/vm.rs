@@ -1209,9 +1209,11 @@ pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
         let me = arch::current_slot();
         if offload_abi::syscalls::may_block(nr) && crate::signal::interrupted(k, me) {
             // A signal came before the call could start (a kick found no call to interrupt):
-            // the call would block without anyone to interrupt it. EINTR, and the caller's
-            // restart rules apply as if the host call had been interrupted.
-            return -EINTR;
+            // the call could block with nobody left to interrupt it. The signal is taken first
+            // and the call then starts afresh, whatever SA_RESTART says (ERESTARTNOINTR): the
+            // same as the signal arriving just before the syscall, so a call that would not
+            // have blocked (a write with room) still completes as on Linux.
+            return -crate::signal::ERESTARTNOINTR;
         }
         let (r, val) = if crate::sched::offload_async_for(k, nr) {
             k.sched.slots[me].in_offload = crate::sched::InOffload::Async;
