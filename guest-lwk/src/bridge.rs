@@ -72,13 +72,12 @@ pub fn user_syscall(nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
 
 /// Has the host zero the `count` [`offload_abi::PhysRange`]s listed at guest-physical `list`.
 pub fn zero_phys(list: u64, count: u64) -> i64 {
-    call(
-        op::ZERO_PHYS,
-        req_flags::KERNEL_ORIGIN,
-        0,
-        [list, count, 0, 0, 0, 0],
-    )
-    .0
+    kernel_op(op::ZERO_PHYS, [list, count, 0, 0, 0, 0])
+}
+
+/// Sends a kernel-origin operation (not a syscall) and returns its `ret`.
+fn kernel_op(opcode: u32, args: [u64; 6]) -> i64 {
+    call(opcode, req_flags::KERNEL_ORIGIN, 0, args).0
 }
 
 /// Offloads a syscall on the kernel's own behalf (pointers may be kernel addresses).
@@ -244,69 +243,42 @@ macro_rules! klog {
 /// Has the host copy the `count` [`offload_abi::CopyRange`]s listed at guest-physical `list`
 /// (checked whole first: an error copies nothing).
 pub fn copy_phys(list: u64, count: u64) -> i64 {
-    call(
-        op::COPY_PHYS,
-        req_flags::KERNEL_ORIGIN,
-        0,
-        [list, count, 0, 0, 0, 0],
-    )
-    .0
+    kernel_op(op::COPY_PHYS, [list, count, 0, 0, 0, 0])
 }
 
 /// Sets process `pid`'s command name (/proc/self/comm) to the `len` bytes at kernel-virtual
 /// `name_kva` (the host stops at a NUL and keeps at most [`offload_abi::COMM_LEN`] bytes).
 pub fn proc_name(pid: u32, name_kva: u64, len: u64) -> i64 {
-    call(
-        op::PROC_NAME,
-        req_flags::KERNEL_ORIGIN,
-        0,
-        [u64::from(pid), name_kva, len, 0, 0, 0],
-    )
-    .0
+    kernel_op(op::PROC_NAME, [u64::from(pid), name_kva, len, 0, 0, 0])
 }
 
 /// The host gives process `child` a copy of `parent`'s fd table, cwd and umask (fork).
 pub fn proc_fork(parent: u32, child: u32) -> i64 {
-    call(
+    kernel_op(
         op::PROC_FORK,
-        req_flags::KERNEL_ORIGIN,
-        0,
         [u64::from(parent), u64::from(child), 0, 0, 0, 0],
     )
-    .0
 }
 
 /// Process `pid` exec'd the program at kernel-virtual `path_kva` (`len` bytes): the host
 /// closes its close-on-exec fds and records the program (/proc/self/exe, comm).
 /// `cmdline_kva`/`cmdline_len`: its new /proc/self/cmdline (the argument strings).
 pub fn proc_exec(pid: u32, path_kva: u64, len: u64, cmdline_kva: u64, cmdline_len: u64) -> i64 {
-    call(
+    kernel_op(
         op::PROC_EXEC,
-        req_flags::KERNEL_ORIGIN,
-        0,
         [u64::from(pid), path_kva, len, cmdline_kva, cmdline_len, 0],
     )
-    .0
 }
 
 /// Process `pid` ended: the host drops its fd table, cwd and umask.
 pub fn proc_exit(pid: u32) -> i64 {
-    call(
-        op::PROC_EXIT,
-        req_flags::KERNEL_ORIGIN,
-        0,
-        [u64::from(pid), 0, 0, 0, 0, 0],
-    )
-    .0
+    kernel_op(op::PROC_EXIT, [u64::from(pid), 0, 0, 0, 0, 0])
 }
 
 /// Tells the host process `pid`'s live threads and parent pid (/proc/self/status).
 pub fn proc_state(pid: u32, threads: u32, ppid: u32) -> i64 {
-    call(
+    kernel_op(
         op::PROC_STATE,
-        req_flags::KERNEL_ORIGIN,
-        0,
         [u64::from(pid), u64::from(threads), u64::from(ppid), 0, 0, 0],
     )
-    .0
 }

@@ -287,7 +287,7 @@ fn open_program(
         return Ok(Opened {
             fd,
             filename,
-            by_fd: flags & AT_EMPTY_PATH != 0 && depth == 0 && filename_is_fd(len),
+            by_fd: flags & AT_EMPTY_PATH != 0 && depth == 0 && len == 0,
         });
     }
 }
@@ -306,11 +306,6 @@ fn decimal(mut v: u64) -> ([u8; 20], usize) {
     }
     digits[..d].reverse();
     (digits, d)
-}
-
-/// Whether the program was named by an fd alone (an empty path).
-fn filename_is_fd(path_len: u64) -> bool {
-    path_len == 0
 }
 
 /// Copies `len` bytes between guest-physical ranges (short: path strings).
@@ -783,7 +778,7 @@ fn commit(
     for t in k.procs[p].sig.timers[3..].iter_mut() {
         *t = crate::timer::Timer::default();
     }
-    crate::timer::rearm_all(k);
+    crate::timer::rearm(k);
     if let Some(t) = k.sched.slots[me].thread.as_mut() {
         t.clear_child_tid = 0;
         t.robust_list = (0, 0);

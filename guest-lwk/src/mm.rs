@@ -1047,13 +1047,16 @@ static KERNEL_HALF: crate::arch::Global<[(u64, u64); 8]> = crate::arch::Global::
 pub fn record_kernel_half(pml4: u64) {
     let mut half = [(0u64, 0u64); 8];
     let mut n = 0;
-    for i in 256..512u64 {
+    let mut i = 256u64;
+    while let Some(d) = phys::first_nonzero_u64(pml4 + i * 8, 512 - i) {
+        i += d;
         let e = phys::read_u64(pml4 + i * 8);
         if e & pte::PRESENT != 0 {
             assert!(n < half.len(), "too many kernel PML4 entries");
             half[n] = (i, e);
             n += 1;
         }
+        i += 1;
     }
     // SAFETY: boot, on vCPU 0 before the other vCPUs start (see `Global`); read-only after.
     unsafe { *KERNEL_HALF.get() = half };

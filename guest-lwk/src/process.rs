@@ -347,14 +347,40 @@ pub fn place(k: &mut Kernel, what: &str) -> Result<usize, i64> {
     Err(-EAGAIN)
 }
 
-/// What a new process is made with (clone's arguments, checked by the caller).
+/// What a new thread or process is made with (clone's and clone3's arguments).
 pub struct ForkArgs {
     pub flags: u64,
+    /// The new stack pointer (0: the caller's).
     pub stack: u64,
     pub parent_tid: u64,
     pub child_tid: u64,
     pub tls: u64,
+    /// Signal the parent gets when a new process ends.
     pub exit_signal: u32,
+}
+
+impl ForkArgs {
+    /// The new thread's FS base: `tls` with CLONE_SETTLS (a user address, else EINVAL), else
+    /// the caller's.
+    pub fn fs_base(&self) -> Result<u64, i64> {
+        if self.flags & CLONE_SETTLS == 0 {
+            return Ok(arch::rdmsr(arch::msr::FS_BASE));
+        }
+        if self.tls >= offload_abi::layout::USER_END {
+            return Err(-offload_abi::errno::EINVAL);
+        }
+        Ok(self.tls)
+    }
+
+    /// The registers the new thread enters ring 3 with: the caller's, RAX 0, the new stack.
+    pub fn child_frame(&self, frame: &TrapFrame) -> TrapFrame {
+        let mut regs = *frame;
+        regs.rax = 0;
+        if self.stack != 0 {
+            regs.rsp = self.stack;
+        }
+        regs
+    }
 }
 
 const CLONE_VM: u64 = 0x100;
@@ -392,14 +418,7 @@ pub fn fork(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64,
         // Before the copy: the child sees the word too, as on Linux.
         crate::syscall::put_user(k, a.parent_tid, &pid.to_le_bytes())?;
     }
-    let fs_base = if a.flags & CLONE_SETTLS != 0 {
-        if a.tls >= offload_abi::layout::USER_END {
-            return Err(-offload_abi::errno::EINVAL);
-        }
-        a.tls
-    } else {
-        arch::rdmsr(arch::msr::FS_BASE)
-    };
+    let fs_base = a.fs_base()?;
     // The address space: shared (vfork, CLONE_VM) or copied.
     let mm = if a.flags & CLONE_VM != 0 {
         let m = cur_mm();
@@ -467,11 +486,7 @@ pub fn fork(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64,
         drop_child(k);
         return Err(if r == -EAGAIN { -EAGAIN } else { -ENOMEM });
     }
-    let mut regs = *frame;
-    regs.rax = 0;
-    if a.stack != 0 {
-        regs.rsp = a.stack;
-    }
+    let regs = a.child_frame(frame);
     let thread = sched::Thread {
         tid: pid,
         clear_child_tid: if a.flags & CLONE_CHILD_CLEARTID != 0 {
@@ -657,7 +672,7 @@ fn process_ended(k: &mut KernelGuard, p: usize, status: u32) {
     for t in k.procs[p].sig.timers.iter_mut() {
         *t = crate::timer::Timer::default();
     }
-    crate::timer::rearm_all(k);
+    crate::timer::rearm(k);
     reparent_children(k, p);
     k.procs[p].life = Life::Zombie;
     k.procs[p].status = status;

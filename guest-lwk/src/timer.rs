@@ -54,8 +54,9 @@ pub fn next(cpu: usize) -> u64 {
 }
 
 /// Recomputes the earliest deadline of the calling vCPU (over every process's timers) and
-/// arms its timer for it.
-fn rearm(k: &Kernel) {
+/// arms its timer for it. Also after a process's timers went away (another vCPU's stale
+/// deadline only costs it one early interrupt, after which it re-arms).
+pub fn rearm(k: &Kernel) {
     let cpu = arch::current_cpu();
     let mut n = 0u64;
     for (_, p) in k.procs.iter() {
@@ -70,12 +71,6 @@ fn rearm(k: &Kernel) {
     }
     NEXT[cpu].store(n, Ordering::Release);
     k.sched.arm(cpu);
-}
-
-/// A process's timers went away: the calling vCPU looks again at what it must arm (another
-/// vCPU's stale deadline only costs it one early interrupt, after which it re-arms).
-pub fn rearm_all(k: &Kernel) {
-    rearm(k);
 }
 
 /// The TSC-deadline interrupt: counts it, fires due timers of this vCPU, re-arms.

@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 __attribute__((unused)) static const char *ename(int e)
 {
@@ -72,4 +74,28 @@ __attribute__((unused)) static const char *signame(int s)
         snprintf(buf, sizeof buf, "%d", s);
         return buf;
     }
+}
+
+/* "yes" or "no", for printing relations instead of values. */
+__attribute__((unused)) static const char *yes(int b)
+{
+    return b ? "yes" : "no";
+}
+
+/* fork() with stdout flushed first (the child must not print the parent's buffer again). */
+__attribute__((unused)) static pid_t fork_flushed(void)
+{
+    fflush(stdout);
+    return fork();
+}
+
+/* A wait status as "exited N" or "signaled NAME". */
+__attribute__((unused)) static void print_status(const char *label, int st)
+{
+    if (WIFEXITED(st))
+        printf("%s: exited %d\n", label, WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        printf("%s: signaled %s\n", label, signame(WTERMSIG(st)));
+    else
+        printf("%s: other status\n", label);
 }

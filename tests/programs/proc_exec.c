@@ -21,25 +21,10 @@
 
 extern char **environ;
 
-static const char *yes(int b)
-{
-    return b ? "yes" : "no";
-}
-
 static const char *base(const char *p)
 {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
-}
-
-static void print_status(const char *label, int st)
-{
-    if (WIFEXITED(st))
-        printf("%s: exited %d\n", label, WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        printf("%s: signaled %s\n", label, signame(WTERMSIG(st)));
-    else
-        printf("%s: other status\n", label);
 }
 
 static char self[2 * PATH_MAX + 2];

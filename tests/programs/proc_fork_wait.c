@@ -17,18 +17,7 @@
 
 static int global_var = 1;
 
-static const char *yes(int b)
-{
-    return b ? "yes" : "no";
-}
-
-static pid_t fork_flushed(void)
-{
-    fflush(stdout);
-    return fork();
-}
-
-static void print_status(const char *label, int st)
+static void print_wait(const char *label, int st)
 {
     if (WIFEXITED(st))
         printf("%s: exited %d\n", label, WEXITSTATUS(st));
@@ -66,7 +55,7 @@ static void exit_code(int code)
     pid_t r = waitpid(pid, &st, 0);
     char label[64];
     snprintf(label, sizeof label, "exit(%d) via waitpid (pid matches: %s)", code, yes(r == pid));
-    print_status(label, st);
+    print_wait(label, st);
 }
 
 static long threads_in_status(void)
@@ -119,7 +108,7 @@ int main(void)
     st = -1;
     pid_t r = wait4(pid, &st, 0, &ru);
     printf("wait4 returned the child: %s\n", yes(r == pid));
-    print_status("exit(42) via wait4", st);
+    print_wait("exit(42) via wait4", st);
 
     /* Killed by the parent: the child blocks on an empty pipe. */
     int p[2];
@@ -136,7 +125,7 @@ int main(void)
     TRY("kill(child, SIGKILL)", kill(pid, SIGKILL));
     st = -1;
     waitpid(pid, &st, 0);
-    print_status("killed by parent", st);
+    print_wait("killed by parent", st);
     close(p[1]);
 
     /* A fault. */
@@ -149,7 +138,7 @@ int main(void)
     }
     st = -1;
     waitpid(pid, &st, 0);
-    print_status("null write", st);
+    print_wait("null write", st);
 
     /* abort(). */
     pid = fork_flushed();
@@ -159,7 +148,7 @@ int main(void)
     }
     st = -1;
     waitpid(pid, &st, 0);
-    print_status("abort()", st);
+    print_wait("abort()", st);
 
     /* raise(SIGTERM), reaped by waitid(P_PID). */
     pid = fork_flushed();

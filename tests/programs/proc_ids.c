@@ -7,11 +7,6 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
-static const char *yes(int b)
-{
-    return b ? "yes" : "no";
-}
-
 int main(void)
 {
     pid_t pid = getpid();

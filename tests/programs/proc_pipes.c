@@ -15,17 +15,6 @@
 
 #define BIG (1 << 20)
 
-static const char *yes(int b)
-{
-    return b ? "yes" : "no";
-}
-
-static pid_t fork_flushed(void)
-{
-    fflush(stdout);
-    return fork();
-}
-
 static int read_full(int fd, void *buf, size_t n)
 {
     size_t got = 0;
@@ -52,16 +41,6 @@ static int write_full(int fd, const void *buf, size_t n)
         put += r;
     }
     return 0;
-}
-
-static void print_status(const char *label, int st)
-{
-    if (WIFEXITED(st))
-        printf("%s: exited %d\n", label, WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        printf("%s: signaled %s\n", label, signame(WTERMSIG(st)));
-    else
-        printf("%s: other status\n", label);
 }
 
 /* Modes of the re-executed image. */

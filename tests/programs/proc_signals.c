@@ -16,27 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *yes(int b)
-{
-    return b ? "yes" : "no";
-}
-
-static pid_t fork_flushed(void)
-{
-    fflush(stdout);
-    return fork();
-}
-
-static void print_status(const char *label, int st)
-{
-    if (WIFEXITED(st))
-        printf("%s: exited %d\n", label, WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        printf("%s: signaled %s\n", label, signame(WTERMSIG(st)));
-    else
-        printf("%s: other status\n", label);
-}
-
 static void wait_byte(int fd)
 {
     char c;

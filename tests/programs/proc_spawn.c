@@ -16,21 +16,6 @@
 
 extern char **environ;
 
-static const char *yes(int b)
-{
-    return b ? "yes" : "no";
-}
-
-static void print_status(const char *label, int st)
-{
-    if (WIFEXITED(st))
-        printf("%s: exited %d\n", label, WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        printf("%s: signaled %s\n", label, signame(WTERMSIG(st)));
-    else
-        printf("%s: other status\n", label);
-}
-
 /* The spawned image: argv = [self, "report", parent pid, opened fd, closed fd]. */
 static int report_mode(char **argv)
 {
@@ -70,6 +55,14 @@ static void drain(int fd)
     buf[n] = 0;
     fputs(buf, stdout);
     close(fd);
+}
+
+static volatile sig_atomic_t spawn_chld;
+
+static void on_spawn_chld(int s)
+{
+    (void)s;
+    spawn_chld++;
 }
 
 int main(int argc, char **argv)
@@ -197,6 +190,17 @@ int main(int argc, char **argv)
     }
     waitpid(pid, &st, 0);
     print_status("vfork + failing execve (99 = ENOENT)", st);
+
+    /* The child's exit signal: glibc's posix_spawn uses clone3, which carries it in a field
+     * of its own. */
+    spawn_chld = 0;
+    signal(SIGCHLD, on_spawn_chld);
+    if (posix_spawn(&pid, argv[0], NULL, NULL, sargs, environ) == 0) {
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        printf("SIGCHLD after posix_spawn's child ended: %d\n", (int)spawn_chld);
+    }
+    signal(SIGCHLD, SIG_DFL);
     printf("done\n");
     return 0;
 }

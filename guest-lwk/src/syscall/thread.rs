@@ -4,7 +4,8 @@
 //! slices (`oversubscribe`).
 
 use super::{get_user, put_user};
-use crate::arch::{self, TrapFrame, msr};
+use crate::arch::{self, TrapFrame};
+use crate::process::ForkArgs;
 use crate::sched::{FutexWait, Thread, block};
 use crate::{KernelGuard, bridge, klog, sched};
 use offload_abi::errno::{EAGAIN, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH, ETIMEDOUT};
@@ -45,7 +46,16 @@ fn ret(r: Result<i64, i64>) -> i64 {
 
 /// clone(2): x86_64 argument order (flags, stack, parent_tid, child_tid, tls).
 pub fn clone(k: &mut KernelGuard, frame: &TrapFrame, a: [u64; 6]) -> i64 {
-    ret(do_clone(k, frame, a[0], a[1], a[2], a[3], a[4]))
+    let args = ForkArgs {
+        flags: a[0],
+        stack: a[1],
+        parent_tid: a[2],
+        child_tid: a[3],
+        tls: a[4],
+        // The low byte of the flags (CSIGNAL).
+        exit_signal: (a[0] & 0xff) as u32,
+    };
+    ret(do_clone(k, frame, &args))
 }
 
 /// clone3(2): `struct clone_args` read from user memory.
@@ -71,7 +81,8 @@ pub fn clone3(k: &mut KernelGuard, frame: &TrapFrame, a: [u64; 6]) -> i64 {
     if pidfd != 0 && flags & CLONE_PIDFD != 0 {
         return -EINVAL;
     }
-    if exit_signal != 0 && flags & CLONE_THREAD != 0 {
+    // clone3 carries the exit signal in its own field: CSIGNAL bits in the flags are EINVAL.
+    if (exit_signal != 0 && flags & CLONE_THREAD != 0) || exit_signal > 64 || flags & 0xff != 0 {
         return -EINVAL;
     }
     let sp = if stack == 0 {
@@ -79,20 +90,21 @@ pub fn clone3(k: &mut KernelGuard, frame: &TrapFrame, a: [u64; 6]) -> i64 {
     } else {
         stack.wrapping_add(stack_size)
     };
-    ret(do_clone(k, frame, flags, sp, parent_tid, child_tid, tls))
+    let args = ForkArgs {
+        flags,
+        stack: sp,
+        parent_tid,
+        child_tid,
+        tls,
+        exit_signal: exit_signal as u32,
+    };
+    ret(do_clone(k, frame, &args))
 }
 
-fn do_clone(
-    k: &mut KernelGuard,
-    frame: &TrapFrame,
-    flags: u64,
-    stack: u64,
-    parent_tid: u64,
-    child_tid: u64,
-    tls: u64,
-) -> Result<i64, i64> {
+fn do_clone(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64, i64> {
+    let flags = a.flags;
     if flags & CLONE_THREAD == 0 {
-        return fork_with(k, frame, flags, stack, parent_tid, child_tid, tls);
+        return fork_with(k, frame, a);
     }
     if crate::process::must_exit(k, arch::current_slot()) {
         // The process is ending: a new thread would never be told to end with it.
@@ -108,27 +120,16 @@ fn do_clone(
     let cpu = crate::process::place(k, "clone")?;
     let tid = k.sched.next_tid;
     if flags & CLONE_PARENT_SETTID != 0 {
-        put_user(k, parent_tid, &tid.to_le_bytes())?;
+        put_user(k, a.parent_tid, &tid.to_le_bytes())?;
     }
     if flags & CLONE_CHILD_SETTID != 0 {
         // Threads share the address space: the parent can write the child's word now.
-        put_user(k, child_tid, &tid.to_le_bytes())?;
+        put_user(k, a.child_tid, &tid.to_le_bytes())?;
     }
-    let mut child = *frame;
-    child.rax = 0;
-    if stack != 0 {
-        child.rsp = stack;
-    }
-    let fs_base = if flags & CLONE_SETTLS != 0 {
-        if tls >= offload_abi::layout::USER_END {
-            return Err(-EINVAL);
-        }
-        tls
-    } else {
-        arch::rdmsr(msr::FS_BASE)
-    };
+    let fs_base = a.fs_base()?;
+    let child = a.child_frame(frame);
     let clear = if flags & CLONE_CHILD_CLEARTID != 0 {
-        child_tid
+        a.child_tid
     } else {
         0
     };
@@ -169,15 +170,8 @@ const PROCESS_FLAGS: u64 = CLONE_VM
     | CLONE_CHILD_SETTID;
 
 /// clone without CLONE_THREAD: a new process.
-fn fork_with(
-    k: &mut KernelGuard,
-    frame: &TrapFrame,
-    flags: u64,
-    stack: u64,
-    parent_tid: u64,
-    child_tid: u64,
-    tls: u64,
-) -> Result<i64, i64> {
+fn fork_with(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64, i64> {
+    let flags = a.flags;
     if flags & !(PROCESS_FLAGS | 0xff) != 0 || flags & CLONE_SIGHAND != 0 {
         return Err(if flags & CLONE_NEWNS != 0 {
             -EPERM
@@ -188,15 +182,7 @@ fn fork_with(
     // CLONE_FILES and CLONE_FS would share the fd table and cwd with the parent; the host
     // gives every process its own copy (the difference shows only when one of them opens,
     // closes or chdirs before exec, which posix_spawn does not).
-    let args = crate::process::ForkArgs {
-        flags,
-        stack,
-        parent_tid,
-        child_tid,
-        tls,
-        exit_signal: (flags & 0xff) as u32,
-    };
-    crate::process::fork(k, frame, &args)
+    crate::process::fork(k, frame, a)
 }
 
 /// fork(2) and vfork(2).
@@ -207,7 +193,15 @@ pub fn fork(k: &mut KernelGuard, frame: &TrapFrame, vfork: bool) -> i64 {
     } else {
         SIGCHLD
     };
-    ret(fork_with(k, frame, flags, 0, 0, 0, 0))
+    let args = ForkArgs {
+        flags,
+        stack: 0,
+        parent_tid: 0,
+        child_tid: 0,
+        tls: 0,
+        exit_signal: SIGCHLD as u32,
+    };
+    ret(fork_with(k, frame, &args))
 }
 
 /// exit(2): ends the calling thread (its process when it is the last one, the job when that
@@ -309,7 +303,7 @@ fn futex_wait(k: &mut KernelGuard, addr: u64, val: u32, bitset: u32, deadline: O
         Err(e) => return e,
     }
     let me = arch::current_slot();
-    let key = fkey(k, addr);
+    let key = crate::process::futex_key_at(k, addr);
     k.sched.slots[me].futex = Some(FutexWait { key, bitset });
     k.sched.slots[me].woken = false;
     let r = loop {
@@ -370,11 +364,6 @@ fn wake_op_cmp(old: u32, encoded: u32) -> bool {
     }
 }
 
-/// The key of the futex word at user address `addr` of the calling thread.
-fn fkey(k: &KernelGuard, addr: u64) -> u64 {
-    crate::process::futex_key_at(k, addr)
-}
-
 /// futex(2). Keys are user addresses per address space. PI futexes are ENOSYS.
 pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     let (uaddr, op, val, uaddr2, val3) = (a[0], a[1] as i32, a[2] as u32, a[4], a[5] as u32);
@@ -415,7 +404,7 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
                 return -EINVAL;
             }
             {
-                let key = fkey(k, uaddr);
+                let key = crate::process::futex_key_at(k, uaddr);
                 i64::from(k.sched.futex_wake(key, val, bitset))
             }
         }
@@ -430,7 +419,10 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
                     Err(e) => return e,
                 }
             }
-            let (from, to) = (fkey(k, uaddr), fkey(k, uaddr2));
+            let (from, to) = (
+                crate::process::futex_key_at(k, uaddr),
+                crate::process::futex_key_at(k, uaddr2),
+            );
             let woken = k.sched.futex_wake(from, val, u32::MAX);
             let moved = k.sched.futex_requeue(from, to, a[3] as u32);
             i64::from(woken + if cmd == FUTEX_CMP_REQUEUE { moved } else { 0 })
@@ -443,7 +435,10 @@ pub fn futex(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
                 Ok(old) => old,
                 Err(e) => return e,
             };
-            let (first, second) = (fkey(k, uaddr), fkey(k, uaddr2));
+            let (first, second) = (
+                crate::process::futex_key_at(k, uaddr),
+                crate::process::futex_key_at(k, uaddr2),
+            );
             let mut n = k.sched.futex_wake(first, val, u32::MAX);
             if wake_op_cmp(old, val3) {
                 n += k.sched.futex_wake(second, a[3] as u32, u32::MAX);
@@ -511,7 +506,7 @@ pub fn futex_waitv(k: &mut KernelGuard, a: [u64; 6]) -> i64 {
     }
     let me = arch::current_slot();
     for key in keys[..n].iter_mut() {
-        *key = fkey(k, *key);
+        *key = crate::process::futex_key_at(k, *key);
     }
     k.sched.waitv[me][..n].copy_from_slice(&keys[..n]);
     k.sched.slots[me].waitv_len = n as u8;
