@@ -1225,10 +1225,10 @@ pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
             reply
         };
         k.sched.slots[me].in_offload = crate::sched::InOffload::No;
-        if r == -EINTR {
-            // The VMM interrupts a blocked host call for a host signal whose interrupt is still
-            // pending on this CPU (ring 0 runs with IF clear): take it now, so that the restart
-            // rules of the caller see the signal.
+        if r == -EINTR || r == -offload_abi::errno::ERESTARTNOINTR {
+            // The VMM interrupted a blocked host call, or refused to start one, for a host
+            // signal whose interrupt is still pending on this CPU (ring 0 runs with IF clear):
+            // take it now, so that the restart rules of the caller see the signal.
             crate::hostsig::poll(k);
         }
         if r != -EFAULT || val[1] & syscall_fault::NOT_PRESENT == 0 {

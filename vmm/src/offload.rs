@@ -347,7 +347,13 @@ impl Inner {
                 })
         };
         if ran.is_none() {
-            req.ret = -errno::EINTR;
+            // Refused before it ran (the job ends: -EINTR; a signal to take first:
+            // -ERESTARTNOINTR, see `Slots::interruptible`).
+            req.ret = if self.stopping.load(Ordering::SeqCst) {
+                -errno::EINTR
+            } else {
+                -errno::ERESTARTNOINTR
+            };
             req.val = [0; 2];
         }
         // The slot is free again before the guest can see the completion (so that it may

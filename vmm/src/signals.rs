@@ -20,8 +20,9 @@
 //!   before it entered the blocking call). The blocking host call returns EINTR, which the
 //!   servicer passes to the LWK as -EINTR; no servicer handler retries on EINTR.
 //! - An offload that starts while an interrupting signal is pending (sent, not yet taken by
-//!   the LWK) and that may block indefinitely is answered -EINTR without being executed, as
-//!   Linux fails a blocking call entered with a signal pending (the other race of the two).
+//!   the LWK) and that may block indefinitely is answered -ERESTARTNOINTR without being
+//!   executed (the other race of the two): the LWK takes the signal first and then starts the
+//!   call again, as if the signal had come just before the syscall.
 //!
 //! The service thread takes no lock that a blocked offload holds: it touches only guest RAM,
 //! the VM fd and the offload [`Slots`], whose locks are held for a few instructions and never
@@ -185,7 +186,7 @@ impl Slots {
         if served.is_none() {
             let val_gpa = req_gpa + std::mem::offset_of!(BridgeRequest, val) as u64;
             // Outside guest RAM there is nowhere to answer (the servicer ignores such pages too).
-            let _ = mem.write_obj(-errno::EINTR, ret_gpa);
+            let _ = mem.write_obj(-errno::ERESTARTNOINTR, ret_gpa);
             let _ = mem.write_obj([0u64; 2], GuestAddress(val_gpa));
         }
     }
@@ -194,7 +195,8 @@ impl Slots {
     /// call in flight on slot `index`, so that an interrupting host signal can interrupt it.
     /// `serve` executes it and returns its `ret`. Returns `None` without running it when it
     /// is refused (an interrupting signal is pending and it may block): the caller answers
-    /// `-EINTR`.
+    /// `-ERESTARTNOINTR` (not run: the LWK takes the signal and starts the call again, so a
+    /// call that would not have blocked still completes, as on Linux).
     pub fn interruptible(
         &self,
         mem: &GuestMemoryMmap,
@@ -223,7 +225,7 @@ impl Slots {
         // thread has set, or the service thread sees this offload in flight and signals it.
         let pending = pending_interrupting(mem);
         // A call that may block, entered while an interrupting signal is pending (or after the
-        // LWK asked to interrupt it), fails with EINTR without running.
+        // LWK asked to interrupt it), is refused without running.
         let refuse = (pending != 0 || requested) && offload_abi::syscalls::may_block(number);
         let ret = if refuse { None } else { Some(serve()) };
         let signalled = {
@@ -544,7 +546,7 @@ mod tests {
     }
 
     #[test]
-    fn blocking_offload_entered_with_a_signal_pending_fails_with_eintr() {
+    fn blocking_offload_entered_with_a_signal_pending_is_refused_for_a_restart() {
         let m = mem();
         init_block(&m).unwrap();
         let gpa = 0x8000;
@@ -565,7 +567,7 @@ mod tests {
         let ret_gpa = gpa + std::mem::offset_of!(BridgeRequest, ret) as u64;
         assert_eq!(
             m.read_obj::<i64>(GuestAddress(ret_gpa)).unwrap(),
-            -errno::EINTR
+            -errno::ERESTARTNOINTR
         );
         assert_eq!(slots.interrupted.load(Ordering::Relaxed), 1);
         // A call that does not block runs as usual; so does any call for a pending signal

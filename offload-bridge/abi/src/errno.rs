@@ -48,6 +48,13 @@ pub const ENOTCONN: i64 = 107;
 /// Largest errno value; results in `-MAX_ERRNO..0` are errors.
 pub const MAX_ERRNO: i64 = 4095;
 
+/// Not a Linux errno the program ever sees: the answer to an offloaded call that was refused
+/// without running because a signal is to be taken first (an interrupting host signal is
+/// pending, or the LWK asked to interrupt the call). The LWK delivers the signal and starts
+/// the call again whatever SA_RESTART says (Linux's ERESTARTNOINTR): nothing ran, so to the
+/// program the signal simply arrived before the syscall.
+pub const ERESTARTNOINTR: i64 = 513;
+
 /// Whether a Linux-style result is an error.
 #[inline]
 pub const fn is_error(ret: i64) -> bool {
