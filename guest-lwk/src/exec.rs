@@ -713,6 +713,7 @@ fn build_mm(
 ) -> Result<(Mm, u64, loader::Auxv), LoadError> {
     let info = k.info;
     let vvar = k.clock.vvar();
+    let now = k.clock.realtime_ns();
     let kernel: &mut Kernel = k;
     let frames = &mut *kernel.frames;
     let Some(pml4) = crate::mm::new_pml4(frames) else {
@@ -739,7 +740,8 @@ fn build_mm(
             return Err(LoadError::NoMemory);
         }
         crate::signal::map_trampoline(frames, &mut mm).ok_or(LoadError::NoMemory)?;
-        loader::load_image(fd, frames, &mut mm, &vvar, bottom)
+        let file = crate::pagecache::File::new(frames, fd, now);
+        loader::load_image(&file, frames, &mut mm, &vvar, bottom)
     })();
     match r {
         Ok((start, aux)) => Ok((mm, start, aux)),

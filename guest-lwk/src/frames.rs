@@ -278,6 +278,9 @@ pub struct Frames {
     pub giga_ok: u64,
     /// Bytes of guest RAM the allocator manages (what programs can get at most).
     pub total: u64,
+    /// Frames holding file pages for read-only mappings (see `pagecache`): one more holder of
+    /// them, dropped when allocations run short.
+    pub(crate) cache: crate::pagecache::PageCache,
 }
 
 // SAFETY: integers and arrays of integers only; the all-zero pattern is the empty allocator.
@@ -323,9 +326,19 @@ impl Frames {
         frames
     }
 
-    /// Bytes that allocations can still get (clean and dirty).
+    /// Bytes that allocations can still get: clean and dirty frames, and the page cache's
+    /// (dropped when allocations run short; this counts cached frames that processes map too,
+    /// which only come back when they unmap them).
     pub fn available(&self) -> u64 {
-        self.clean.bytes + self.dirty.bytes
+        self.clean.bytes + self.dirty.bytes + self.cache.bytes()
+    }
+
+    /// Drops the page cache and makes the frames that freed clean: whether there was a cache
+    /// to drop (an allocation that failed is worth another try).
+    fn reclaim_clean(&mut self) -> bool {
+        let dropped = self.reclaim();
+        self.scrub();
+        dropped
     }
 
     /// One zeroed 4 KiB frame.
@@ -339,7 +352,10 @@ impl Frames {
             return Some(r);
         }
         self.scrub();
-        self.clean.take_low(pages)
+        if let Some(r) = self.clean.take_low(pages) {
+            return Some(r);
+        }
+        self.reclaim_clean().then(|| self.clean.take_low(pages))?
     }
 
     /// Exactly `pages` contiguous zeroed frames.
@@ -349,7 +365,11 @@ impl Frames {
             return Some(pa);
         }
         self.scrub();
-        self.clean.take_exact(bytes, PAGE)
+        if let Some(pa) = self.clean.take_exact(bytes, PAGE) {
+            return Some(pa);
+        }
+        self.reclaim_clean()
+            .then(|| self.clean.take_exact(bytes, PAGE))?
     }
 
     /// Exactly `pages` contiguous zeroed frames starting at a multiple of `align` (2 MiB: the
@@ -374,8 +394,14 @@ impl Frames {
         if let Some(r) = self.clean.take_chunk_high(max, align) {
             return Some(r);
         }
-        if self.dirty.bytes < align {
+        // Drop the page cache only when memory is short, not when it is merely fragmented
+        // (callers fall back to smaller pages).
+        let short = self.clean.bytes + self.dirty.bytes < max;
+        if self.dirty.bytes < align && !(short && self.cache.bytes() > 0) {
             return None;
+        }
+        if short {
+            self.reclaim();
         }
         self.scrub();
         self.clean.take_chunk_high(max, align)

@@ -5,6 +5,7 @@
 
 use crate::frames::Frames;
 use crate::mm::{MapError, PAGE, align_up, pte};
+use crate::pagecache::File;
 use crate::time::Vvar;
 use crate::vm::Mm;
 use crate::vma::prot;
@@ -56,6 +57,15 @@ impl LoadError {
         match self {
             LoadError::Open(e) if *e == -errno::ENOENT => 127,
             _ => 126,
+        }
+    }
+
+    /// The error for a file mapping that failed with errno `e`.
+    fn from_map(e: i64) -> Self {
+        if e == -errno::ENOMEM {
+            LoadError::NoMemory
+        } else {
+            LoadError::Read
         }
     }
 }
@@ -114,28 +124,11 @@ struct Phdr {
 }
 
 fn pread(fd: i64, pa: u64, len: u64, offset: u64) -> Result<(), LoadError> {
-    let mut done = 0;
-    while done < len {
-        let r = bridge::kernel_syscall(
-            nr::pread64,
-            [
-                fd as u64,
-                phys::virt(pa + done),
-                len - done,
-                offset + done,
-                0,
-                0,
-            ],
-        );
-        if r < 0 {
-            return Err(LoadError::Read);
-        }
-        if r == 0 {
-            return Err(LoadError::BadSegment); // file shorter than its headers claim
-        }
-        done += r as u64;
+    match crate::pagecache::read_phys(fd, pa, len, offset) {
+        Err(_) => Err(LoadError::Read),
+        Ok(n) if n < len => Err(LoadError::BadSegment), // file shorter than its headers claim
+        Ok(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// Reads up to `len` bytes of file `fd` from `offset` into the frames behind the user range
@@ -183,12 +176,14 @@ pub fn read_file_into(
 }
 
 /// Loads the program named in the boot info and builds its initial stack.
-/// The vDSO is mapped with `vvar` as its clock parameters.
+/// The vDSO is mapped with `vvar` as its clock parameters; `now_ns` is CLOCK_REALTIME (for the
+/// page cache).
 pub fn load(
     info: &BootInfo,
     frames: &mut Frames,
     mm: &mut Mm,
     vvar: &Vvar,
+    now_ns: u64,
 ) -> Result<Image, LoadError> {
     const AT_FDCWD: i64 = -100;
     const O_RDONLY_CLOEXEC: u64 = 0o2000000;
@@ -207,7 +202,8 @@ pub fn load(
         return Err(LoadError::Open(fd));
     }
     let stack_bottom = layout::USER_STACK_TOP - info.stack_size;
-    let result = load_image(fd, frames, mm, vvar, stack_bottom);
+    let file = File::new(frames, fd, now_ns);
+    let result = load_image(&file, frames, mm, vvar, stack_bottom);
     bridge::kernel_syscall(nr::close, [fd as u64, 0, 0, 0, 0, 0]);
     let (start, aux) = result?;
     let stack_pointer = build_stack(info, frames, mm, &aux)?;
@@ -217,24 +213,24 @@ pub fn load(
     })
 }
 
-/// Loads the ELF program open as `fd` into `mm` (below `stack_bottom`), with its interpreter
+/// Loads the ELF program open as `file` into `mm` (below `stack_bottom`), with its interpreter
 /// and the vDSO; returns where it starts (the interpreter's entry, if any) and its auxiliary
 /// vector values. Boot and exec.
 pub fn load_image(
-    fd: i64,
+    file: &File,
     frames: &mut Frames,
     mm: &mut Mm,
     vvar: &Vvar,
     stack_bottom: u64,
 ) -> Result<(u64, Auxv), LoadError> {
     let header_pa = frames.alloc_page().ok_or(LoadError::NoMemory)?;
-    let result = load_with_header(fd, frames, mm, header_pa, vvar, stack_bottom);
+    let result = load_with_header(file, frames, mm, header_pa, vvar, stack_bottom);
     frames.free(header_pa, PAGE);
     result
 }
 
 fn load_with_header(
-    fd: i64,
+    file: &File,
     frames: &mut Frames,
     mm: &mut Mm,
     header_pa: u64,
@@ -243,7 +239,7 @@ fn load_with_header(
 ) -> Result<(u64, Auxv), LoadError> {
     let n = bridge::kernel_syscall(
         nr::pread64,
-        [fd as u64, phys::virt(header_pa), PAGE, 0, 0, 0],
+        [file.fd as u64, phys::virt(header_pa), PAGE, 0, 0, 0],
     );
     if n < 0 {
         return Err(LoadError::Read);
@@ -292,7 +288,7 @@ fn load_with_header(
             PT_INTERP => interp = Some((ph.offset, ph.filesz)),
             PT_PHDR => phdr_addr = ph.vaddr.wrapping_add(bias),
             PT_LOAD => {
-                let end = load_segment(fd, &ph, bias, stack_bottom, frames, mm)?;
+                let end = load_segment(file, &ph, bias, stack_bottom, frames, mm)?;
                 brk_start = brk_start.max(end);
                 if first_load_base.is_none() {
                     first_load_base = Some(ph.vaddr.wrapping_add(bias).wrapping_sub(ph.offset));
@@ -310,7 +306,7 @@ fn load_with_header(
     mm.set_break(brk_start);
     let (start, base) = match interp {
         Some((offset, len)) => {
-            let (base, interp_entry) = load_interp(fd, offset, len, frames, mm)?;
+            let (base, interp_entry) = load_interp(file, offset, len, frames, mm)?;
             (interp_entry, base)
         }
         None => (entry, 0),
@@ -330,7 +326,7 @@ fn load_with_header(
 
 /// Maps one PT_LOAD segment and reads its file bytes; returns its page-aligned end.
 fn load_segment(
-    fd: i64,
+    file: &File,
     ph: &Phdr,
     bias: u64,
     limit: u64,
@@ -345,16 +341,40 @@ fn load_segment(
     ph.offset
         .checked_add(ph.filesz)
         .ok_or(LoadError::BadSegment)?;
+    if file.size().is_some_and(|size| size < ph.offset + ph.filesz) {
+        return Err(LoadError::BadSegment); // file shorter than its headers claim
+    }
     let start = va & !(PAGE - 1);
     let end = align_up(mem_end, PAGE);
     let p = segment_prot(ph.flags);
     let flags = crate::vm::leaf_flags(p);
-    // Segments are sorted and do not overlap, but the first page of one may be the last page of
-    // the previous one: it keeps its frame and gains this segment's permissions. The pages that
-    // hold file bytes get fresh frames from one contiguous allocation, mapped in one run, and
-    // the bytes arrive with at most two preads; the zero-fill rest (.bss) is mapped like
-    // anonymous memory, with 2 MiB pages where whole blocks fit. (Per-page work is what costs
-    // here: ring 0 is emulated on the development KVM.)
+    // Segments do not overlap, but the first page of one may be the last page of the previous
+    // one: it keeps its frame and gains this segment's permissions. Nothing else may be mapped
+    // already (a hostile file's overlapping segments are refused, not mapped over each other).
+    // The pages that hold file bytes are mapped as a file mapping is (read-only ones from the
+    // page cache, writable ones read into fresh frames, run by run); the zero-fill rest (.bss)
+    // is mapped like anonymous memory, with 2 MiB pages where whole blocks fit. (Per-page work
+    // is what costs here: ring 0 is emulated on the development KVM.)
+    if mm
+        .area(start)
+        .is_some_and(|v| v.kind & crate::vma::kind::IMAGE == 0)
+        || (end > start + PAGE && mm.first_area(start + PAGE, end).is_some())
+    {
+        return Err(LoadError::BadSegment);
+    }
+    if mm.area(start).is_some() {
+        // The page gets this segment's permissions too: a 4 KiB page of its own.
+        mm.aspace.split_edges(frames, start, start + PAGE)?;
+    }
+    if let Some((_, e, PAGE)) = mm.aspace.leaf(start)
+        && e & pte::PRESENT != 0
+        && frames.is_shared(e & pte::ADDR, PAGE)
+    {
+        // The page is the page cache's (the previous segment is read-only): this segment's
+        // bytes go into a copy of its own.
+        mm.unshare(frames, start, start + PAGE)
+            .map_err(|_| LoadError::NoMemory)?;
+    }
     let aspace = &mm.aspace;
     let mut fresh_start = start;
     let mut shared_pa = None;
@@ -371,28 +391,27 @@ fn load_segment(
     }
     let file_end = va + ph.filesz;
     let data_end = align_up(file_end, PAGE).clamp(fresh_start.min(end), end);
-    let pages = data_end.saturating_sub(fresh_start) / PAGE;
-    let fresh_pa = if pages > 0 {
-        let pa = frames.alloc_contiguous(pages).ok_or(LoadError::NoMemory)?;
-        aspace.map_4k(frames, fresh_start, pa, pages, flags)?;
-        pa
-    } else {
-        0
-    };
     if let Some(pa) = shared_pa {
         let piece_end = file_end.min(fresh_start);
         if piece_end > va {
-            pread(fd, pa + (va - start), piece_end - va, ph.offset)?;
+            pread(file.fd, pa + (va - start), piece_end - va, ph.offset)?;
         }
     }
-    let from = va.max(fresh_start);
-    if file_end > from {
-        pread(
-            fd,
-            fresh_pa + (from - fresh_start),
-            file_end - from,
-            ph.offset + (from - va),
-        )?;
+    if data_end > fresh_start {
+        // Whole file pages, from the page cache where read-only (the file offset of `start`
+        // is page aligned: `va` and `ph.offset` agree modulo the page size).
+        let off = ph.offset - (va - start) + (fresh_start - start);
+        crate::pagecache::map_file(
+            aspace,
+            frames,
+            fresh_start,
+            data_end - fresh_start,
+            flags,
+            file,
+            off,
+            file_end.saturating_sub(fresh_start),
+        )
+        .map_err(LoadError::from_map)?;
     }
     if end > data_end.max(fresh_start) {
         aspace.populate(frames, data_end.max(fresh_start), end, flags, true, true)?;
@@ -408,7 +427,7 @@ fn load_segment(
 /// PT_LOAD mapped there with its file bytes (the host reads them straight into the frames) and
 /// its zero-filled rest. Returns the load base and the interpreter's entry point.
 fn load_interp(
-    fd: i64,
+    file: &File,
     offset: u64,
     len: u64,
     frames: &mut Frames,
@@ -427,7 +446,7 @@ fn load_interp(
     }
     let page = frames.alloc_page().ok_or(LoadError::NoMemory)?;
     let result = (|| {
-        pread(fd, page, len, offset)?;
+        pread(file.fd, page, len, offset)?;
         let last = page + len - 1;
         if (phys::read_u64(last & !7) >> ((last & 7) * 8)) & 0xff != 0 {
             return Err(fail("PT_INTERP is not NUL-terminated"));
@@ -441,7 +460,7 @@ fn load_interp(
         if ifd < 0 {
             return Err(fail("it cannot be opened inside the job root"));
         }
-        let r = interp_segments(ifd, page, frames, mm);
+        let r = interp_segments(&file.other(frames, ifd), page, frames, mm);
         bridge::kernel_syscall(nr::close, [ifd as u64, 0, 0, 0, 0, 0]);
         r
     })();
@@ -449,16 +468,19 @@ fn load_interp(
     result
 }
 
-/// Maps the interpreter open as `fd`, using `page` as scratch for its headers.
+/// Maps the interpreter open as `file`, using `page` as scratch for its headers.
 fn interp_segments(
-    fd: i64,
+    file: &File,
     page: u64,
     frames: &mut Frames,
     mm: &mut Mm,
 ) -> Result<(u64, u64), LoadError> {
     use crate::vm::{MapRequest, Place};
     use crate::vma::kind;
-    let n = bridge::kernel_syscall(nr::pread64, [fd as u64, phys::virt(page), PAGE, 0, 0, 0]);
+    let n = bridge::kernel_syscall(
+        nr::pread64,
+        [file.fd as u64, phys::virt(page), PAGE, 0, 0, 0],
+    );
     if n < 64 {
         return Err(LoadError::Interpreter);
     }
@@ -530,27 +552,31 @@ fn interp_segments(
         let lead = vaddr & (PAGE - 1);
         let file_end = align_up(base + vaddr + filesz, PAGE);
         let end = align_up(base + vaddr + memsz, PAGE);
-        let map = |mm: &mut Mm, frames: &mut Frames, from: u64, to: u64| {
-            mm.map_anon(
-                frames,
-                MapRequest {
-                    place: Place::Fixed(from),
-                    len: to - from,
-                    prot: p,
-                    kind: 0,
-                    populate: true,
-                    align: PAGE,
-                },
-            )
-            .map_err(|_| LoadError::NoMemory)
+        let request = |from: u64, to: u64, kind: u32| MapRequest {
+            place: Place::Fixed(from),
+            len: to - from,
+            prot: p,
+            kind,
+            populate: true,
+            align: PAGE,
         };
         if file_end > start {
-            map(mm, frames, start, file_end)?;
-            read_file_into(&mm.aspace, start, lead + filesz, fd, off - lead)
-                .map_err(|_| LoadError::Interpreter)?;
+            // Read-only segments (ld.so's text) come from the page cache.
+            mm.map_file(
+                frames,
+                request(start, file_end, kind::FILE),
+                file,
+                off - lead,
+                lead + filesz,
+            )
+            .map_err(|e| match LoadError::from_map(e) {
+                LoadError::Read => LoadError::Interpreter,
+                other => other,
+            })?;
         }
         if end > file_end.max(start) {
-            map(mm, frames, file_end.max(start), end)?;
+            mm.map_anon(frames, request(file_end.max(start), end, 0))
+                .map_err(|_| LoadError::NoMemory)?;
         }
     }
     Ok((base, base + entry))

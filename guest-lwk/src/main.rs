@@ -24,6 +24,7 @@ mod frames;
 mod hostsig;
 mod loader;
 mod mm;
+mod pagecache;
 mod phys;
 mod process;
 mod sched;
@@ -186,7 +187,7 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
         );
         exit_job(exit_kind::EXITED, 126);
     };
-    let image = match loader::load(&info, frames, &mut mm, &clock.vvar()) {
+    let image = match loader::load(&info, frames, &mut mm, &clock.vvar(), clock.realtime_ns()) {
         Ok(image) => image,
         Err(e) => {
             klog!(

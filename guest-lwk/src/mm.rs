@@ -444,7 +444,7 @@ impl AddressSpace {
 
     /// Splits huge leaves that stick out of `[start, end)` at either end, so that the range
     /// can be changed without touching memory outside it.
-    fn split_edges(&self, frames: &mut Frames, start: u64, end: u64) -> Result<(), MapError> {
+    pub fn split_edges(&self, frames: &mut Frames, start: u64, end: u64) -> Result<(), MapError> {
         for va in [start, end - PAGE] {
             while let Slot::Huge { entry, e, size } = self.slot(va) {
                 let base = va & !(size - 1);

@@ -16,7 +16,7 @@ use crate::arch::{self, SpinLock};
 use crate::frames::Frames;
 use crate::mm::{AddressSpace, GIGA, HUGE, PAGE, align_up, pte};
 use crate::vma::{Vma, VmaTable, kind, prot};
-use crate::{Kernel, KernelGuard, bridge, klog};
+use crate::{Kernel, KernelGuard, bridge, klog, pagecache};
 use core::ops::DerefMut;
 use offload_abi::errno::{EBUSY, EEXIST, EFAULT, EINTR, EINVAL, ENOMEM};
 use offload_abi::{BootInfo, boot_flags, layout, syscall_fault};
@@ -66,6 +66,11 @@ pub struct Counters {
     pub zeroed_bytes: u64,
     /// Bytes lost to extent lists that overflowed.
     pub lost_bytes: u64,
+    /// Page cache: bytes of file mappings served from it, bytes read into it, times it was
+    /// dropped because memory ran short.
+    pub cache_hit_bytes: u64,
+    pub cache_miss_bytes: u64,
+    pub cache_reclaims: u64,
     verbose: bool,
     tsc_khz: u64,
 }
@@ -80,6 +85,9 @@ static COUNTERS: SpinLock<Counters> = SpinLock::new(Counters {
     zero_requests: 0,
     zeroed_bytes: 0,
     lost_bytes: 0,
+    cache_hit_bytes: 0,
+    cache_miss_bytes: 0,
+    cache_reclaims: 0,
     verbose: false,
     tsc_khz: 0,
 });
@@ -103,8 +111,8 @@ pub fn log_summary() {
         bridge::level::INFO,
         "mm: {} memory syscalls, {} us in ring 0 ({} us each); {} faults served ({} us); mapped \
          {} x 4K, {} x 2M, {} x 1G pages, {} heap blocks promoted to 2M; host zeroing: {} \
-         requests, {} KiB; lost to fragmentation: {} KiB; TLB shootdowns that interrupted other \
-         vCPUs: {}",
+         requests, {} KiB; lost to fragmentation: {} KiB; page cache: {} KiB mapped from it, {} \
+         KiB read into it, dropped {} times; TLB shootdowns that interrupted other vCPUs: {}",
         c.calls,
         us(c.call_ticks),
         us(c.call_ticks) / c.calls.max(1),
@@ -117,6 +125,9 @@ pub fn log_summary() {
         c.zero_requests,
         c.zeroed_bytes >> 10,
         c.lost_bytes >> 10,
+        c.cache_hit_bytes >> 10,
+        c.cache_miss_bytes >> 10,
+        c.cache_reclaims,
         crate::tlb::remote_count()
     );
 }
@@ -317,7 +328,7 @@ impl Mm {
     /// Gives `[start, end)` its own copies of frames that other processes also hold (before
     /// the range becomes writable): fresh frames, the contents copied by the host, the shared
     /// ones released.
-    fn unshare(&mut self, frames: &mut Frames, start: u64, end: u64) -> Result<(), i64> {
+    pub fn unshare(&mut self, frames: &mut Frames, start: u64, end: u64) -> Result<(), i64> {
         while let Some((va, pa, len, flags)) = self.aspace.first_held_run(frames, start, end) {
             let mut batch = CopyBatch::new(frames).ok_or(-ENOMEM)?;
             let r = (|| {
@@ -504,6 +515,44 @@ impl Mm {
 
     /// mmap(2) of anonymous memory; the caller validated the arguments.
     pub fn map_anon(&mut self, frames: &mut Frames, r: MapRequest) -> Result<u64, i64> {
+        let (va, populate) = self.new_area(frames, &r, false)?;
+        if populate && let Err(e) = self.fill(frames, va, va + r.len, r.prot, true) {
+            self.drop_new_area(frames, va, va + r.len);
+            return Err(e);
+        }
+        Ok(va)
+    }
+
+    /// mmap(2) of a file: `r.len` bytes mapped at once, the first `valid` of them holding
+    /// `file`'s bytes from `off` (see [`pagecache::map_file`]: read-only mappings share the
+    /// page cache's frames); the caller validated the arguments.
+    pub fn map_file(
+        &mut self,
+        frames: &mut Frames,
+        r: MapRequest,
+        file: &pagecache::File,
+        off: u64,
+        valid: u64,
+    ) -> Result<u64, i64> {
+        let (va, _) = self.new_area(frames, &r, true)?;
+        let flags = leaf_flags(r.prot);
+        if let Err(e) =
+            pagecache::map_file(&self.aspace, frames, va, r.len, flags, file, off, valid)
+        {
+            self.drop_new_area(frames, va, va + r.len);
+            return Err(e);
+        }
+        Ok(va)
+    }
+
+    /// Places and records the area of a new mapping (`map_all`: it will be mapped at once
+    /// whatever the policy); returns its start and whether the policy maps it at once.
+    fn new_area(
+        &mut self,
+        frames: &mut Frames,
+        r: &MapRequest,
+        map_all: bool,
+    ) -> Result<(u64, bool), i64> {
         let va = match r.place {
             Place::Fixed(a) => {
                 self.unmap(frames, a, a + r.len)?;
@@ -522,7 +571,7 @@ impl Mm {
         let end = va + r.len;
         self.release_heap_chunk(frames, va, end);
         let kind = r.kind | if self.lock_future { kind::LOCKED } else { 0 };
-        let populate = r.prot != 0 && (r.populate || self.wants_prefault(kind));
+        let populate = map_all || (r.prot != 0 && (r.populate || self.wants_prefault(kind)));
         if populate && frames.available() < r.len + table_overhead(r.len) {
             return Err(-ENOMEM);
         }
@@ -539,12 +588,13 @@ impl Mm {
                 kind,
             })
             .map_err(|_| -ENOMEM)?;
-        if populate && let Err(e) = self.fill(frames, va, end, r.prot, true) {
-            let _ = self.aspace.unmap(frames, va, end, true);
-            self.remove_areas(va, end);
-            return Err(e);
-        }
-        Ok(va)
+        Ok((va, populate))
+    }
+
+    /// Undoes [`Mm::new_area`] after mapping it failed part way.
+    fn drop_new_area(&mut self, frames: &mut Frames, start: u64, end: u64) {
+        let _ = self.aspace.unmap(frames, start, end, true);
+        self.remove_areas(start, end);
     }
 
     fn remove_areas(&mut self, start: u64, end: u64) {
@@ -924,23 +974,51 @@ impl Mm {
         if hole { Err(-ENOMEM) } else { Ok(()) }
     }
 
-    /// madvise(MADV_DONTNEED) and MADV_REMOVE on shared memory: the range reads zero
-    /// afterwards. Pre-faulted memory is zeroed in place by the host (one request, no page
-    /// faults later); demand-paged memory is dropped and faults in fresh.
+    /// madvise(MADV_DONTNEED), and MADV_REMOVE (`remove`) on shared memory: private
+    /// anonymous memory reads zero afterwards. Pre-faulted memory is zeroed in place by the host
+    /// (one request, no page faults later); demand-paged memory is dropped and faults in fresh.
+    /// As in Linux, MAP_SHARED memory keeps its bytes under MADV_DONTNEED and loses them for
+    /// every process under MADV_REMOVE, and read-only file pages keep the file's bytes.
     pub fn discard(
         &mut self,
         frames: &mut Frames,
         start: u64,
         end: u64,
         locked_ok: bool,
+        remove: bool,
     ) -> Result<(), i64> {
         let r = self.for_areas(frames, start, end, |mm, frames, v, lo, hi| {
             if v.kind & kind::LOCKED != 0 && !locked_ok {
                 return Err(-EINVAL);
             }
+            if v.kind & kind::SHARED != 0 {
+                if remove {
+                    mm.aspace
+                        .frames_of(lo, hi, |pa, len| frames.queue_zero(pa, len));
+                }
+                return Ok(());
+            }
+            if v.kind & (kind::FILE | kind::IMAGE) != 0 && v.prot & prot::WRITE == 0 {
+                // Linux maps the file's bytes again on the next touch: these pages hold them
+                // (and may be the page cache's).
+                return Ok(());
+            }
+            // Frames another process or the page cache also holds are let go, never zeroed
+            // in place (read-only memory shared since a fork).
+            let mut let_go = false;
+            while let Some((va, _, len, _)) = mm.aspace.first_held_run(frames, lo, hi) {
+                mm.aspace
+                    .unmap(frames, va, va + len, true)
+                    .map_err(|_| -ENOMEM)?;
+                let_go = true;
+            }
             if v.prot != 0 && mm.wants_prefault(v.kind) {
                 mm.aspace
                     .frames_of(lo, hi, |pa, len| frames.queue_zero(pa, len));
+                if let_go {
+                    // Not fatal: what cannot be mapped now is mapped on first touch.
+                    let _ = mm.fill(frames, lo, hi, v.prot, false);
+                }
             } else {
                 mm.release_heap_chunk(frames, lo, hi);
                 mm.aspace.unmap(frames, lo, hi, true).map_err(|_| -ENOMEM)?;

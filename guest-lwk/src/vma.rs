@@ -32,6 +32,8 @@ pub mod kind {
     pub const NORESERVE: u32 = 1 << 4;
     /// A segment of the program image.
     pub const IMAGE: u32 = 1 << 5;
+    /// A file mapping (mmap of a file): its pages hold the file's bytes, not zeros.
+    pub const FILE: u32 = 1 << 6;
     /// Bits that keep a VMA from merging with its neighbours.
     pub const NO_MERGE: u32 = GROWSDOWN | HEAP | IMAGE;
 }

@@ -70,8 +70,28 @@ fn truncated_programs_fail_cleanly_in_the_lwk() {
     }
     let (hello, _) = hello();
     let elf = std::fs::read(&hello).unwrap();
-    for (name, len) in [("trunc-header", 120usize), ("trunc-body", 16 * 1024)] {
-        let path = executable(name, &elf[..len], 0o755);
+    // Two PT_LOADs over the same pages: the third one a copy of the second's (the text).
+    let mut overlapping = elf.clone();
+    let u = |b: &[u8], at: usize, n: usize| {
+        b[at..at + n]
+            .iter()
+            .rev()
+            .fold(0usize, |v, &x| (v << 8) | usize::from(x))
+    };
+    let (phoff, phnum) = (u(&elf, 32, 8), u(&elf, 56, 2));
+    let loads: Vec<usize> = (0..phnum)
+        .map(|i| phoff + i * 56)
+        .filter(|&at| u(&elf, at, 4) == 1)
+        .collect();
+    assert!(loads.len() >= 3, "hello has R, RX, R and RW PT_LOADs");
+    overlapping.copy_within(loads[1]..loads[1] + 56, loads[2]);
+    let cases = [
+        ("trunc-header", elf[..120].to_vec()),
+        ("trunc-body", elf[..16 * 1024].to_vec()),
+        ("overlapping-segments", overlapping),
+    ];
+    for (name, bytes) in cases {
+        let path = executable(name, &bytes, 0o755);
         let o = lwk_vmm(&["run", &path]);
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(126), "{name}: {err}");

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Shell command lines and what each exercises. Each must print the same bytes on every run.
@@ -166,26 +166,8 @@ fn memory_of_ended_processes_is_returned() {
     if !kvm_usable() {
         return;
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/process/memory_returned.c");
-    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory_returned");
-    let o = Command::new("gcc")
-        .args(["-static", "-O2", "-Wall", "-Werror", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("gcc runs (installed by .ci/run)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = run(Command::new(LWK_VMM)
-        .args([
-            "run",
-            "--memory",
-            "128M",
-            "--cpus",
-            "2",
-            "--oversubscribe",
-            "timeslice",
-        ])
-        .arg(&bin));
+    let bin = build_process_test("memory_returned");
+    let out = run(Command::new(LWK_VMM).arg("run").args(SMALL_JOB).arg(&bin));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.lines().count() == 4,
@@ -193,4 +175,105 @@ fn memory_of_ended_processes_is_returned() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.lines().all(|l| l.ends_with(": returned")), "{text}");
+}
+
+/// The page cache: read-only mappings of the same file share frames between processes that
+/// mapped it on their own, a written copy, read() into the mapping, MADV_DONTNEED and a changed
+/// file never show anything but the file's bytes, and cached pages are given back when a
+/// program asks for the memory (`tests/process/page_cache.c`; lwk-vmm only: it measures the
+/// job's free memory).
+#[test]
+fn read_only_file_pages_are_shared_through_the_page_cache() {
+    if !kvm_usable() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let bin = build_process_test("page_cache");
+    // A file nobody changed for a while: the C library the host's programs use.
+    let old = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    let out = run(Command::new(LWK_VMM)
+        .args(["run", "-v"])
+        .args(SMALL_JOB)
+        .arg(&bin)
+        .arg(old)
+        .arg(dir));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.lines().count() == 7,
+        "{text}{stderr}"
+    );
+    assert!(text.lines().all(|l| l.ends_with(": ok")), "{text}");
+    let (_, _, dropped) = cache_counts(&stderr);
+    assert!(dropped >= 1, "the cache was never given back: {stderr}");
+}
+
+/// Processes that exec the same program independently map its read-only segments from the
+/// page cache: busybox is read once (when the job starts) and each child's exec maps the same
+/// frames (the `-v` memory summary counts both).
+#[test]
+fn exec_of_the_same_program_reads_it_once() {
+    if !kvm_usable() {
+        return;
+    }
+    let out = run(Command::new(LWK_VMM).args([
+        "run",
+        "-v",
+        "--cpus",
+        "2",
+        "--oversubscribe",
+        "timeslice",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "/bin/busybox true; /bin/busybox true",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let (mapped, read, _) = cache_counts(&stderr);
+    assert!(
+        read > 0 && mapped >= 2 * read,
+        "busybox read {read} KiB into the cache, mapped {mapped} KiB from it: {stderr}"
+    );
+}
+
+/// Options of the jobs that measure their memory: small, so that a leak or a cache that is not
+/// given back shows; two vCPUs shared by the processes.
+const SMALL_JOB: [&str; 6] = [
+    "--memory",
+    "128M",
+    "--cpus",
+    "2",
+    "--oversubscribe",
+    "timeslice",
+];
+
+/// Builds `tests/process/<name>.c` (static, glibc) and returns the binary's path.
+fn build_process_test(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/process/{name}.c"));
+    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let o = Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Werror", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("gcc runs (installed by .ci/run)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    bin
+}
+
+/// KiB mapped from the page cache, KiB read into it, and how often it was dropped, from the
+/// `-v` memory summary.
+fn cache_counts(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split("page cache: ").nth(1))
+        .unwrap_or_else(|| panic!("no page cache figures in the memory summary: {stderr}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .map(|w| w.parse().unwrap())
+        .collect();
+    (nums[0], nums[1], nums[2])
 }

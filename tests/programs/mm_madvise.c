@@ -1,11 +1,16 @@
 /* madvise: MADV_DONTNEED makes memory read zero (small, inside 2 MiB pages, whole large
- * mappings), the other advice is accepted, populate works, and the errnos of bad requests. */
+ * mappings), but shared memory and read-only file pages keep their bytes (also in a forked
+ * child, whose read-only pages the parent shares); MADV_REMOVE zeroes shared memory; the other
+ * advice is accepted, populate works, and the errnos of bad requests. */
+// lwk-vmm: --cpus 2 --oversubscribe timeslice
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_READ
@@ -99,5 +104,46 @@ int main(void)
     printf("pages before the hole zeroed anyway: %d\n", is_zero(p, 8 * pg));
     report("remove on private memory", madvise(p, pg, MADV_REMOVE));
     report("wrapping", madvise(p, (size_t)-4096, MADV_NORMAL));
+
+    unsigned char *sh = mmap(NULL, 4 * pg, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    memset(sh, 0x33, 4 * pg);
+    report("dontneed on shared memory", madvise(sh, 4 * pg, MADV_DONTNEED));
+    printf("shared memory keeps its bytes: %d\n", all(sh, 4 * pg, 0x33));
+    report("remove on shared memory", madvise(sh, pg, MADV_REMOVE));
+    printf("removed page reads zero, the rest kept: %d %d\n", is_zero(sh, pg),
+           all(sh + pg, 3 * pg, 0x33));
+
+    /* Read-only file pages: this program's own file. */
+    int fd = open("/proc/self/exe", O_RDONLY);
+    unsigned char first[64];
+    if (fd < 0 || pread(fd, first, sizeof first, 0) != (ssize_t)sizeof first)
+        return 1;
+    unsigned char *f = mmap(NULL, 2 * pg, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        /* The child's pages are the parent's (shared at fork): dropping them here must not
+         * change the parent's. */
+        int r = madvise(f, 2 * pg, MADV_DONTNEED);
+        _exit(r == 0 && memcmp(f, first, sizeof first) == 0 ? 0 : 1);
+    }
+    int st = -1;
+    waitpid(child, &st, 0);
+    printf("file pages after dontneed in a child: child %d, parent's kept %d\n",
+           WIFEXITED(st) ? WEXITSTATUS(st) : -1, memcmp(f, first, sizeof first) == 0);
+    report("dontneed on file pages", madvise(f, 2 * pg, MADV_DONTNEED));
+    printf("file pages keep the file's bytes: %d\n", memcmp(f, first, sizeof first) == 0);
+
+    unsigned char *ro2 = mmap(NULL, 2 * pg, RW, ANON, -1, 0);
+    memset(ro2, 0x44, 2 * pg);
+    mprotect(ro2, 2 * pg, PROT_READ);
+    fflush(stdout);
+    child = fork();
+    if (child == 0)
+        _exit(madvise(ro2, 2 * pg, MADV_DONTNEED) == 0 && is_zero(ro2, 2 * pg) ? 0 : 1);
+    waitpid(child, &st, 0);
+    printf("read-only memory after dontneed in a child: child zero %d, parent's kept %d\n",
+           WIFEXITED(st) && WEXITSTATUS(st) == 0, all(ro2, 2 * pg, 0x44));
     return 0;
 }

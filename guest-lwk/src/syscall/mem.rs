@@ -1,8 +1,8 @@
 //! Memory syscalls on anonymous memory: argument checks and errnos in the order Linux makes them
 //! (mm/mmap.c, mm/mremap.c, mm/mprotect.c, mm/madvise.c, mm/mlock.c, mm/msync.c, mm/mincore.c);
 //! the work is done by the process's memory manager (`vm`). File mappings (MAP_PRIVATE, and
-//! MAP_SHARED without PROT_WRITE) are anonymous memory filled from the file when they are
-//! made (see docs/DESIGN.md "File mappings").
+//! MAP_SHARED without PROT_WRITE) are filled from the file when they are made, read-only ones
+//! from the page cache (see docs/DESIGN.md "File mappings" and "The page cache").
 
 use super::put_user;
 use crate::Kernel;
@@ -10,7 +10,7 @@ use crate::bridge;
 use crate::mm::{GIGA, HUGE, PAGE, align_up};
 use crate::vm::{self, MapRequest, Place, TASK_SIZE};
 use crate::vma::{kind, prot};
-use offload_abi::errno::{EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM};
+use offload_abi::errno::{EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM};
 use offload_abi::syscalls::nr;
 
 const MAP_SHARED: u64 = 0x01;
@@ -124,36 +124,25 @@ fn mmap_inner(k: &mut Kernel, a: [u64; 6]) -> Result<u64, i64> {
         Place::Hint(addr)
     };
     let populate =
-        file || flags & MAP_LOCKED != 0 || (flags & MAP_POPULATE != 0 && flags & MAP_NONBLOCK == 0);
-    if file {
-        // A private copy: sharing with the file is not kept (read-only MAP_SHARED reads the
-        // same bytes; writable MAP_SHARED was refused above).
-        k_bits &= !kind::SHARED;
+        flags & MAP_LOCKED != 0 || (flags & MAP_POPULATE != 0 && flags & MAP_NONBLOCK == 0);
+    let mut request = MapRequest {
+        place,
+        len,
+        prot: p & prot::MASK,
+        kind: k_bits,
+        populate,
+        align,
+    };
+    let now = k.clock.realtime_ns();
+    let mm = &mut k.mms[crate::process::cur_mm()];
+    if !file {
+        return mm.map_anon(k.frames, request);
     }
-    let start = k.mms[crate::process::cur_mm()].map_anon(
-        k.frames,
-        MapRequest {
-            place,
-            len,
-            prot: p & prot::MASK,
-            kind: k_bits,
-            populate,
-            align,
-        },
-    )?;
-    if file
-        && let Err(e) = crate::loader::read_file_into(
-            &k.mms[crate::process::cur_mm()].aspace,
-            start,
-            len,
-            fd as i32 as i64,
-            off,
-        )
-    {
-        let _ = k.mms[crate::process::cur_mm()].unmap(k.frames, start, start + len);
-        return Err(file_errno(e));
-    }
-    Ok(start)
+    // A private copy, or the page cache's frames where read-only: sharing with the file is not
+    // kept (read-only MAP_SHARED reads the same bytes; writable MAP_SHARED was refused above).
+    request.kind = (request.kind & !kind::SHARED) | kind::FILE;
+    let file = crate::pagecache::File::new(k.frames, fd as i32 as i64, now);
+    mm.map_file(k.frames, request, &file, off, len)
 }
 
 /// Whether `fd` can back a file mapping at `off`, checked before anything is mapped (a failed
@@ -187,18 +176,9 @@ fn check_mappable(fd: u64, off: u64, flags: u64, p: u32) -> Result<(), i64> {
         ],
     );
     if r < 0 {
-        return Err(file_errno(r));
+        return Err(crate::pagecache::read_errno(r));
     }
     Ok(())
-}
-
-/// The errno mmap gives for a host error on the file.
-fn file_errno(e: i64) -> i64 {
-    match -e {
-        EBADF => -EACCES,
-        ENOMEM => -ENOMEM,
-        _ => -ENODEV,
-    }
 }
 
 /// munmap(2)
@@ -308,9 +288,9 @@ const MADV_DONTNEED_LOCKED: i32 = 24;
 const MADV_HWPOISON: i32 = 100;
 const MADV_SOFT_OFFLINE: i32 = 101;
 
-/// madvise(2): MADV_DONTNEED (and REMOVE on shared memory) make the range read zero; the
-/// populate advice maps it; every other advice Linux 6.1 knows is accepted (memory is
-/// resident and never swapped) with Linux's checks of the areas.
+/// madvise(2): MADV_DONTNEED (private memory) and REMOVE (shared memory) make the range read
+/// zero; the populate advice maps it; every other advice Linux 6.1 knows is accepted (memory
+/// is resident and never swapped) with Linux's checks of the areas.
 pub fn madvise(k: &mut Kernel, a: [u64; 6]) -> i64 {
     vm::timed(|| {
         let (start, len_in, advice) = (a[0], a[1], a[2] as i32);
@@ -337,13 +317,13 @@ pub fn madvise(k: &mut Kernel, a: [u64; 6]) -> i64 {
         let frames = &mut *k.frames;
         let r = match advice {
             MADV_DONTNEED | MADV_DONTNEED_LOCKED => {
-                mm.discard(frames, start, end, advice == MADV_DONTNEED_LOCKED)
+                mm.discard(frames, start, end, advice == MADV_DONTNEED_LOCKED, false)
             }
             MADV_REMOVE => {
                 if area_check(mm, start, end, |v| v.kind & kind::SHARED == 0) {
                     Err(-EINVAL)
                 } else {
-                    mm.discard(frames, start, end, false)
+                    mm.discard(frames, start, end, false, true)
                 }
             }
             MADV_FREE | MADV_COLD | MADV_PAGEOUT | MADV_WIPEONFORK => {

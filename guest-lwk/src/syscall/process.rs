@@ -380,7 +380,8 @@ pub fn getrlimit(k: &mut Kernel, a: [u64; 6]) -> i64 {
 }
 
 /// sysinfo(2): the job's machine as the LWK sees it — uptime from the host's monotonic clock
-/// (as natively), guest RAM for programs (`totalram`; `freeram` what is not handed out), no
+/// (as natively), guest RAM for programs (`totalram`; `freeram` what is not handed out, the
+/// page cache included: it is given back when a program needs the memory), no
 /// swap, no load average, `procs` the live threads. `sysconf(_SC_PHYS_PAGES)` and
 /// `_SC_AVPHYS_PAGES` read these.
 pub fn sysinfo(k: &mut Kernel, a: [u64; 6]) -> i64 {

@@ -182,7 +182,8 @@ static MAXRSS_KB: AtomicU64 = AtomicU64::new(0);
 /// getrusage(2): RUSAGE_SELF and RUSAGE_THREAD give the LWK's user/system accounting and
 /// `ru_maxrss` (the physical memory the LWK has handed out to the job, the largest value seen
 /// at any getrusage call, in KiB); RUSAGE_CHILDREN is all zero (no child processes). Every
-/// other field is 0: the LWK has no page cache, swapping, signals counted or context switches.
+/// other field is 0: the LWK does no paging from files, swapping, counting of signals or of
+/// context switches.
 pub fn getrusage(k: &mut Kernel, a: [u64; 6]) -> i64 {
     const RUSAGE_SELF: i32 = 0;
     const RUSAGE_CHILDREN: i32 = -1;
