@@ -70,6 +70,12 @@ pub fn user_syscall(nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
     call(op::SYSCALL, 0, nr, args)
 }
 
+/// The same for a call that must not wait (a signal is pending): it runs only if it can
+/// complete at once, else the answer is a restart code (`req_flags::NO_BLOCK`).
+pub fn user_syscall_no_block(nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
+    call(op::SYSCALL, req_flags::NO_BLOCK, nr, args)
+}
+
 /// Has the host zero the `count` [`offload_abi::PhysRange`]s listed at guest-physical `list`.
 pub fn zero_phys(list: u64, count: u64) -> i64 {
     kernel_op(op::ZERO_PHYS, [list, count, 0, 0, 0, 0])

@@ -367,7 +367,7 @@ fn load_segment(
         mm.aspace.split_edges(frames, start, start + PAGE)?;
     }
     if let Some((_, e, PAGE)) = mm.aspace.leaf(start)
-        && e & pte::PRESENT != 0
+        && e & pte::HOLDS != 0
         && frames.is_shared(e & pte::ADDR, PAGE)
     {
         // The page is the page cache's (the previous segment is read-only): this segment's
@@ -379,12 +379,18 @@ fn load_segment(
     let mut fresh_start = start;
     let mut shared_pa = None;
     if let Some((entry, e, PAGE)) = aspace.leaf(start)
-        && e & pte::PRESENT != 0
+        && e & pte::HOLDS != 0
     {
-        let mut merged = e | (flags & pte::WRITABLE);
-        if flags & pte::NO_EXECUTE == 0 {
-            merged &= !pte::NO_EXECUTE;
-        }
+        // Both segments' permissions (a PROT_NONE page has none of its own).
+        let merged = if e & pte::PRESENT == 0 {
+            (e & pte::ADDR) | flags
+        } else {
+            let mut m = e | (flags & pte::WRITABLE);
+            if flags & pte::NO_EXECUTE == 0 {
+                m &= !pte::NO_EXECUTE;
+            }
+            m
+        };
         phys::write_u64(entry, merged);
         shared_pa = Some(e & pte::ADDR);
         fresh_start = start + PAGE;

@@ -743,7 +743,11 @@ impl AddressSpace {
                 result = self.map_contiguous(frames, va - old + new, pa, len, flags, giga);
             }
         });
-        result?;
+        if let Err(e) = result {
+            // Back as it was: the frames stay mapped at `old` only.
+            let _ = self.unmap(frames, new, new + len, false);
+            return Err(e);
+        }
         self.unmap(frames, old, end, false)
     }
 
@@ -773,7 +777,9 @@ impl AddressSpace {
                     return child.map_contiguous(frames, va, pa, len, flags, false);
                 }
                 ForkCopy::ShareOrCopy => {
-                    if frames.share(pa, len) {
+                    // A writable page inside a read-only area (a program segment's first page
+                    // that is also the previous segment's last) is never shared.
+                    if flags & pte::WRITABLE == 0 && frames.share(pa, len) {
                         return child.map_contiguous(frames, va, pa, len, flags, false);
                     }
                     0 // The table of shared frames is full: a copy.

@@ -23,8 +23,8 @@
 //!
 //! **Writes.** Cached frames are mapped without write permission only. Making such a mapping
 //! writable (mprotect) gives the process its own copy first (`Mm::unshare`), as fork's shared
-//! read-only memory does; MAP_PRIVATE mappings made writable read their own frames from the
-//! file; the host refuses guest writes to pages mapped read-only.
+//! read-only memory does; mappings created writable read their own frames from the file; the
+//! host refuses guest writes to pages mapped read-only.
 
 use crate::bridge;
 use crate::frames::{Frames, PAGE, align_up};
@@ -364,6 +364,28 @@ pub fn read_phys(fd: i64, pa: u64, len: u64, off: u64) -> Result<u64, i64> {
     Ok(done)
 }
 
+/// Maps the frames `[pa, pa + len)`, which the caller holds, at `va`. On failure none of them
+/// stays mapped and the caller's hold is dropped (the partly mapped part is unmapped without
+/// freeing, then the run is freed once).
+fn map_run(
+    aspace: &AddressSpace,
+    frames: &mut Frames,
+    va: u64,
+    pa: u64,
+    len: u64,
+    flags: u64,
+) -> Result<(), i64> {
+    if aspace
+        .map_contiguous(frames, va, pa, len, flags, false)
+        .is_err()
+    {
+        let _ = aspace.unmap(frames, va, va + len, false);
+        frames.free(pa, len);
+        return Err(-ENOMEM);
+    }
+    Ok(())
+}
+
 /// Maps `len` bytes (a page multiple) at `va` with leaf `flags`: the first `valid` bytes hold
 /// the bytes of `file` from `off` (page aligned; short at the end of the file), the rest reads
 /// zero. The range must have no frames; on error the caller unmaps it (whatever got mapped is
@@ -399,13 +421,7 @@ pub fn map_file(
                 Some((pa, n)) => {
                     let n = n.min(cached_end - cur);
                     if frames.share(pa, n) {
-                        if aspace
-                            .map_contiguous(frames, va + cur, pa, n, flags, false)
-                            .is_err()
-                        {
-                            frames.free(pa, n);
-                            return Err(-ENOMEM);
-                        }
+                        map_run(aspace, frames, va + cur, pa, n, flags)?;
                         count(|c| c.cache_hit_bytes += n);
                         cur += n;
                         continue;
@@ -425,13 +441,7 @@ pub fn map_file(
             while cur < miss_end {
                 let (pa, pages) = frames.alloc_run((miss_end - cur) / PAGE).ok_or(-ENOMEM)?;
                 let n = pages * PAGE;
-                if aspace
-                    .map_contiguous(frames, va + cur, pa, n, flags, false)
-                    .is_err()
-                {
-                    frames.free(pa, n);
-                    return Err(-ENOMEM);
-                }
+                map_run(aspace, frames, va + cur, pa, n, flags)?;
                 read_phys(file.fd, pa, n, off + cur).map_err(read_errno)?;
                 if cache_it {
                     frames.cache_insert(id, off + cur, pa, n);

@@ -56,9 +56,9 @@ pub mod code {
 
 /// Restart codes a blocking syscall returns when a signal interrupts it (never seen by the
 /// program: [`to_user`] turns them into EINTR or a restart, as Linux's `handle_signal`).
-pub const ERESTARTSYS: i64 = 512;
+pub const ERESTARTSYS: i64 = offload_abi::errno::ERESTARTSYS;
 pub const ERESTARTNOINTR: i64 = offload_abi::errno::ERESTARTNOINTR;
-pub const ERESTARTNOHAND: i64 = 514;
+pub const ERESTARTNOHAND: i64 = offload_abi::errno::ERESTARTNOHAND;
 pub const ERESTART_RESTARTBLOCK: i64 = 516;
 
 pub const SA_ONSTACK: u64 = 0x0800_0000;

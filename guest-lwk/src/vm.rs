@@ -924,6 +924,13 @@ impl Mm {
             return Err(-ENOMEM);
         }
         if self.aspace.relocate(frames, old, new, old_len).is_err() {
+            // Nothing moved (relocate undoes itself): the old area comes back.
+            self.remove_areas(new, new + new_len);
+            let _ = self.vmas.insert(Vma {
+                start: old,
+                end: old + old_len,
+                ..v
+            });
             return Err(-ENOMEM);
         }
         if dont_unmap {
@@ -1285,15 +1292,18 @@ pub fn with_faults<K: DerefMut<Target = Kernel>>(
 pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
     for _ in 0..MAX_FAULT_RETRIES {
         let me = arch::current_slot();
-        if offload_abi::syscalls::may_block(nr) && crate::signal::interrupted(k, me) {
-            // A signal came before the call could start (a kick found no call to interrupt):
-            // the call could block with nobody left to interrupt it. The signal is taken first
-            // and the call then starts afresh, whatever SA_RESTART says (ERESTARTNOINTR): the
-            // same as the signal arriving just before the syscall, so a call that would not
-            // have blocked (a write with room) still completes as on Linux.
-            return -crate::signal::ERESTARTNOINTR;
-        }
-        let (r, val) = if crate::sched::offload_async_for(k, nr) {
+        // A signal came before the call could start (a kick found no call to interrupt): the
+        // call could block with nobody left to interrupt it. As Linux's would with a signal
+        // pending, it then completes only if it need not wait (a write with room), else the
+        // host answers a restart code that the signal's delivery turns into EINTR or a
+        // restart (`req_flags::NO_BLOCK`; a short synchronous call).
+        let no_block = offload_abi::syscalls::may_block(nr) && crate::signal::interrupted(k, me);
+        let (r, val) = if no_block {
+            k.sched.slots[me].in_offload = crate::sched::InOffload::Sync;
+            let mut reply = (0, [0; 2]);
+            k.unlocked(|| reply = bridge::user_syscall_no_block(nr, args));
+            reply
+        } else if crate::sched::offload_async_for(k, nr) {
             k.sched.slots[me].in_offload = crate::sched::InOffload::Async;
             crate::sched::offload_async(k, nr, args)
         } else {
@@ -1303,8 +1313,8 @@ pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
             reply
         };
         k.sched.slots[me].in_offload = crate::sched::InOffload::No;
-        if r == -EINTR || r == -offload_abi::errno::ERESTARTNOINTR {
-            // The VMM interrupted a blocked host call, or refused to start one, for a host
+        if r == -EINTR || crate::signal::is_restart(r) {
+            // The VMM interrupted a blocked host call, or kept one from waiting, for a host
             // signal whose interrupt is still pending on this CPU (ring 0 runs with IF clear):
             // take it now, so that the restart rules of the caller see the signal.
             crate::hostsig::poll(k);

@@ -16,7 +16,7 @@ use crate::signals::{self, Slots};
 use kvm_ioctls::VmFd;
 use lwk_devices::{AsyncHandler, DoorbellHandler, InterruptHandler};
 use offload_abi::syscalls::{Disposition, disposition};
-use offload_abi::{AsyncSlot, BridgeRequest, async_offload, errno, layout, op};
+use offload_abi::{AsyncSlot, BridgeRequest, async_offload, errno, layout, op, req_flags};
 use offload_host::wire::Wire;
 use offload_host::{LogSink, Servicer};
 use serde::Serialize;
@@ -337,24 +337,19 @@ impl Inner {
         // Off the submitting vCPU's core (the thread inherited its pinning).
         signals::set_affinity(&self.cores);
         let (opcode, number) = (req.op, req.nr);
-        let ran = if self.stopping.load(Ordering::SeqCst) {
-            None
+        if self.stopping.load(Ordering::SeqCst) {
+            // Refused before it ran: the job ends.
+            req.ret = -errno::EINTR;
+            req.val = [0; 2];
         } else {
             self.slots
-                .interruptible(&self.mem, Some(index), opcode, number, || {
+                .interruptible(&self.mem, Some(index), opcode, number, |no_block| {
+                    if no_block {
+                        req.flags |= req_flags::NO_BLOCK;
+                    }
                     self.servicer.serve(&self.mem, &mut req, &*self.log);
                     req.ret
-                })
-        };
-        if ran.is_none() {
-            // Refused before it ran (the job ends: -EINTR; a signal to take first:
-            // -ERESTARTNOINTR, see `Slots::interruptible`).
-            req.ret = if self.stopping.load(Ordering::SeqCst) {
-                -errno::EINTR
-            } else {
-                -errno::ERESTARTNOINTR
-            };
-            req.val = [0; 2];
+                });
         }
         // The slot is free again before the guest can see the completion (so that it may
         // submit again at once without meeting the limit).

@@ -34,7 +34,9 @@
 //! have their default actions for lwk-vmm itself.
 
 use kvm_ioctls::VmFd;
-use offload_abi::{BridgeRequest, HostSignals, async_offload, errno, hostsig, layout, op};
+use offload_abi::{
+    BridgeRequest, HostSignals, async_offload, errno, hostsig, layout, op, req_flags,
+};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -166,7 +168,8 @@ impl Slots {
 
     /// Serves one offload of vCPU `vcpu` on the calling thread with `serve`, marked in flight
     /// so that an interrupting host signal can interrupt it. `req_gpa` is the request in
-    /// guest RAM (its op and number decide whether a pending signal fails it at once).
+    /// guest RAM (its op and number decide whether a pending signal keeps it from waiting:
+    /// the request is then marked [`req_flags::NO_BLOCK`] before `serve` runs it).
     pub fn serve(&self, mem: &GuestMemoryMmap, vcpu: u32, req_gpa: u64, serve: impl FnOnce()) {
         let field = |offset: usize| GuestAddress(req_gpa + offset as u64);
         let opcode = mem
@@ -176,42 +179,45 @@ impl Slots {
             .read_obj::<u64>(field(std::mem::offset_of!(BridgeRequest, nr)))
             .unwrap_or(u64::MAX);
         let ret_gpa = GuestAddress(req_gpa + std::mem::offset_of!(BridgeRequest, ret) as u64);
+        let flags_gpa = field(std::mem::offset_of!(BridgeRequest, flags));
         // Only vCPU ids have synchronous slots (a bigger id served without one is simply not
         // interruptible).
         let index = (vcpu < layout::MAX_VCPUS).then_some(vcpu as usize);
-        let served = self.interruptible(mem, index, opcode, number, || {
+        self.interruptible(mem, index, opcode, number, |no_block| {
+            if no_block {
+                // Outside guest RAM there is no request to mark (the servicer ignores such
+                // pages too).
+                let flags = mem.read_obj::<u32>(flags_gpa).unwrap_or(0);
+                let _ = mem.write_obj(flags | req_flags::NO_BLOCK, flags_gpa);
+            }
             serve();
             mem.read_obj::<i64>(ret_gpa).unwrap_or(0)
         });
-        if served.is_none() {
-            let val_gpa = req_gpa + std::mem::offset_of!(BridgeRequest, val) as u64;
-            // Outside guest RAM there is nowhere to answer (the servicer ignores such pages too).
-            let _ = mem.write_obj(-errno::ERESTARTNOINTR, ret_gpa);
-            let _ = mem.write_obj([0u64; 2], GuestAddress(val_gpa));
-        }
     }
 
     /// Runs one offload (operation `opcode`, syscall `number`) on the calling thread as the
     /// call in flight on slot `index`, so that an interrupting host signal can interrupt it.
-    /// `serve` executes it and returns its `ret`. Returns `None` without running it when it
-    /// is refused (an interrupting signal is pending and it may block): the caller answers
-    /// `-ERESTARTNOINTR` (not run: the LWK takes the signal and starts the call again, so a
-    /// call that would not have blocked still completes, as on Linux).
+    /// `serve(no_block)` executes it and returns its `ret`. `no_block` is true when the call
+    /// may block and an interrupting signal is already pending (or the LWK asked to interrupt
+    /// it): nobody would interrupt it once it waits, so it must not wait
+    /// ([`req_flags::NO_BLOCK`]: it runs if it can complete at once, as Linux's would with a
+    /// signal pending, and is otherwise answered with a restart code that the signal's delivery
+    /// turns into EINTR or a restart).
     pub fn interruptible(
         &self,
         mem: &GuestMemoryMmap,
         index: Option<usize>,
         opcode: u32,
         number: u64,
-        serve: impl FnOnce() -> i64,
-    ) -> Option<i64> {
+        serve: impl FnOnce(bool) -> i64,
+    ) -> i64 {
         // Only the program's syscalls are interrupted; the LWK's own requests (logging, time,
         // zeroing memory) always run to completion.
         let slot = index
             .and_then(|i| self.slots.get(i))
             .filter(|_| opcode == op::SYSCALL);
         let Some(slot) = slot else {
-            return Some(serve());
+            return serve(false);
         };
         let requested = {
             let mut s = lock(slot);
@@ -225,16 +231,16 @@ impl Slots {
         // thread has set, or the service thread sees this offload in flight and signals it.
         let pending = pending_interrupting(mem);
         // A call that may block, entered while an interrupting signal is pending (or after the
-        // LWK asked to interrupt it), is refused without running.
-        let refuse = (pending != 0 || requested) && offload_abi::syscalls::may_block(number);
-        let ret = if refuse { None } else { Some(serve()) };
+        // LWK asked to interrupt it), must not wait.
+        let no_block = (pending != 0 || requested) && offload_abi::syscalls::may_block(number);
+        let ret = serve(no_block);
         let signalled = {
             let mut s = lock(slot);
             s.thread = None;
             s.requested = false;
             s.signalled
         };
-        if refuse || (signalled && ret == Some(-errno::EINTR)) {
+        if no_block || (signalled && ret == -errno::EINTR) {
             self.interrupted.fetch_add(1, Ordering::Relaxed);
         }
         ret
@@ -244,8 +250,9 @@ impl Slots {
     /// made it). A call in flight is signalled, repeatedly for up to 2 ms in case it had not
     /// blocked yet when the first signal came (blocked, it returns EINTR at once; running, it
     /// completes normally). With no call in flight nothing happens, unless `reserved` (an
-    /// asynchronous call submitted on this slot whose worker has not started it): it is then
-    /// refused with EINTR when it starts, if it may block. Runs on the asking vCPU's thread.
+    /// asynchronous call submitted on this slot whose worker has not started it): it then
+    /// must not wait when it starts, if it may block (`req_flags::NO_BLOCK`). Runs on the
+    /// asking vCPU's thread.
     pub fn request_interrupt(&self, index: usize, reserved: bool) {
         let Some(slot) = self.slots.get(index) else {
             return;
@@ -546,52 +553,44 @@ mod tests {
     }
 
     #[test]
-    fn blocking_offload_entered_with_a_signal_pending_is_refused_for_a_restart() {
+    fn blocking_offload_entered_with_a_signal_pending_must_not_wait() {
         let m = mem();
         init_block(&m).unwrap();
         let gpa = 0x8000;
-        let req = BridgeRequest {
-            op: op::SYSCALL,
-            nr: nr::read,
-            ..Default::default()
+        let flags_gpa = GuestAddress(gpa + std::mem::offset_of!(BridgeRequest, flags) as u64);
+        let write = |nr: u64| {
+            let req = BridgeRequest {
+                op: op::SYSCALL,
+                nr,
+                ..Default::default()
+            };
+            m.write_obj(offload_host::wire::Wire(req), GuestAddress(gpa))
+                .unwrap();
         };
-        m.write_obj(offload_host::wire::Wire(req), GuestAddress(gpa))
-            .unwrap();
+        let no_block = || m.read_obj::<u32>(flags_gpa).unwrap() & req_flags::NO_BLOCK != 0;
+        write(nr::read);
         let slots = Slots::default();
         let mut served = 0;
         slots.serve(&m, 0, gpa, || served += 1);
         assert_eq!(served, 1);
+        assert!(!no_block(), "nothing pending: the call may wait");
         post(&m, 1 << (libc::SIGINT - 1));
         slots.serve(&m, 0, gpa, || served += 1);
-        assert_eq!(served, 1, "refused, not served");
-        let ret_gpa = gpa + std::mem::offset_of!(BridgeRequest, ret) as u64;
-        assert_eq!(
-            m.read_obj::<i64>(GuestAddress(ret_gpa)).unwrap(),
-            -errno::ERESTARTNOINTR
-        );
+        assert_eq!(served, 2, "served, marked");
+        assert!(no_block(), "a signal pending: the call must not wait");
         assert_eq!(slots.interrupted.load(Ordering::Relaxed), 1);
-        // A call that does not block runs as usual; so does any call for a pending signal
+        // A call that does not block runs unmarked; so does any call for a pending signal
         // that does not interrupt (SIGWINCH).
-        let req = BridgeRequest {
-            op: op::SYSCALL,
-            nr: nr::openat,
-            ..Default::default()
-        };
-        m.write_obj(offload_host::wire::Wire(req), GuestAddress(gpa))
-            .unwrap();
-        slots.serve(&m, 0, gpa, || served += 1);
-        assert_eq!(served, 2);
-        m.write_obj(1u64 << (libc::SIGWINCH - 1), GuestAddress(PENDING_GPA))
-            .unwrap();
-        let req = BridgeRequest {
-            op: op::SYSCALL,
-            nr: nr::read,
-            ..Default::default()
-        };
-        m.write_obj(offload_host::wire::Wire(req), GuestAddress(gpa))
-            .unwrap();
+        write(nr::openat);
         slots.serve(&m, 0, gpa, || served += 1);
         assert_eq!(served, 3);
+        assert!(!no_block());
+        m.write_obj(1u64 << (libc::SIGWINCH - 1), GuestAddress(PENDING_GPA))
+            .unwrap();
+        write(nr::read);
+        slots.serve(&m, 0, gpa, || served += 1);
+        assert_eq!(served, 4);
+        assert!(!no_block());
         assert!(slots.in_flight().is_empty());
     }
 

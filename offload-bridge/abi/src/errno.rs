@@ -48,12 +48,14 @@ pub const ENOTCONN: i64 = 107;
 /// Largest errno value; results in `-MAX_ERRNO..0` are errors.
 pub const MAX_ERRNO: i64 = 4095;
 
-/// Not a Linux errno the program ever sees: the answer to an offloaded call that was refused
-/// without running because a signal is to be taken first (an interrupting host signal is
-/// pending, or the LWK asked to interrupt the call). The LWK delivers the signal and starts
-/// the call again whatever SA_RESTART says (Linux's ERESTARTNOINTR): nothing ran, so to the
-/// program the signal simply arrived before the syscall.
+/// Restart codes (Linux's, never seen by the program): the answer to an offloaded call that
+/// was not allowed to wait because a signal is to be taken first (see
+/// [`crate::req_flags::NO_BLOCK`]). The LWK delivers the signal, then makes it EINTR or
+/// restarts the call: ERESTARTSYS restarts with SA_RESTART, ERESTARTNOHAND only when no handler
+/// ran, ERESTARTNOINTR always.
+pub const ERESTARTSYS: i64 = 512;
 pub const ERESTARTNOINTR: i64 = 513;
+pub const ERESTARTNOHAND: i64 = 514;
 
 /// Whether a Linux-style result is an error.
 #[inline]

@@ -23,7 +23,7 @@ use core::mem::{offset_of, size_of};
 /// process operations ([`op::PROC_FORK`], [`op::PROC_EXEC`], [`op::PROC_EXIT`]). Version 4
 /// added [`op::COPY_PHYS`] ([`CopyRange`], [`MAX_COPY_RANGES`]) and [`op::PROC_NAME`] (and
 /// made [`op::PROC_EXEC`] set the process's command name). Version 5 added [`op::PROC_STATE`] and the cmdline of [`op::PROC_EXEC`].
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Name of the ELF note (PT_NOTE) in the guest image that carries [`PROTOCOL_VERSION`].
 pub const ABI_NOTE_NAME: &[u8; 8] = b"LWK-VMM\0";
@@ -412,6 +412,15 @@ pub mod req_flags {
     pub const KERNEL_ORIGIN: u32 = 1 << 0;
     /// On a [`super::op::TRACE`] record: the syscall does not return (exit, exit_group).
     pub const NO_RETURN: u32 = 1 << 1;
+    /// On a syscall that may block ([`super::syscalls::may_block`]): a signal is already
+    /// pending for the caller, so nobody would interrupt the call once it waits. The host runs
+    /// it only if it cannot wait (its fd is ready or non-blocking, MSG_DONTWAIT, LOCK_NB, a
+    /// zero timeout), as Linux's call completes with a signal pending when it need not sleep;
+    /// otherwise it answers [`super::errno::ERESTARTSYS`] ([`super::errno::ERESTARTNOHAND`]
+    /// for the poll family), which the signal's delivery turns into EINTR or a restart as on
+    /// Linux. Set by the LWK, or by the VMM for a host signal or an interrupt request that
+    /// came before the call started.
+    pub const NO_BLOCK: u32 = 1 << 2;
 }
 
 /// One offload request, in the vCPU's bridge page. The guest fills everything but `ret` and

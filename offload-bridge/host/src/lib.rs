@@ -547,7 +547,13 @@ impl Servicer {
         let view = GuestView::new(mem, req.cr3, kernel_origin);
         match req.op {
             op::SYSCALL => {
-                req.ret = to_ret(self.syscall(req.pid, &view, req.nr, req.args));
+                let no_block = req.flags & req_flags::NO_BLOCK != 0
+                    && offload_abi::syscalls::may_block(req.nr);
+                req.ret = if no_block && self.would_wait(req.pid, req.nr, req.args) {
+                    poll::restart_code(req.nr)
+                } else {
+                    to_ret(self.syscall(req.pid, &view, req.nr, req.args))
+                };
                 req.val = view.fault_report(req.ret);
             }
             op::HOST_TIME => {
@@ -662,6 +668,13 @@ impl Servicer {
             }
             _ => self.exit_process(pid(args[0])?),
         }
+    }
+
+    /// Whether process `pid`'s offloaded call `number` would wait now (see
+    /// [`req_flags::NO_BLOCK`]); false for an unknown process (the call fails by itself).
+    fn would_wait(&self, pid: u32, number: u64, args: [u64; 6]) -> bool {
+        self.process(pid)
+            .is_some_and(|p| poll::would_wait(&p.fds, number, args))
     }
 
     /// Executes offloaded syscall `number`. Numbers the table does not mark offloaded are

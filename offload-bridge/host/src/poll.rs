@@ -368,3 +368,128 @@ fn do_epoll_wait<M: GuestMemoryBackend>(
     c.mem.write(dest, &bytes)?;
     Ok(events.len() as i64)
 }
+
+/// Whether offloaded call `number` of a caller with fd table `fds` would wait now, for a call
+/// that must not ([`offload_abi::req_flags::NO_BLOCK`]: a signal is pending). False when it
+/// can complete at once: its fd is ready (or in error, or not a valid fd: the call fails by
+/// itself) or non-blocking, MSG_DONTWAIT, LOCK_NB or LOCK_UN, SPLICE_F_NONBLOCK, a zero poll
+/// timeout. Calls whose timeout lives in guest memory (ppoll, select, pselect6, epoll_pwait2)
+/// count as waiting, and so does a blocking connect. A write that fits only partly in a pipe
+/// still runs (Linux would write what fits and stop).
+pub(crate) fn would_wait(fds: &crate::fdtable::FdTable, number: u64, a: [u64; 6]) -> bool {
+    use offload_abi::syscalls::nr;
+    const MSG_DONTWAIT: u64 = 0x40;
+    const LOCK_NB: u64 = 4;
+    const LOCK_UN: u64 = 8;
+    const SPLICE_F_NONBLOCK: u64 = 2;
+    // None: not an fd of the caller (the call fails by itself without waiting).
+    let nonblocking = |fd: u64| {
+        let host = fds.get(fd).ok()?;
+        let fl = sys::fcntl_int(host.as_fd(), libc::F_GETFL, 0).ok()?;
+        Some((host, fl & i64::from(libc::O_NONBLOCK) != 0))
+    };
+    let ready = |fd: u64, events: i16| match nonblocking(fd) {
+        None | Some((_, true)) => true,
+        Some((host, false)) => {
+            let mut p = [libc::pollfd {
+                fd: host.as_raw_fd(),
+                events,
+                revents: 0,
+            }];
+            let mut now = Some(libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            });
+            sys::ppoll(&mut p, &mut now).map_or(true, |n| n > 0)
+        }
+    };
+    match number {
+        nr::read | nr::readv | nr::accept | nr::accept4 => !ready(a[0], POLLIN),
+        nr::write | nr::writev => !ready(a[0], POLLOUT),
+        nr::recvfrom | nr::recvmmsg => a[3] & MSG_DONTWAIT == 0 && !ready(a[0], POLLIN),
+        nr::recvmsg => a[2] & MSG_DONTWAIT == 0 && !ready(a[0], POLLIN),
+        nr::sendto | nr::sendmmsg => a[3] & MSG_DONTWAIT == 0 && !ready(a[0], POLLOUT),
+        nr::sendmsg => a[2] & MSG_DONTWAIT == 0 && !ready(a[0], POLLOUT),
+        nr::splice => {
+            a[5] & SPLICE_F_NONBLOCK == 0 && !(ready(a[0], POLLIN) && ready(a[2], POLLOUT))
+        }
+        nr::tee => a[3] & SPLICE_F_NONBLOCK == 0 && !(ready(a[0], POLLIN) && ready(a[1], POLLOUT)),
+        nr::connect => nonblocking(a[0]).is_some_and(|(_, nb)| !nb),
+        nr::flock => a[1] & (LOCK_NB | LOCK_UN) == 0,
+        nr::poll => a[2] as i32 != 0,
+        nr::epoll_wait | nr::epoll_pwait => a[3] as i32 != 0,
+        _ => true,
+    }
+}
+
+/// The restart code for a call that would have waited with a signal pending: the poll family
+/// is interrupted whatever SA_RESTART says (Linux's ERESTARTNOHAND), the rest restart with it
+/// (ERESTARTSYS).
+pub(crate) fn restart_code(number: u64) -> i64 {
+    use offload_abi::errno::{ERESTARTNOHAND, ERESTARTSYS};
+    use offload_abi::syscalls::nr;
+    match number {
+        nr::poll
+        | nr::ppoll
+        | nr::select
+        | nr::pselect6
+        | nr::epoll_wait
+        | nr::epoll_pwait
+        | nr::epoll_pwait2 => -ERESTARTNOHAND,
+        _ => -ERESTARTSYS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{restart_code, would_wait};
+    use crate::fdtable::FdTable;
+    use offload_abi::errno::{ERESTARTNOHAND, ERESTARTSYS};
+    use offload_abi::syscalls::nr;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    fn pipe(flags: i32) -> (OwnedFd, OwnedFd) {
+        let mut p = [0i32; 2];
+        // SAFETY: `p` is writable for two ints.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), flags) }, 0);
+        // SAFETY: pipe2 just returned these two fds, owned by nobody else.
+        unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) }
+    }
+
+    #[test]
+    fn a_call_with_a_signal_pending_waits_only_when_it_would_block() {
+        let fds = FdTable::new(64);
+        let (r, w) = pipe(0);
+        let w_dup = w.try_clone().unwrap();
+        let rfd = fds.insert(r, false).unwrap() as u64;
+        let wfd = fds.insert(w, false).unwrap() as u64;
+        let args = |fd: u64| [fd, 0, 1, 0, 0, 0];
+        assert!(would_wait(&fds, nr::read, args(rfd)), "empty pipe");
+        assert!(!would_wait(&fds, nr::write, args(wfd)), "a pipe with room");
+        assert!(
+            !would_wait(&fds, nr::read, args(99)),
+            "no such fd: fails at once"
+        );
+        let mut dontwait = args(rfd);
+        dontwait[3] = 0x40;
+        assert!(!would_wait(&fds, nr::recvfrom, dontwait), "MSG_DONTWAIT");
+        let mut w_file = std::fs::File::from(w_dup);
+        std::io::Write::write_all(&mut w_file, b"x").unwrap();
+        assert!(!would_wait(&fds, nr::read, args(rfd)), "data to read");
+        let (nb, _nbw) = pipe(libc::O_NONBLOCK);
+        let nbfd = fds.insert(nb, false).unwrap() as u64;
+        assert!(!would_wait(&fds, nr::read, args(nbfd)), "O_NONBLOCK");
+        assert!(
+            !would_wait(&fds, nr::flock, [rfd, 2 | 4, 0, 0, 0, 0]),
+            "LOCK_NB"
+        );
+        assert!(would_wait(&fds, nr::flock, [rfd, 2, 0, 0, 0, 0]), "LOCK_EX");
+        assert!(
+            !would_wait(&fds, nr::poll, [0, 1, 0, 0, 0, 0]),
+            "poll, timeout 0"
+        );
+        assert!(would_wait(&fds, nr::poll, [0, 1, (-1i64) as u64, 0, 0, 0]));
+        assert_eq!(restart_code(nr::read), -ERESTARTSYS);
+        assert_eq!(restart_code(nr::epoll_wait), -ERESTARTNOHAND);
+    }
+}
