@@ -151,16 +151,7 @@ pub fn handle(mut k: KernelGuard, frame: &mut TrapFrame) {
             if r == -EINTR && crate::signal::interrupted(&k, arch::current_slot()) {
                 // The host call was interrupted for a signal of the program: Linux's restart
                 // rules decide (poll and friends never restart, the rest under SA_RESTART).
-                match number {
-                    nr::poll
-                    | nr::ppoll
-                    | nr::select
-                    | nr::pselect6
-                    | nr::epoll_wait
-                    | nr::epoll_pwait
-                    | nr::epoll_pwait2 => -crate::signal::ERESTARTNOHAND,
-                    _ => -crate::signal::ERESTARTSYS,
-                }
+                offload_abi::syscalls::restart_code(number)
             } else {
                 r
             }

@@ -464,6 +464,23 @@ syscall_table! {
     467 => open_tree_attr: Unsupported("the job cannot change or inspect the host's mounts"),
 }
 
+/// The restart code of may-block call `number` cut short by a signal (interrupted while it
+/// waited, or kept from waiting: [`crate::req_flags::NO_BLOCK`]), Linux's: the poll family is
+/// interrupted whatever SA_RESTART says (ERESTARTNOHAND), the rest restart with it
+/// (ERESTARTSYS). Returned negated, as a syscall result.
+pub fn restart_code(number: u64) -> i64 {
+    match number {
+        nr::poll
+        | nr::ppoll
+        | nr::select
+        | nr::pselect6
+        | nr::epoll_wait
+        | nr::epoll_pwait
+        | nr::epoll_pwait2 => -crate::errno::ERESTARTNOHAND,
+        _ => -crate::errno::ERESTARTSYS,
+    }
+}
+
 /// Offloaded syscalls that may block indefinitely (on a pipe, socket, terminal or lock): the
 /// ones a signal must be able to interrupt while they wait on the host.
 pub fn may_block(number: u64) -> bool {

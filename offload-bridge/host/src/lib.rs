@@ -550,7 +550,7 @@ impl Servicer {
                 let no_block = req.flags & req_flags::NO_BLOCK != 0
                     && offload_abi::syscalls::may_block(req.nr);
                 req.ret = if no_block && self.would_wait(req.pid, req.nr, req.args) {
-                    poll::restart_code(req.nr)
+                    offload_abi::syscalls::restart_code(req.nr)
                 } else {
                     to_ret(self.syscall(req.pid, &view, req.nr, req.args))
                 };

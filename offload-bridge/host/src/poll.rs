@@ -422,30 +422,12 @@ pub(crate) fn would_wait(fds: &crate::fdtable::FdTable, number: u64, a: [u64; 6]
     }
 }
 
-/// The restart code for a call that would have waited with a signal pending: the poll family
-/// is interrupted whatever SA_RESTART says (Linux's ERESTARTNOHAND), the rest restart with it
-/// (ERESTARTSYS).
-pub(crate) fn restart_code(number: u64) -> i64 {
-    use offload_abi::errno::{ERESTARTNOHAND, ERESTARTSYS};
-    use offload_abi::syscalls::nr;
-    match number {
-        nr::poll
-        | nr::ppoll
-        | nr::select
-        | nr::pselect6
-        | nr::epoll_wait
-        | nr::epoll_pwait
-        | nr::epoll_pwait2 => -ERESTARTNOHAND,
-        _ => -ERESTARTSYS,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{restart_code, would_wait};
+    use super::would_wait;
     use crate::fdtable::FdTable;
     use offload_abi::errno::{ERESTARTNOHAND, ERESTARTSYS};
-    use offload_abi::syscalls::nr;
+    use offload_abi::syscalls::{nr, restart_code};
     use std::os::fd::{FromRawFd, OwnedFd};
 
     fn pipe(flags: i32) -> (OwnedFd, OwnedFd) {
