@@ -64,16 +64,11 @@ fn call(opcode: u32, flags: u32, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
     (req.ret, req.val)
 }
 
-/// Offloads a syscall made by the program (pointers are user addresses). Returns `ret` and
-/// `val`: on `-EFAULT`, `val` tells which page was not present (`offload_abi::syscall_fault`).
-pub fn user_syscall(nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
-    call(op::SYSCALL, 0, nr, args)
-}
-
-/// The same for a call that must not wait (a signal is pending): it runs only if it can
-/// complete at once, else the answer is a restart code (`req_flags::NO_BLOCK`).
-pub fn user_syscall_no_block(nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
-    call(op::SYSCALL, req_flags::NO_BLOCK, nr, args)
+/// Offloads a syscall made by the program (pointers are user addresses; `flags`: 0 or
+/// `req_flags::NO_BLOCK`). Returns `ret` and `val`: on `-EFAULT`, `val` tells which page was
+/// not present (`offload_abi::syscall_fault`).
+pub fn user_syscall(nr: u64, args: [u64; 6], flags: u32) -> (i64, [u64; 2]) {
+    call(op::SYSCALL, flags, nr, args)
 }
 
 /// Has the host zero the `count` [`offload_abi::PhysRange`]s listed at guest-physical `list`.
@@ -133,12 +128,13 @@ const SLOT_DONE_WORD: u64 = offset_of!(AsyncSlot, done) as u64;
 const _: () = assert!(offset_of!(AsyncSlot, vcpu) as u64 == SLOT_DONE_WORD + 4);
 const _: () = assert!(SLOT_DONE_WORD.is_multiple_of(8));
 const _: () = assert!(offset_of!(AsyncSlot, req) == 0 && offset_of!(BridgeRequest, op) == 0);
+const _: () = assert!(offset_of!(BridgeRequest, flags) == 4);
 
 /// Fills the request of the async slot at `page_pa` with a syscall the program made (user
 /// pointers, this address space). Call before [`submit_async`].
-pub fn async_user_syscall(page_pa: u64, nr: u64, args: [u64; 6]) {
-    // op = SYSCALL, flags = 0 (user origin).
-    phys::write_u64(page_pa, u64::from(op::SYSCALL));
+pub fn async_user_syscall(page_pa: u64, nr: u64, args: [u64; 6], flags: u32) {
+    // op = SYSCALL, then the flags (user origin: no KERNEL_ORIGIN).
+    phys::write_u64(page_pa, u64::from(op::SYSCALL) | u64::from(flags) << 32);
     phys::write_u64(page_pa + SLOT_NR, nr);
     for (i, a) in args.iter().enumerate() {
         phys::write_u64(page_pa + SLOT_ARGS + 8 * i as u64, *a);

@@ -663,12 +663,13 @@ fn run_others(mut k: KernelGuard, cpu: usize, me: usize) -> ! {
 
 /// Runs the offloaded call `nr(args)` of the calling thread on a host worker (an asynchronous
 /// offload) and lets the vCPU run its other threads, and take its interrupts, until it
-/// completes; returns `ret`, `val`. See [`offload_async_for`] for when; the caller marks the
+/// completes (`flags`: `req_flags`); returns `ret`, `val`. See [`offload_async_for`] for when;
+/// the caller marks the
 /// thread `InOffload::Async` around it (what [`async_completed`] looks for).
-pub fn offload_async(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
+pub fn offload_async(k: &mut KernelGuard, nr: u64, args: [u64; 6], flags: u32) -> (i64, [u64; 2]) {
     let me = arch::current_slot();
     let page = arch::async_page_pa(me);
-    crate::bridge::async_user_syscall(page, nr, args);
+    crate::bridge::async_user_syscall(page, nr, args, flags);
     crate::bridge::submit_async(page);
     while !crate::bridge::async_done(page) {
         // Woken by `async_completed`, or by a signal (which also asked the VMM to interrupt

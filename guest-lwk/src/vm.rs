@@ -1296,20 +1296,19 @@ pub fn offload(k: &mut KernelGuard, nr: u64, args: [u64; 6]) -> i64 {
         // call could block with nobody left to interrupt it. As Linux's would with a signal
         // pending, it then completes only if it need not wait (a write with room), else the
         // host answers a restart code that the signal's delivery turns into EINTR or a
-        // restart (`req_flags::NO_BLOCK`; a short synchronous call).
-        let no_block = offload_abi::syscalls::may_block(nr) && crate::signal::interrupted(k, me);
-        let (r, val) = if no_block {
-            k.sched.slots[me].in_offload = crate::sched::InOffload::Sync;
-            let mut reply = (0, [0; 2]);
-            k.unlocked(|| reply = bridge::user_syscall_no_block(nr, args));
-            reply
-        } else if crate::sched::offload_async_for(k, nr) {
+        // restart (`req_flags::NO_BLOCK`).
+        let flags = if offload_abi::syscalls::may_block(nr) && crate::signal::interrupted(k, me) {
+            offload_abi::req_flags::NO_BLOCK
+        } else {
+            0
+        };
+        let (r, val) = if crate::sched::offload_async_for(k, nr) {
             k.sched.slots[me].in_offload = crate::sched::InOffload::Async;
-            crate::sched::offload_async(k, nr, args)
+            crate::sched::offload_async(k, nr, args, flags)
         } else {
             k.sched.slots[me].in_offload = crate::sched::InOffload::Sync;
             let mut reply = (0, [0; 2]);
-            k.unlocked(|| reply = bridge::user_syscall(nr, args));
+            k.unlocked(|| reply = bridge::user_syscall(nr, args, flags));
             reply
         };
         k.sched.slots[me].in_offload = crate::sched::InOffload::No;

@@ -264,7 +264,11 @@ impl AsyncHandler for AsyncOffloads {
 impl InterruptHandler for AsyncOffloads {
     fn interrupt_sync(&self, vcpu: u32) {
         if vcpu < offload_abi::layout::MAX_VCPUS {
-            self.inner.slots.request_interrupt(vcpu as usize, false);
+            // Kept even when the call has not reached the VMM yet (the LWK marks the thread as
+            // in a synchronous call before it leaves the VM): it then starts marked NO_BLOCK.
+            // A request that comes after the call ended costs the vCPU's next may-block call
+            // one restart at most.
+            self.inner.slots.request_interrupt(vcpu as usize, true);
         }
     }
 

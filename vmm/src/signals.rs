@@ -20,9 +20,9 @@
 //!   before it entered the blocking call). The blocking host call returns EINTR, which the
 //!   servicer passes to the LWK as -EINTR; no servicer handler retries on EINTR.
 //! - An offload that starts while an interrupting signal is pending (sent, not yet taken by
-//!   the LWK) and that may block indefinitely is answered -ERESTARTNOINTR without being
-//!   executed (the other race of the two): the LWK takes the signal first and then starts the
-//!   call again, as if the signal had come just before the syscall.
+//!   the LWK) and that may block indefinitely must not wait (the other race of the two): it is
+//!   marked `req_flags::NO_BLOCK`, so it runs only if it can complete at once and is otherwise
+//!   answered a restart code without running, as Linux's call with a signal pending.
 //!
 //! The service thread takes no lock that a blocked offload holds: it touches only guest RAM,
 //! the VM fd and the offload [`Slots`], whose locks are held for a few instructions and never
@@ -138,8 +138,9 @@ pub struct Slots {
     slots: Vec<Mutex<Slot>>,
     /// Signals forwarded to the guest.
     pub forwarded: AtomicU64,
-    /// Offloads that the service thread interrupted and that returned -EINTR (including
-    /// those refused with -EINTR because an interrupting signal was pending when they began).
+    /// Offloads that the service thread interrupted and that returned -EINTR, and those that
+    /// were kept from waiting because an interrupting signal was pending when they began
+    /// (answered a restart code).
     pub interrupted: AtomicU64,
 }
 
@@ -240,7 +241,8 @@ impl Slots {
             s.requested = false;
             s.signalled
         };
-        if no_block || (signalled && ret == -errno::EINTR) {
+        let cut_short = (-516..=-512).contains(&ret); // a restart code: it would have waited
+        if (no_block && cut_short) || (signalled && ret == -errno::EINTR) {
             self.interrupted.fetch_add(1, Ordering::Relaxed);
         }
         ret
@@ -249,10 +251,9 @@ impl Slots {
     /// The LWK asks to interrupt the call on slot `index` (it has a signal for the thread that
     /// made it). A call in flight is signalled, repeatedly for up to 2 ms in case it had not
     /// blocked yet when the first signal came (blocked, it returns EINTR at once; running, it
-    /// completes normally). With no call in flight nothing happens, unless `reserved` (an
-    /// asynchronous call submitted on this slot whose worker has not started it): it then
-    /// must not wait when it starts, if it may block (`req_flags::NO_BLOCK`). Runs on the
-    /// asking vCPU's thread.
+    /// completes normally). With no call in flight nothing happens, unless `reserved` (a call
+    /// made on this slot that has not started yet): it then must not wait when it starts, if
+    /// it may block (`req_flags::NO_BLOCK`). Runs on the asking vCPU's thread.
     pub fn request_interrupt(&self, index: usize, reserved: bool) {
         let Some(slot) = self.slots.get(index) else {
             return;
@@ -575,10 +576,19 @@ mod tests {
         assert_eq!(served, 1);
         assert!(!no_block(), "nothing pending: the call may wait");
         post(&m, 1 << (libc::SIGINT - 1));
-        slots.serve(&m, 0, gpa, || served += 1);
+        let ret_gpa = GuestAddress(gpa + std::mem::offset_of!(BridgeRequest, ret) as u64);
+        slots.serve(&m, 0, gpa, || {
+            served += 1;
+            // The servicer's answer when it would have waited.
+            m.write_obj(-errno::ERESTARTSYS, ret_gpa).unwrap();
+        });
         assert_eq!(served, 2, "served, marked");
         assert!(no_block(), "a signal pending: the call must not wait");
-        assert_eq!(slots.interrupted.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            slots.interrupted.load(Ordering::Relaxed),
+            1,
+            "counted: cut short"
+        );
         // A call that does not block runs unmarked; so does any call for a pending signal
         // that does not interrupt (SIGWINCH).
         write(nr::openat);

@@ -31,7 +31,8 @@ pub struct SyscallCounts {
 pub struct HostSignalCounts {
     /// Signals sent to lwk-vmm and forwarded to the program.
     pub forwarded: u64,
-    /// Offloaded host calls interrupted by them (answered -EINTR).
+    /// Offloaded host calls interrupted by them (answered -EINTR, or a restart code when they
+    /// would have waited after the signal came).
     pub interrupted_offloads: u64,
 }
 
@@ -65,7 +66,8 @@ pub struct JobStats {
     pub wall_ms: f64,
     /// Signals sent to lwk-vmm (SIGINT, SIGTERM, ...) and forwarded to the program.
     pub host_signals: u64,
-    /// Offloaded host calls that a forwarded signal interrupted (they returned EINTR).
+    /// Offloaded host calls that a signal interrupted (they returned EINTR), or kept from
+    /// waiting because it came before they started.
     pub interrupted_offloads: u64,
     /// Asynchronous offloads (`port::OFFLOAD_ASYNC`).
     pub async_offloads: crate::offload::AsyncCounts,

@@ -88,8 +88,8 @@ pub mod port {
     /// blocked completes normally. Nothing happens if the vCPU has no call in flight.
     pub const INTERRUPT_SYNC: u16 = 0x7105;
     /// The same for the asynchronous call in the [`super::AsyncSlot`] page whose GPA >> 12 is
-    /// written; a call submitted but not started yet that may block is completed with
-    /// `-errno::ERESTARTNOINTR` without running (the LWK takes the signal, then restarts it).
+    /// written; a call submitted but not started yet that may block must not wait when it
+    /// starts ([`super::req_flags::NO_BLOCK`]).
     pub const INTERRUPT_ASYNC: u16 = 0x7106;
 }
 

@@ -549,8 +549,8 @@ impl Servicer {
             op::SYSCALL => {
                 let no_block = req.flags & req_flags::NO_BLOCK != 0
                     && offload_abi::syscalls::may_block(req.nr);
-                req.ret = if no_block && self.would_wait(req.pid, req.nr, req.args) {
-                    offload_abi::syscalls::restart_code(req.nr)
+                req.ret = if no_block {
+                    self.syscall_no_wait(req.pid, &view, req.nr, req.args)
                 } else {
                     to_ret(self.syscall(req.pid, &view, req.nr, req.args))
                 };
@@ -670,11 +670,32 @@ impl Servicer {
         }
     }
 
-    /// Whether process `pid`'s offloaded call `number` would wait now (see
-    /// [`req_flags::NO_BLOCK`]); false for an unknown process (the call fails by itself).
-    fn would_wait(&self, pid: u32, number: u64, args: [u64; 6]) -> bool {
-        self.process(pid)
-            .is_some_and(|p| poll::would_wait(&p.fds, number, args))
+    /// Runs process `pid`'s may-block call `number` so that it does not wait (see
+    /// [`req_flags::NO_BLOCK`] and [`poll::no_wait`]): the call's result, or its restart code
+    /// when it would have waited.
+    fn syscall_no_wait<M: GuestMemoryBackend>(
+        &self,
+        pid: u32,
+        view: &GuestView<'_, M>,
+        number: u64,
+        args: [u64; 6],
+    ) -> i64 {
+        let plan = match self.process(pid) {
+            Some(p) => poll::no_wait(&p.fds, number, args),
+            None => poll::NoWait::Run, // ESRCH from the call itself
+        };
+        match plan {
+            poll::NoWait::Run => to_ret(self.syscall(pid, view, number, args)),
+            poll::NoWait::Wait => offload_abi::syscalls::restart_code(number),
+            poll::NoWait::Try { args, waited } => {
+                let r = to_ret(self.syscall(pid, view, number, args));
+                if r == waited {
+                    offload_abi::syscalls::restart_code(number)
+                } else {
+                    r
+                }
+            }
+        }
     }
 
     /// Executes offloaded syscall `number`. Numbers the table does not mark offloaded are

@@ -369,14 +369,29 @@ fn do_epoll_wait<M: GuestMemoryBackend>(
     Ok(events.len() as i64)
 }
 
-/// Whether offloaded call `number` of a caller with fd table `fds` would wait now, for a call
-/// that must not ([`offload_abi::req_flags::NO_BLOCK`]: a signal is pending). False when it
-/// can complete at once: its fd is ready (or in error, or not a valid fd: the call fails by
-/// itself) or non-blocking, MSG_DONTWAIT, LOCK_NB or LOCK_UN, SPLICE_F_NONBLOCK, a zero poll
-/// timeout. Calls whose timeout lives in guest memory (ppoll, select, pselect6, epoll_pwait2)
-/// count as waiting, and so does a blocking connect. A write that fits only partly in a pipe
-/// still runs (Linux would write what fits and stop).
-pub(crate) fn would_wait(fds: &crate::fdtable::FdTable, number: u64, a: [u64; 6]) -> bool {
+/// How to run a call that must not wait ([`offload_abi::req_flags::NO_BLOCK`]: a signal is
+/// pending), as Linux's completes with a signal pending only if it need not sleep.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NoWait {
+    /// As it is: it cannot wait (its fd is ready, in error or not the caller's, non-blocking,
+    /// MSG_DONTWAIT, LOCK_NB, LOCK_UN, SPLICE_F_NONBLOCK, a zero timeout).
+    Run,
+    /// With these arguments, which cannot wait (a zero timeout, LOCK_NB, MSG_DONTWAIT); the
+    /// result `waited` means it would have waited.
+    Try { args: [u64; 6], waited: i64 },
+    /// Not at all: it would wait (answer the restart code).
+    Wait,
+}
+
+/// How offloaded call `number` of a caller with fd table `fds` runs without waiting. The poll
+/// family with a timeout in memory (ppoll, select, pselect6, epoll_pwait2) and a blocking
+/// connect count as waiting; a read or write on a blocking fd runs when the fd is ready (a
+/// write larger than the room left in a pipe then waits for the rest, interruptible by the
+/// next signal, where Linux would stop after what fits).
+pub(crate) fn no_wait(fds: &crate::fdtable::FdTable, number: u64, a: [u64; 6]) -> NoWait {
+    use offload_abi::errno::EAGAIN;
+    // flock's "would block" is EWOULDBLOCK, the same number as EAGAIN.
+    const EWOULDBLOCK: i64 = EAGAIN;
     use offload_abi::syscalls::nr;
     const MSG_DONTWAIT: u64 = 0x40;
     const LOCK_NB: u64 = 4;
@@ -403,30 +418,61 @@ pub(crate) fn would_wait(fds: &crate::fdtable::FdTable, number: u64, a: [u64; 6]
             sys::ppoll(&mut p, &mut now).map_or(true, |n| n > 0)
         }
     };
-    match number {
-        nr::read | nr::readv | nr::accept | nr::accept4 => !ready(a[0], POLLIN),
-        nr::write | nr::writev => !ready(a[0], POLLOUT),
-        nr::recvfrom | nr::recvmmsg => a[3] & MSG_DONTWAIT == 0 && !ready(a[0], POLLIN),
-        nr::recvmsg => a[2] & MSG_DONTWAIT == 0 && !ready(a[0], POLLIN),
-        nr::sendto | nr::sendmmsg => a[3] & MSG_DONTWAIT == 0 && !ready(a[0], POLLOUT),
-        nr::sendmsg => a[2] & MSG_DONTWAIT == 0 && !ready(a[0], POLLOUT),
-        nr::splice => {
-            a[5] & SPLICE_F_NONBLOCK == 0 && !(ready(a[0], POLLIN) && ready(a[2], POLLOUT))
+    let when = |ok: bool| if ok { NoWait::Run } else { NoWait::Wait };
+    // A socket call on a blocking fd tries once with MSG_DONTWAIT in its flags argument
+    // (`flags`, which `set` marks).
+    let dontwait = |flags: u64, set: fn(&mut [u64; 6])| {
+        if flags & MSG_DONTWAIT != 0 || nonblocking(a[0]).is_none_or(|(_, nb)| nb) {
+            return NoWait::Run;
         }
-        nr::tee => a[3] & SPLICE_F_NONBLOCK == 0 && !(ready(a[0], POLLIN) && ready(a[1], POLLOUT)),
-        nr::connect => nonblocking(a[0]).is_some_and(|(_, nb)| !nb),
-        nr::flock => a[1] & (LOCK_NB | LOCK_UN) == 0,
-        nr::poll => a[2] as i32 != 0,
-        nr::epoll_wait | nr::epoll_pwait => a[3] as i32 != 0,
-        _ => true,
+        let mut args = a;
+        set(&mut args);
+        NoWait::Try {
+            args,
+            waited: -EAGAIN,
+        }
+    };
+    // A timeout argument (`timeout`, which `clear` zeroes) is tried as 0: nothing ready means
+    // the call would have waited.
+    let zero_timeout = |timeout: u64, clear: fn(&mut [u64; 6])| {
+        if timeout as i32 == 0 {
+            return NoWait::Run;
+        }
+        let mut args = a;
+        clear(&mut args);
+        NoWait::Try { args, waited: 0 }
+    };
+    match number {
+        nr::read | nr::readv | nr::accept | nr::accept4 => when(ready(a[0], POLLIN)),
+        nr::write | nr::writev => when(ready(a[0], POLLOUT)),
+        nr::recvfrom | nr::recvmmsg | nr::sendto | nr::sendmmsg => {
+            dontwait(a[3], |x| x[3] |= MSG_DONTWAIT)
+        }
+        nr::recvmsg | nr::sendmsg => dontwait(a[2], |x| x[2] |= MSG_DONTWAIT),
+        nr::splice => {
+            when(a[5] & SPLICE_F_NONBLOCK != 0 || (ready(a[0], POLLIN) && ready(a[2], POLLOUT)))
+        }
+        nr::tee => {
+            when(a[3] & SPLICE_F_NONBLOCK != 0 || (ready(a[0], POLLIN) && ready(a[1], POLLOUT)))
+        }
+        nr::connect => when(nonblocking(a[0]).is_none_or(|(_, nb)| nb)),
+        nr::flock if a[1] & (LOCK_NB | LOCK_UN) == 0 => NoWait::Try {
+            args: [a[0], a[1] | LOCK_NB, a[2], a[3], a[4], a[5]],
+            waited: -EWOULDBLOCK,
+        },
+        nr::flock => NoWait::Run,
+        nr::poll => zero_timeout(a[2], |x| x[2] = 0),
+        nr::epoll_wait | nr::epoll_pwait => zero_timeout(a[3], |x| x[3] = 0),
+        _ => NoWait::Wait,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::would_wait;
+    use super::{NoWait, no_wait};
     use crate::fdtable::FdTable;
-    use offload_abi::errno::{ERESTARTNOHAND, ERESTARTSYS};
+    use offload_abi::errno::{EAGAIN, ERESTARTNOHAND, ERESTARTSYS};
+    const EWOULDBLOCK: i64 = EAGAIN;
     use offload_abi::syscalls::{nr, restart_code};
     use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -446,31 +492,62 @@ mod tests {
         let rfd = fds.insert(r, false).unwrap() as u64;
         let wfd = fds.insert(w, false).unwrap() as u64;
         let args = |fd: u64| [fd, 0, 1, 0, 0, 0];
-        assert!(would_wait(&fds, nr::read, args(rfd)), "empty pipe");
-        assert!(!would_wait(&fds, nr::write, args(wfd)), "a pipe with room");
-        assert!(
-            !would_wait(&fds, nr::read, args(99)),
-            "no such fd: fails at once"
+        assert_eq!(
+            no_wait(&fds, nr::read, args(rfd)),
+            NoWait::Wait,
+            "empty pipe"
+        );
+        assert_eq!(no_wait(&fds, nr::write, args(wfd)), NoWait::Run, "room");
+        assert_eq!(
+            no_wait(&fds, nr::read, args(99)),
+            NoWait::Run,
+            "fails at once"
         );
         let mut dontwait = args(rfd);
         dontwait[3] = 0x40;
-        assert!(!would_wait(&fds, nr::recvfrom, dontwait), "MSG_DONTWAIT");
+        assert_eq!(no_wait(&fds, nr::recvfrom, dontwait), NoWait::Run);
+        let mut tried = args(rfd);
+        tried[3] = 0x40;
+        assert_eq!(
+            no_wait(&fds, nr::recvfrom, args(rfd)),
+            NoWait::Try {
+                args: tried,
+                waited: -EAGAIN
+            },
+            "a blocking socket call tries once with MSG_DONTWAIT"
+        );
         let mut w_file = std::fs::File::from(w_dup);
         std::io::Write::write_all(&mut w_file, b"x").unwrap();
-        assert!(!would_wait(&fds, nr::read, args(rfd)), "data to read");
+        assert_eq!(no_wait(&fds, nr::read, args(rfd)), NoWait::Run, "data");
         let (nb, _nbw) = pipe(libc::O_NONBLOCK);
         let nbfd = fds.insert(nb, false).unwrap() as u64;
-        assert!(!would_wait(&fds, nr::read, args(nbfd)), "O_NONBLOCK");
-        assert!(
-            !would_wait(&fds, nr::flock, [rfd, 2 | 4, 0, 0, 0, 0]),
-            "LOCK_NB"
+        assert_eq!(
+            no_wait(&fds, nr::read, args(nbfd)),
+            NoWait::Run,
+            "O_NONBLOCK"
         );
-        assert!(would_wait(&fds, nr::flock, [rfd, 2, 0, 0, 0, 0]), "LOCK_EX");
-        assert!(
-            !would_wait(&fds, nr::poll, [0, 1, 0, 0, 0, 0]),
-            "poll, timeout 0"
+        assert_eq!(no_wait(&fds, nr::recvmsg, args(nbfd)), NoWait::Run);
+        assert_eq!(
+            no_wait(&fds, nr::flock, [rfd, 2 | 4, 0, 0, 0, 0]),
+            NoWait::Run
         );
-        assert!(would_wait(&fds, nr::poll, [0, 1, (-1i64) as u64, 0, 0, 0]));
+        assert_eq!(
+            no_wait(&fds, nr::flock, [rfd, 2, 0, 0, 0, 0]),
+            NoWait::Try {
+                args: [rfd, 2 | 4, 0, 0, 0, 0],
+                waited: -EWOULDBLOCK
+            }
+        );
+        assert_eq!(no_wait(&fds, nr::poll, [0, 1, 0, 0, 0, 0]), NoWait::Run);
+        assert_eq!(
+            no_wait(&fds, nr::poll, [0, 1, (-1i64) as u64, 0, 0, 0]),
+            NoWait::Try {
+                args: [0, 1, 0, 0, 0, 0],
+                waited: 0
+            },
+            "poll looks once"
+        );
+        assert_eq!(no_wait(&fds, nr::ppoll, [0; 6]), NoWait::Wait);
         assert_eq!(restart_code(nr::read), -ERESTARTSYS);
         assert_eq!(restart_code(nr::epoll_wait), -ERESTARTNOHAND);
     }
