@@ -61,10 +61,16 @@ fn mmap_inner(k: &mut Kernel, a: [u64; 6]) -> Result<u64, i64> {
     if off & (PAGE - 1) != 0 {
         return Err(-EINVAL);
     }
-    let file = flags & MAP_ANONYMOUS == 0;
-    if file {
-        check_mappable(fd, off, flags, p)?;
-    }
+    let file = if flags & MAP_ANONYMOUS == 0 {
+        if (fd as i32) < 0 {
+            return Err(-EBADF);
+        }
+        let file = crate::pagecache::File::new(k.frames, fd as i32 as i64, k.clock.realtime_ns());
+        check_mappable(&file, off, flags, p)?;
+        Some(file)
+    } else {
+        None
+    };
     let mut len = len;
     let mut align = PAGE;
     if flags & MAP_HUGETLB != 0 {
@@ -133,30 +139,25 @@ fn mmap_inner(k: &mut Kernel, a: [u64; 6]) -> Result<u64, i64> {
         populate,
         align,
     };
-    let now = k.clock.realtime_ns();
     let mm = &mut k.mms[crate::process::cur_mm()];
-    if !file {
+    let Some(file) = file else {
         return mm.map_anon(k.frames, request);
-    }
+    };
     // A private copy, or the page cache's frames where read-only: sharing with the file is not
     // kept (read-only MAP_SHARED reads the same bytes; writable MAP_SHARED was refused above).
     request.kind = (request.kind & !kind::SHARED) | kind::FILE;
-    let file = crate::pagecache::File::new(k.frames, fd as i32 as i64, now);
     mm.map_file(k.frames, request, &file, off, len)
 }
 
-/// Whether `fd` can back a file mapping at `off`, checked before anything is mapped (a failed
-/// MAP_FIXED must not have replaced the old mapping): a readable file that supports pread.
-fn check_mappable(fd: u64, off: u64, flags: u64, p: u32) -> Result<(), i64> {
-    let fd = fd as i32;
-    if fd < 0 {
+/// Whether `file` can back a file mapping at `off`, checked before anything is mapped (a
+/// failed MAP_FIXED must not have replaced the old mapping): a readable file that supports
+/// pread. The `fstat` that described it for the page cache also tells an fd that is not open
+/// (EBADF).
+fn check_mappable(file: &crate::pagecache::File, off: u64, flags: u64, p: u32) -> Result<(), i64> {
+    if file.size().is_none() {
         return Err(-EBADF);
     }
-    const F_GETFD: u64 = 1;
-    let r = bridge::kernel_syscall(nr::fcntl, [fd as u64, F_GETFD, 0, 0, 0, 0]);
-    if r < 0 {
-        return Err(r);
-    }
+    let fd = file.fd;
     if flags & MAP_TYPE == MAP_SHARED && p & prot::WRITE != 0 {
         // Writes through a shared mapping would have to reach the file: not supported.
         return Err(-ENODEV);
