@@ -6,8 +6,74 @@
 //! (guest-lwk/.cargo/config.toml), which a workspace member cannot have on stable.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The guest kernel's target. Its precompiled `core` comes from rustup.
+const GUEST_TARGET: &str = "x86_64-unknown-none";
+
+/// Where the active toolchain keeps the guest target's precompiled libraries, if rustc says.
+fn target_libdir(rustc: &std::ffi::OsStr) -> Option<PathBuf> {
+    let out = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", GUEST_TARGET])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = String::from_utf8(out.stdout).ok()?;
+    Some(PathBuf::from(dir.trim()))
+}
+
+/// True when `dir` holds a precompiled `core` (libcore-*.rlib).
+fn has_core(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("libcore-") && name.ends_with(".rlib")
+        })
+    })
+}
+
+/// Stops the build with one clear line (no panic backtrace).
+fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    println!("cargo:warning={msg}");
+    std::process::exit(1);
+}
+
+/// Makes sure the active toolchain has the guest target: rust-toolchain.toml names it, but
+/// rustup installs a toolchain file's `targets` only when it installs the toolchain itself, so
+/// a machine that already had `stable` lacks it. Adds it with rustup for the toolchain this
+/// build runs under (RUSTUP_TOOLCHAIN, set by rustup's proxies).
+fn ensure_guest_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    if target_libdir(&rustc).is_some_and(|d| has_core(&d)) {
+        return;
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", GUEST_TARGET]);
+    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+        rustup.arg("--toolchain").arg(toolchain);
+    }
+    match rustup.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => fail(&format!(
+            "`rustup target add {GUEST_TARGET}` failed ({s}); the guest kernel needs that target"
+        )),
+        Err(_) => fail(&format!(
+            "the guest kernel needs the {GUEST_TARGET} target and rustup is not here to add it; \
+             install that target's rust-std for this toolchain"
+        )),
+    }
+    if !target_libdir(&rustc).is_some_and(|d| has_core(&d)) {
+        fail(&format!(
+            "rustup added {GUEST_TARGET} but this rustc ({}) still has no `core` for it",
+            rustc.to_string_lossy()
+        ));
+    }
+}
 
 fn main() {
     let manifest_dir =
@@ -37,6 +103,8 @@ fn main() {
             .display()
     );
 
+    ensure_guest_target();
+
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&guest_dir)
@@ -44,7 +112,7 @@ fn main() {
             "build",
             "--release",
             "--target",
-            "x86_64-unknown-none",
+            GUEST_TARGET,
             "--target-dir",
         ])
         .arg(&target_dir);
@@ -64,14 +132,12 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd
-        .status()
-        .expect("failed to run cargo for the guest kernel");
-    assert!(
-        status.success(),
-        "building the guest kernel (guest-lwk) failed"
-    );
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(_) => fail("building the guest kernel (guest-lwk) failed; its errors are above"),
+        Err(e) => fail(&format!("cannot run cargo for the guest kernel: {e}")),
+    }
 
-    let elf = target_dir.join("x86_64-unknown-none/release/guest-lwk");
+    let elf = target_dir.join(format!("{GUEST_TARGET}/release/guest-lwk"));
     println!("cargo:rustc-env=LWK_GUEST_ELF={}", elf.display());
 }

@@ -68,7 +68,12 @@ fn call(opcode: u32, flags: u32, nr: u64, args: [u64; 6]) -> (i64, [u64; 2]) {
 /// `req_flags::NO_BLOCK`). Returns `ret` and `val`: on `-EFAULT`, `val` tells which page was
 /// not present (`offload_abi::syscall_fault`).
 pub fn user_syscall(nr: u64, args: [u64; 6], flags: u32) -> (i64, [u64; 2]) {
-    call(op::SYSCALL, flags, nr, args)
+    // While the host runs it the thread is in a call that may wait (/proc's state `S`).
+    let me = arch::current_slot();
+    crate::procinfo::thread_sleeping(me, true);
+    let r = call(op::SYSCALL, flags, nr, args);
+    crate::procinfo::thread_sleeping(me, false);
+    r
 }
 
 /// Has the host zero the `count` [`offload_abi::PhysRange`]s listed at guest-physical `list`.

@@ -612,7 +612,7 @@ fn exec_opened(
     };
     // The new address space, with the stack block mapped and the program loaded.
     let built = build_mm(k, o.fd, stack_pa, bottom);
-    let (mm, start, aux) = match built {
+    let (mut mm, start, aux) = match built {
         Ok(b) => b,
         Err(e) => {
             return Err(match e {
@@ -633,6 +633,15 @@ fn exec_opened(
         },
     );
     phys::write_u64s(va_pa(auxv_va), &words);
+    mm.layout = crate::vm::StackLayout {
+        arg_start: blob,
+        arg_end: args_end,
+        env_start: args_end,
+        env_end: execfn,
+        auxv_start: auxv_va,
+        auxv_end: auxv_va + words.len() as u64 * 8,
+        start_stack: sp,
+    };
     // The host side: /proc/self/exe, comm, close-on-exec fds. Its path: the program's as
     // opened (the interpreter of a script), resolved by the host through the fd.
     let pid = k.procs[cur()].pid;
@@ -786,6 +795,7 @@ fn commit(
         t.robust_list = (0, 0);
     }
     k.procs[p].execed = true;
+    crate::procinfo::publish(k, p);
     // comm: the name the program was exec'd by (a script's, not its interpreter's), or for an
     // fd the file's own name (where the host resolved it, in the head page).
     let (src, len) = match (o.by_fd, link) {

@@ -27,6 +27,7 @@ mod mm;
 mod pagecache;
 mod phys;
 mod process;
+mod procinfo;
 mod sched;
 mod signal;
 mod syscall;
@@ -198,6 +199,8 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
             exit_job(exit_kind::EXITED, e.exit_status());
         }
     };
+    mm.layout = vm::StackLayout::of_boot(&info);
+    mm.layout.start_stack = image.stack_pointer;
     let t3 = arch::rdtsc();
     let us = |a: u64, b: u64| (b - a) * 1000 / info.tsc_khz.max(1);
     klog!(
@@ -227,6 +230,10 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
         stats,
         lstar: arch::syscall_entry_address(),
     });
+    if let Some(k) = KERNEL.lock().as_ref() {
+        procinfo::publish(k, 0);
+    }
+    procinfo::thread_bound(0, info.pid, info.pid, 0);
     if ncpus > 1 {
         // The other vCPUs start now; the program starts once they can take threads.
         arch::outl(port::START_APS, 0);

@@ -214,7 +214,14 @@ impl core::ops::IndexMut<usize> for Mms {
 }
 
 impl Mms {
-    /// Adds `mm` with one user; `Err` gives it back when the table is full.
+    /// Address space `i`, if it exists.
+    pub fn get(&self, i: usize) -> Option<&Mm> {
+        self.0.get(i).and_then(Option::as_ref).map(|s| &s.mm)
+    }
+
+    /// Adds `mm` with one user; `Err` gives it back when the table is full (by value: the
+    /// kernel has no heap to box it in, and the caller must destroy it).
+    #[allow(clippy::result_large_err)]
     pub fn insert(&mut self, mm: Mm) -> Result<usize, Mm> {
         match self.0.iter().position(Option::is_none) {
             Some(i) => {
@@ -341,7 +348,7 @@ pub fn place(k: &mut Kernel, what: &str) -> Result<usize, i64> {
         let n = k.sched.ncpus;
         klog!(
             bridge::level::ERROR,
-            "{what}: all {n} vCPUs run threads; more threads than vCPUs are refused (run with more --cpus, or oversubscribe = \"timeslice\")"
+            "{what}: all {n} vCPUs run threads; more threads than vCPUs are refused (run with more --cpus, or with oversubscribe = \"timeslice\", the default)"
         );
     }
     Err(-EAGAIN)
@@ -507,6 +514,8 @@ pub fn fork(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64,
         return Err(-EAGAIN);
     };
     bind(slot, c, mm, pid);
+    crate::procinfo::publish(k, c);
+    crate::procinfo::thread_bound(slot, pid, pid, cpu);
     k.sched.next_tid = pid.wrapping_add(1);
     {
         let kernel: &mut Kernel = k;
@@ -615,6 +624,7 @@ pub fn exit_thread(mut k: KernelGuard, status: u32, group: bool) -> ! {
     k.procs[p].threads -= 1;
     // "Blocked in every thread" no longer counts this one.
     k.sched.slots[me].thread = None;
+    crate::procinfo::thread_bound(me, 0, 0, arch::current_cpu());
     if k.procs[p].threads == 0 {
         let st = if k.procs[p].dying {
             k.procs[p].status
@@ -676,6 +686,7 @@ fn process_ended(k: &mut KernelGuard, p: usize, status: u32) {
     reparent_children(k, p);
     k.procs[p].life = Life::Zombie;
     k.procs[p].status = status;
+    crate::procinfo::publish(k, p);
     let Some(parent) = k.procs[p].parent else {
         return;
     };
@@ -775,6 +786,7 @@ fn reap(k: &mut Kernel, p: usize) {
     if let Some(z) = k.procs.0[p].take() {
         signal::free_table(k.frames, z.sig);
     }
+    crate::procinfo::publish(k, p);
 }
 
 /// Which children a wait names.
@@ -900,6 +912,7 @@ pub fn signal_each(
 
 /// Tells the host process `p`'s thread count and parent (its /proc/self/status).
 pub fn report_state(k: &Kernel, p: usize) {
+    crate::procinfo::publish(k, p);
     let x = &k.procs[p];
     bridge::proc_state(x.pid, x.threads.max(1), x.ppid);
 }

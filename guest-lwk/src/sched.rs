@@ -537,6 +537,7 @@ pub fn block(k: &mut KernelGuard, deadline: Option<u64>) -> bool {
     let cpu = arch::current_cpu();
     let me = arch::current_slot();
     k.sched.slots[me].deadline = deadline.unwrap_or(0);
+    crate::procinfo::thread_sleeping(me, true);
     let woken = loop {
         if k.sched.slots[me].woken {
             k.sched.slots[me].woken = false;
@@ -563,6 +564,7 @@ pub fn block(k: &mut KernelGuard, deadline: Option<u64>) -> bool {
         });
     };
     k.sched.slots[me].deadline = 0;
+    crate::procinfo::thread_sleeping(me, false);
     if deadline.is_some() || k.sched.cpus[cpu].threads > 1 {
         // Drop this wait's deadline from the timer (the vCPU's other deadlines stay).
         k.sched.arm(cpu);

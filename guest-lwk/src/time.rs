@@ -125,7 +125,10 @@ impl Clock {
 
 /// One thread context's CPU-time counters, in TSC ticks. Written only by that context (in its
 /// trap hooks, syscalls and switches); other vCPUs read them for the process total. A context
-/// keeps counting when it is reused, so the total includes threads that ended.
+/// keeps counting when it is reused, so the total includes threads that ended. The layout is
+/// `offload_abi::ThreadCpu`'s: the counters live in the published process table, where the
+/// host reads them for /proc/PID/stat.
+#[repr(C)]
 struct CpuTime {
     /// TSC at the last user/kernel transition (or block end).
     last: AtomicU64,
@@ -135,16 +138,22 @@ struct CpuTime {
     base_user: AtomicU64,
     base_sys: AtomicU64,
 }
+const _: () = assert!(
+    core::mem::size_of::<CpuTime>() == core::mem::size_of::<offload_abi::ThreadCpu>()
+        && MAX_THREADS == offload_abi::THREAD_RECORDS
+);
 
-static CPU_TIME: [CpuTime; MAX_THREADS] = [const {
-    CpuTime {
-        last: AtomicU64::new(0),
-        user: AtomicU64::new(0),
-        sys: AtomicU64::new(0),
-        base_user: AtomicU64::new(0),
-        base_sys: AtomicU64::new(0),
-    }
-}; MAX_THREADS];
+/// Every context's counters (`ProcTable::cpu`).
+#[inline]
+fn cpu_times() -> &'static [CpuTime; MAX_THREADS] {
+    let pa = offload_abi::layout::PROC_TABLE_GPA
+        + core::mem::offset_of!(offload_abi::ProcTable, cpu) as u64;
+    // SAFETY: the process table's GPA range is guest RAM reserved by the boot layout (below
+    // KERNEL_PHYS_END, never handed out by the frame allocator) and zeroed by the VMM;
+    // `CpuTime` is five AtomicU64s, valid for any bit pattern, with `ThreadCpu`'s layout
+    // (checked above) at an 8-aligned offset; only shared references are made.
+    unsafe { &*(crate::phys::virt(pa) as *const [CpuTime; MAX_THREADS]) }
+}
 
 #[inline]
 fn add_since_last(counter: &AtomicU64, c: &CpuTime) {
@@ -157,14 +166,14 @@ fn add_since_last(counter: &AtomicU64, c: &CpuTime) {
 /// Trap entry from ring 3: the time since the last exit was user time.
 #[inline]
 pub fn enter_kernel() {
-    let c = &CPU_TIME[arch::current_slot()];
+    let c = &cpu_times()[arch::current_slot()];
     add_since_last(&c.user, c);
 }
 
 /// Return to ring 3: the time since entry was system time.
 #[inline]
 pub fn exit_kernel() {
-    let c = &CPU_TIME[arch::current_slot()];
+    let c = &cpu_times()[arch::current_slot()];
     add_since_last(&c.sys, c);
 }
 
@@ -175,14 +184,14 @@ pub fn block_begin() {
 
 /// The calling thread runs again: the halt was no CPU time.
 pub fn block_end() {
-    CPU_TIME[arch::current_slot()]
+    cpu_times()[arch::current_slot()]
         .last
         .store(arch::rdtsc(), Relaxed);
 }
 
 /// A thread starts in the calling context (just before its first entry to ring 3).
 pub fn thread_start() {
-    let c = &CPU_TIME[arch::current_slot()];
+    let c = &cpu_times()[arch::current_slot()];
     c.base_user.store(c.user.load(Relaxed), Relaxed);
     c.base_sys.store(c.sys.load(Relaxed), Relaxed);
     c.last.store(arch::rdtsc(), Relaxed);
@@ -191,7 +200,7 @@ pub fn thread_start() {
 /// (user, system) ticks of the thread in context `slot`. Called from a syscall: for the caller
 /// the system time of the syscall so far is included.
 pub fn thread_ticks(slot: usize) -> (u64, u64) {
-    let Some(c) = CPU_TIME.get(slot) else {
+    let Some(c) = cpu_times().get(slot) else {
         return (0, 0);
     };
     let mut sys = c.sys.load(Relaxed);
@@ -211,7 +220,7 @@ pub fn process_ticks() -> (u64, u64) {
     let me = arch::current_slot();
     let mut user = 0;
     let mut sys = 0;
-    for (slot, c) in CPU_TIME.iter().enumerate() {
+    for (slot, c) in cpu_times().iter().enumerate() {
         user += c.user.load(Relaxed);
         sys += c.sys.load(Relaxed);
         if slot == me {

@@ -277,3 +277,20 @@ fn cache_counts(stderr: &str) -> (u64, u64, u64) {
         .collect();
     (nums[0], nums[1], nums[2])
 }
+
+/// The README's example, exactly as a newcomer types it: no options at all. A shell pipeline
+/// forks two children and needs more contexts than the default single vCPU, which the
+/// default oversubscription policy (time slicing) gives.
+#[test]
+fn readme_shell_example_runs_with_no_options() {
+    if !kvm_usable() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme-example");
+    let _ = std::fs::create_dir_all(&dir);
+    for name in ["a", "b", "c"] {
+        std::fs::write(dir.join(name), name).expect("fixture");
+    }
+    let failure = compare(&["/bin/sh"], "README example", "ls | wc -l", &[], &dir);
+    assert!(failure.is_none(), "{}", failure.unwrap_or_default());
+}

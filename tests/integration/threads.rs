@@ -48,7 +48,7 @@ fn more_threads_than_vcpus_are_refused_with_eagain() {
     }
     let (prog, args) = program("threads-musl");
     let o = run(Command::new(LWK_VMM)
-        .args(["run", "--cpus", "1"])
+        .args(["run", "--cpus", "1", "--oversubscribe", "refuse"])
         .arg(&prog)
         .args(&args));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -66,6 +66,18 @@ fn more_threads_than_vcpus_are_refused_with_eagain() {
         .arg(&prog));
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("each vCPU needs its own host core"));
+}
+
+#[test]
+fn threads_beyond_the_vcpus_run_by_default() {
+    if !kvm_usable() {
+        return;
+    }
+    // No options: one vCPU, time slicing (the default policy) runs every thread.
+    let (prog, args) = program("threads-musl");
+    let want = native(&prog, &args);
+    let got = run(Command::new(LWK_VMM).arg("run").arg(&prog).args(&args));
+    assert_like_native("threads-musl with no options", &got, &want);
 }
 
 #[test]

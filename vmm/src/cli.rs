@@ -62,8 +62,9 @@ pub struct RunArgs {
     /// Map program memory on first touch instead (demand paging).
     #[arg(long, overrides_with = "prefault")]
     pub no_prefault: bool,
-    /// More threads than vCPUs: refuse (clone fails with EAGAIN, each thread owns a vCPU) or
-    /// timeslice (threads share vCPUs, preempted by the vCPU timer) [default: refuse].
+    /// More threads than vCPUs: timeslice (threads share vCPUs, preempted by the vCPU timer;
+    /// a vCPU with one thread has no tick) or refuse (clone and fork fail with EAGAIN, each
+    /// thread owns a vCPU, as on McKernel) [default: timeslice].
     #[arg(long, value_enum, value_name = "POLICY")]
     pub oversubscribe: Option<crate::config::Oversubscribe>,
     /// Time slice with --oversubscribe timeslice, 1 to 1000 [default: 10].

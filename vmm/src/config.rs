@@ -181,10 +181,12 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
 /// What happens when a program wants more threads than it has vCPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Oversubscribe {
-    /// clone fails with EAGAIN (McKernel's default): each thread owns a vCPU.
-    #[default]
+    /// clone fails with EAGAIN (McKernel's policy): each thread owns a vCPU.
     Refuse,
-    /// Threads share vCPUs round-robin, preempted by the vCPU's timer.
+    /// Threads share vCPUs round-robin, preempted by the vCPU's timer (the default: shells,
+    /// launchers and threaded runtimes work out of the box; a vCPU with one thread still has
+    /// no tick, so a job with one thread per vCPU runs as under `Refuse`).
+    #[default]
     Timeslice,
 }
 
@@ -474,7 +476,7 @@ mod tests {
         let o = resolve(args(&["./p"])).unwrap();
         assert_eq!(
             (o.oversubscribe, o.timeslice_ms),
-            (Oversubscribe::Refuse, DEFAULT_TIMESLICE_MS)
+            (Oversubscribe::Timeslice, DEFAULT_TIMESLICE_MS)
         );
         let p = write_config(
             "oversub.toml",

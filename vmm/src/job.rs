@@ -550,6 +550,7 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
                 argv: argv.clone(),
                 vcpus: host.vcpu_count,
                 mem_size: ram.size,
+                tsc_khz: u64::from(tsc_khz),
             },
         },
     );
@@ -592,11 +593,18 @@ pub fn run(opts: &RunOptions) -> Result<(Outcome, JobStats), JobError> {
     );
 
     tracing::info!(
-        "{}, {} vCPU(s) on host CPU(s) {:?}, TSC {} kHz",
+        "{}, {} vCPU(s) on host CPU(s) {:?}, TSC {} kHz, {}",
         ram.describe(),
         cores.len(),
         cores,
-        tsc_khz
+        tsc_khz,
+        match opts.oversubscribe {
+            Oversubscribe::Refuse => "more threads than vCPUs refused".to_string(),
+            Oversubscribe::Timeslice => format!(
+                "more threads than vCPUs time-sliced ({} ms; none while each vCPU has one)",
+                opts.timeslice_ms
+            ),
+        }
     );
     let setup = started.elapsed();
     // Signals sent to lwk-vmm are forwarded by their own thread while the vCPUs run.

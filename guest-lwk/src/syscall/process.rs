@@ -86,6 +86,7 @@ pub fn setpgid(k: &mut Kernel, a: [u64; 6]) -> i64 {
         return -EPERM;
     }
     k.procs[p].pgid = want;
+    crate::procinfo::publish(k, p);
     0
 }
 
@@ -99,6 +100,7 @@ pub fn setsid(k: &mut Kernel) -> i64 {
     let p = &mut k.procs[me];
     p.sid = pid;
     p.pgid = pid;
+    crate::procinfo::publish(k, me);
     i64::from(pid)
 }
 

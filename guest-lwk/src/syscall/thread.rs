@@ -151,6 +151,7 @@ fn do_clone(k: &mut KernelGuard, frame: &TrapFrame, a: &ForkArgs) -> Result<i64,
     k.procs[p].threads += 1;
     crate::process::report_state(k, p);
     crate::process::bind_thread(slot, arch::current_slot());
+    crate::procinfo::thread_bound(slot, tid, k.procs[p].pid, cpu);
     crate::signal::thread_start(k, slot, arch::current_slot());
     Ok(i64::from(tid))
 }

@@ -22,8 +22,9 @@ use core::mem::{offset_of, size_of};
 /// ([`port::OFFLOAD_ASYNC`], [`AsyncSlot`]). Version 3 added [`BridgeRequest::pid`] and the
 /// process operations ([`op::PROC_FORK`], [`op::PROC_EXEC`], [`op::PROC_EXIT`]). Version 4
 /// added [`op::COPY_PHYS`] ([`CopyRange`], [`MAX_COPY_RANGES`]) and [`op::PROC_NAME`] (and
-/// made [`op::PROC_EXEC`] set the process's command name). Version 5 added [`op::PROC_STATE`] and the cmdline of [`op::PROC_EXEC`].
-pub const PROTOCOL_VERSION: u32 = 6;
+/// made [`op::PROC_EXEC`] set the process's command name). Version 5 added [`op::PROC_STATE`] and the cmdline of [`op::PROC_EXEC`]. Version 7 added the
+/// [`ProcTable`] at [`layout::PROC_TABLE_GPA`].
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Name of the ELF note (PT_NOTE) in the guest image that carries [`PROTOCOL_VERSION`].
 pub const ABI_NOTE_NAME: &[u8; 8] = b"LWK-VMM\0";
@@ -45,6 +46,8 @@ pub mod layout {
     pub const BRIDGE_GPA: u64 = 0x4000;
     /// Most vCPUs the layout has room for (bridge pages end below 0x8_0000).
     pub const MAX_VCPUS: u32 = 64;
+    /// The [`super::ProcTable`] the LWK publishes for the host's /proc view.
+    pub const PROC_TABLE_GPA: u64 = 0x8_0000;
     /// Page tables built by the VMM (PML4, PDPTs, PDs for the kernel and direct maps).
     pub const PAGE_TABLES_GPA: u64 = 0x10_0000;
     /// End of the VMM's page-table area.
@@ -540,6 +543,112 @@ pub mod exit_kind {
     /// The LWK itself failed; a message was logged before.
     pub const KERNEL_PANIC: u32 = 3;
 }
+
+/// Process records in a [`ProcTable`]: the LWK's process-table size.
+pub const PROC_RECORDS: usize = 64;
+/// Thread records in a [`ProcTable`]: one per LWK thread context (two per vCPU).
+pub const THREAD_RECORDS: usize = 2 * layout::MAX_VCPUS as usize;
+
+/// What the LWK publishes about one process for the host's /proc view (/proc/PID/stat,
+/// statm, environ, auxv, maps of other processes, the /proc listing). Written by the LWK under
+/// its process lock at fork, exec, exit, reaping, setpgid/setsid, reparenting and thread
+/// creation or exit; read by the host while the guest runs, so a read may see a record half
+/// updated: the host treats every field as untrusted numbers and checks each address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcRecord {
+    /// Process id; 0: the record is free.
+    pub pid: u32,
+    /// Parent's pid as getppid reports it.
+    pub ppid: u32,
+    /// Process group.
+    pub pgid: u32,
+    /// Session.
+    pub sid: u32,
+    /// Linux's state letter: `R` live, `Z` ended and not yet waited for.
+    pub state: u32,
+    /// Live threads.
+    pub threads: u32,
+    /// Guest-physical address of its page-table root (its address space).
+    pub cr3: u64,
+    /// User address of its argument strings (proc(5) stat's `arg_start`).
+    pub arg_start: u64,
+    /// End of its argument strings.
+    pub arg_end: u64,
+    /// User address of its environment strings.
+    pub env_start: u64,
+    /// End of its environment strings.
+    pub env_end: u64,
+    /// User address of its auxiliary vector.
+    pub auxv_start: u64,
+    /// End of the room for it (the vector ends at its AT_NULL pair).
+    pub auxv_end: u64,
+    /// Where its heap (brk) starts.
+    pub start_brk: u64,
+    /// Its initial stack pointer (where argc is).
+    pub start_stack: u64,
+}
+
+/// Linux's thread states as the LWK reports them in [`ThreadRecord::state`].
+pub mod thread_state {
+    /// On its vCPU or waiting for it.
+    pub const RUNNING: u32 = b'R' as u32;
+    /// Waiting for an event (futex, sleep, signal, child, an offloaded call that blocks).
+    pub const SLEEPING: u32 = b'S' as u32;
+}
+
+/// What the LWK publishes about one thread context: the thread it runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadRecord {
+    /// Thread id; 0: the context runs no thread.
+    pub tid: u32,
+    /// Its process's pid.
+    pub pid: u32,
+    /// [`thread_state`].
+    pub state: u32,
+    /// Its vCPU.
+    pub cpu: u32,
+}
+
+/// One thread context's CPU-time counters, in TSC ticks: the LWK's own accounting (its
+/// clock_gettime CPU clocks and getrusage read them), kept here so the host reads the same
+/// numbers. A context keeps counting when it is reused: the thread's times are `user -
+/// base_user` and `sys - base_sys`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadCpu {
+    /// TSC at the context's last user/kernel transition.
+    pub last: u64,
+    /// User time of every thread the context ran.
+    pub user: u64,
+    /// System time likewise.
+    pub sys: u64,
+    /// `user` when the context's current thread started.
+    pub base_user: u64,
+    /// `sys` when the context's current thread started.
+    pub base_sys: u64,
+}
+
+/// The LWK's published process and thread records, at [`layout::PROC_TABLE_GPA`] (zeroed
+/// by the VMM like all guest RAM).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcTable {
+    /// By the LWK's process index.
+    pub procs: [ProcRecord; PROC_RECORDS],
+    /// By thread context.
+    pub threads: [ThreadRecord; THREAD_RECORDS],
+    /// By thread context.
+    pub cpu: [ThreadCpu; THREAD_RECORDS],
+}
+const _: () = assert!(size_of::<ProcRecord>() == 96);
+const _: () = assert!(size_of::<ThreadRecord>() == 16);
+const _: () = assert!(size_of::<ThreadCpu>() == 40);
+const _: () = assert!(
+    layout::PROC_TABLE_GPA + size_of::<ProcTable>() as u64 <= layout::PAGE_TABLES_GPA
+        && layout::BRIDGE_GPA + layout::MAX_VCPUS as u64 * 4096 <= layout::PROC_TABLE_GPA
+);
 
 /// Counters and the exit report the LWK keeps at [`layout::STATS_GPA`]; the host reads them
 /// when the job ends. Guest-written: the host treats every field as untrusted numbers.

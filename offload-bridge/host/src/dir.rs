@@ -8,6 +8,7 @@ use crate::Proc;
 use crate::fs::read_path;
 use crate::guest_mem::{GuestRange, MAX_COPY, Out};
 use crate::path::{AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, stat_mode};
+use crate::procview::{self, ProcNode};
 use crate::{Call, Errno, SysResult, sys};
 use offload_abi::errno::{EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EPERM, ERANGE};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -41,17 +42,86 @@ fn set_cwd(s: &Proc<'_>, fd: BorrowedFd<'_>) -> SysResult {
 /// chdir(2)
 pub(crate) fn chdir<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     let path = read_path(c, c.args[0])?;
+    if let Some(ProcNode::Dir(d)) = s
+        .guest_abs(AT, &path)
+        .and_then(|a| procview::classify(s, &a))
+    {
+        // A directory of the /proc view: lookups from the cwd then go through the view.
+        if !procview::dir_exists(s, d, Some(c.mem)) {
+            return Err(Errno(ENOENT));
+        }
+        s.set_cwd(procview::dir_path(d));
+        return Ok(0);
+    }
     let fd = s.object_fd(AT, &path, 0)?;
     set_cwd(s, fd.as_fd())
 }
 
 /// fchdir(2)
 pub(crate) fn fchdir<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
+    if let Some(d) = s.fds.virt_dir(c.args[0]) {
+        s.set_cwd(d.path.clone());
+        return Ok(0);
+    }
     let fd = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;
     set_cwd(s, fd.as_fd())
 }
 
+/// getdents of a /proc view directory: its listing from the fd's position, in the record
+/// format of getdents64 (`old`: getdents's `struct linux_dirent`, d_type in its last byte).
+fn view_getdents<M: GuestMemoryBackend>(
+    s: &Proc<'_>,
+    c: &Call<'_, '_, M>,
+    dir: &crate::fdtable::VirtDir,
+    old: bool,
+) -> SysResult {
+    let count = u64::from(c.args[2] as u32).min(MAX_COPY) as usize;
+    let dest = GuestRange::<Out>::new(c.args[1], count as u64);
+    c.mem.check_writable(dest)?;
+    let mut state = dir
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (pos, entries) = &mut *state;
+    if *pos == 0 {
+        // Listed when reading starts (again, after a rewind), as Linux lists /proc.
+        *entries = procview::list(s, dir.node, Some(c.mem));
+    }
+    let mut buf = Vec::new();
+    for (i, (name, ty, ino)) in entries.iter().enumerate().skip(*pos) {
+        // Header (19 bytes for linux_dirent64, 18 for linux_dirent), name, NUL, [d_type],
+        // padded to 8.
+        let head = if old { 18 } else { 19 };
+        let len = (head + name.len() + 1 + usize::from(old)).div_ceil(8) * 8;
+        if buf.len() + len > count {
+            if buf.is_empty() {
+                return Err(Errno(EINVAL));
+            }
+            break;
+        }
+        let start = buf.len();
+        buf.extend_from_slice(&ino.to_le_bytes());
+        buf.extend_from_slice(&(i as i64 + 1).to_le_bytes());
+        buf.extend_from_slice(&(len as u16).to_le_bytes());
+        if old {
+            buf.extend_from_slice(name);
+            buf.resize(start + len - 1, 0);
+            buf.push(*ty);
+        } else {
+            buf.push(*ty);
+            buf.extend_from_slice(name);
+            buf.resize(start + len, 0);
+        }
+        *pos = i + 1;
+    }
+    c.mem.write(dest.prefix(buf.len() as u64), &buf)?;
+    Ok(buf.len() as i64)
+}
+
 fn do_getdents<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>, old: bool) -> SysResult {
+    if let Some(d) = s.fds.virt_dir(c.args[0]) {
+        return view_getdents(s, c, &d, old);
+    }
     let fd_held = s.fds.get(c.args[0])?;
     let fd = fd_held.as_fd();
     let count = u64::from(c.args[2] as u32);

@@ -18,6 +18,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// using it when another thread closes the descriptor).
 pub type HostFd = Arc<OwnedFd>;
 
+/// A view directory's entries: (name, d_type, inode) in listing order.
+pub(crate) type Listing = Vec<(Vec<u8>, u8, u64)>;
+
+/// A directory of the /proc view (`procview`): which one, and the read position that
+/// getdents and lseek move with the entries listed when getdents last started from the
+/// beginning (Linux lists a /proc directory when it is read, so the directory's own fd
+/// appears in /proc/self/fd). Shared by the fd's copies across fork, like an open file
+/// description.
+#[derive(Debug)]
+pub(crate) struct VirtDir {
+    /// Which directory.
+    pub node: crate::procview::DirNode,
+    /// Absolute guest path (what relative lookups from it and fchdir start from).
+    pub path: Vec<u8>,
+    /// (index of the next entry getdents returns, the listing).
+    pub state: Mutex<(usize, Listing)>,
+}
+
 /// One open guest fd.
 #[derive(Debug)]
 struct FdEntry {
@@ -25,6 +43,8 @@ struct FdEntry {
     host: HostFd,
     /// The guest's FD_CLOEXEC flag, applied when the guest execs (issue #9).
     cloexec: bool,
+    /// For a /proc view directory, its listing (the host fd is then an empty directory).
+    dir: Option<Arc<VirtDir>>,
 }
 
 /// Guest fd number -> host fd, shared by every thread that serves the job's offloads.
@@ -102,9 +122,36 @@ impl FdTable {
             FdEntry {
                 host: Arc::new(host),
                 cloexec,
+                dir: None,
             },
         );
         Ok(n)
+    }
+
+    /// Enters a /proc view directory (`host`: an empty directory standing for it) at the
+    /// lowest free number.
+    pub(crate) fn insert_dir(
+        &self,
+        host: OwnedFd,
+        cloexec: bool,
+        dir: VirtDir,
+    ) -> Result<i32, Errno> {
+        let mut map = self.map();
+        let n = self.lowest_free(&map, 0)?;
+        map.insert(
+            n,
+            FdEntry {
+                host: Arc::new(host),
+                cloexec,
+                dir: Some(Arc::new(dir)),
+            },
+        );
+        Ok(n)
+    }
+
+    /// The /proc view directory guest fd `fd` is, if it is one.
+    pub(crate) fn virt_dir(&self, fd: u64) -> Option<Arc<VirtDir>> {
+        self.map().get(&(fd as i32)).and_then(|e| e.dir.clone())
     }
 
     /// Enters `host` at the lowest free number.
@@ -122,6 +169,7 @@ impl FdTable {
         let entry = FdEntry {
             host: Arc::new(host),
             cloexec,
+            dir: None,
         };
         let old = self.map().insert(n, entry);
         // Closed here, after the lock (a close may block, e.g. a socket lingering).
@@ -155,6 +203,7 @@ impl FdTable {
                 let entry = FdEntry {
                     host: e.host.clone(),
                     cloexec: e.cloexec,
+                    dir: e.dir.clone(),
                 };
                 (n, entry)
             })

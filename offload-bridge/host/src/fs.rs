@@ -107,9 +107,7 @@ pub(crate) fn openat2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) 
             s.create_mode(mode),
             resolve | sys::RESOLVE_NO_MAGICLINKS,
         )?;
-        let view = c.mem;
-        let maps = move || procview::maps(view);
-        let host = s.vet(host, flags, Some(&maps))?;
+        let host = s.vet(host, flags, Some(c.mem))?;
         return Ok(i64::from(s.fds.insert(host, flags & O_CLOEXEC != 0)?));
     }
     do_open_path(s, c, c.args[0], path, flags, mode, resolve)
@@ -143,9 +141,29 @@ fn do_open_path<M: GuestMemoryBackend>(
     } else {
         0
     };
-    let view = c.mem;
-    let maps = move || procview::maps(view);
-    let host = s.open_guest_path(dirfd, &path, flags, mode, resolve, Some(&maps))?;
+    let abs = s.guest_abs(dirfd, &path);
+    if let Some(ProcNode::Dir(d)) = abs.as_ref().and_then(|a| procview::classify(s, a)) {
+        // A directory of the /proc view: an empty host directory stands for it; getdents
+        // and lookups from it use the listing and path kept with the guest fd.
+        if flags & libc::O_ACCMODE as u64 != libc::O_RDONLY as u64 {
+            return Err(Errno(EISDIR));
+        }
+        if !procview::dir_exists(s, d, Some(c.mem)) {
+            return Err(Errno(ENOENT));
+        }
+        let dir = crate::fdtable::VirtDir {
+            node: d,
+            path: procview::dir_path(d),
+            state: std::sync::Mutex::new((0, Vec::new())),
+        };
+        let host = crate::path::empty_dir()?;
+        return Ok(i64::from(s.fds.insert_dir(
+            host,
+            flags & O_CLOEXEC != 0,
+            dir,
+        )?));
+    }
+    let host = s.open_guest_path(dirfd, &path, flags, mode, resolve, Some(c.mem))?;
     Ok(i64::from(s.fds.insert(host, flags & O_CLOEXEC != 0)?))
 }
 
@@ -263,10 +281,18 @@ fn do_readlinkat<M: GuestMemoryBackend>(
         return Err(Errno(EINVAL));
     }
     let path = read_path(c, path)?;
-    let node = s
-        .guest_abs(dirfd, &path)
-        .filter(|_| !path.is_empty())
-        .and_then(|a| procview::classify(s, &a));
+    let abs = s.guest_abs(dirfd, &path).filter(|_| !path.is_empty());
+    if abs.as_deref().map(crate::path::normalize).as_deref() == Some(b"/proc/self") {
+        // The link to the caller's own /proc/PID.
+        let pid = s.pid().to_string().into_bytes();
+        let n = pid.len().min(size as usize);
+        c.mem.write(
+            GuestRange::<Out>::new(buf, n as u64),
+            pid.get(..n).unwrap_or_default(),
+        )?;
+        return Ok(n as i64);
+    }
+    let node = abs.and_then(|a| procview::classify(s, &a));
     let target = match node {
         Some(ProcNode::Link(l)) => l.resolve(s),
         Some(ProcNode::Fd(n)) => procview::fd_link(s, n).ok_or(Errno(ENOENT))?,

@@ -96,6 +96,16 @@ impl<'a, M: GuestMemoryBackend> GuestView<'a, M> {
         }
     }
 
+    /// The guest memory this view reads.
+    pub fn memory(&self) -> &'a M {
+        self.mem
+    }
+
+    /// The page-table root this view walks.
+    pub fn cr3(&self) -> u64 {
+        self.cr3
+    }
+
     /// `val` of a syscall result `ret`: for `-EFAULT` caused by a page that was not present,
     /// where and how (`offload_abi::syscall_fault`); else zero.
     pub fn fault_report(&self, ret: i64) -> [u64; 2] {

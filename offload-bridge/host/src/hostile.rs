@@ -82,6 +82,7 @@ impl Scratch {
                     argv: vec![b"prog".to_vec(), b"arg".to_vec()],
                     vcpus: 2,
                     mem_size: 16 << 20,
+                    tsc_khz: 1_000_000,
                 },
             },
         );

@@ -249,6 +249,25 @@ pub(crate) fn pwritev2<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>)
 
 /// lseek(2)
 pub(crate) fn lseek<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
+    if let Some(d) = s.fds.virt_dir(c.args[0]) {
+        // A /proc view directory: the position is an entry index (getdents's d_off).
+        let mut state = d
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pos = &mut state.0;
+        let base = match c.args[2] as i32 {
+            libc::SEEK_SET => 0,
+            libc::SEEK_CUR => *pos as i64,
+            _ => return Err(crate::Errno(offload_abi::errno::EINVAL)),
+        };
+        let new = base
+            .checked_add(c.args[1] as i64)
+            .filter(|&n| n >= 0)
+            .ok_or(crate::Errno(offload_abi::errno::EINVAL))?;
+        *pos = usize::try_from(new).unwrap_or(usize::MAX);
+        return Ok(new);
+    }
     Ok(sys::lseek(
         s.fds.get(c.args[0])?.as_fd(),
         c.args[1] as i64,

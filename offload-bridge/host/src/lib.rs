@@ -144,6 +144,8 @@ pub struct ProcessInfo {
     pub vcpus: u32,
     /// Bytes of guest memory.
     pub mem_size: u64,
+    /// The vCPUs' TSC frequency (the LWK's CPU-time counters count its ticks).
+    pub tsc_khz: u64,
 }
 
 /// Clears the VMM process's umask while any servicer lives, restoring it after the last one:
@@ -220,6 +222,22 @@ pub struct Process {
     /// The command name (`comm`, at most [`COMM_LEN`] bytes): the exec'd file's last path
     /// component, or what [`op::PROC_NAME`] set.
     comm: std::sync::Mutex<Vec<u8>>,
+    /// When it started, in clock ticks (USER_HZ) since the host booted (/proc/PID/stat's
+    /// starttime, which ps compares with the host's /proc/uptime).
+    start_ticks: u64,
+}
+
+/// Clock ticks (USER_HZ, 100 per second) since the host booted (CLOCK_BOOTTIME).
+fn boot_ticks() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 100 + (ts.tv_nsec as u64) / 10_000_000
 }
 
 /// The command name Linux gives a process exec'd from `path`: its last component, truncated
@@ -265,6 +283,11 @@ impl Process {
         self.threads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// When it started (clock ticks since the host booted).
+    pub fn start_ticks(&self) -> u64 {
+        self.start_ticks
+    }
+
     /// Its /proc/self/cmdline since it exec'd (`None`: the job's argv).
     pub fn cmdline(&self) -> Option<Vec<u8>> {
         lock(&self.cmdline).clone()
@@ -283,6 +306,7 @@ impl Process {
             umask: self.umask().into(),
             exe: std::sync::Mutex::new(self.exe()),
             comm: std::sync::Mutex::new(self.comm()),
+            start_ticks: boot_ticks(),
         }
     }
 }
@@ -363,6 +387,11 @@ impl<'a> Proc<'a> {
         self.process.threads()
     }
 
+    /// When the calling process started (clock ticks since the host booted).
+    pub(crate) fn start_ticks(&self) -> u64 {
+        self.process.start_ticks()
+    }
+
     /// The calling process's /proc/self/cmdline since it exec'd.
     pub(crate) fn cmdline(&self) -> Option<Vec<u8>> {
         self.process.cmdline()
@@ -420,6 +449,7 @@ impl Servicer {
             umask: umask.into(),
             exe: std::sync::Mutex::new(ctx.exe.clone()),
             comm: std::sync::Mutex::new(comm),
+            start_ticks: boot_ticks(),
         };
         let procs = std::iter::once((first.pid, std::sync::Arc::new(first))).collect();
         Servicer {

@@ -56,7 +56,8 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 /// Produces /proc/self/maps for the address space of the current request (the page-table walk
 /// needs the request's guest view, which only the handler has).
-pub(crate) type Maps<'a> = Option<&'a dyn Fn() -> Vec<u8>>;
+/// Guest memory for the /proc view's files (the LWK's records, the processes' memory).
+pub(crate) type Mem<'a> = Option<&'a dyn procview::GuestProcs>;
 
 pub(crate) fn cstring(bytes: Vec<u8>) -> Result<CString, Errno> {
     CString::new(bytes).map_err(|_| Errno(EINVAL))
@@ -107,6 +108,26 @@ pub fn path_in_root(fd: BorrowedFd<'_>, root_path: &std::path::Path) -> Option<V
     Some(join(b"/", rel.as_os_str().as_bytes()))
 }
 
+/// A new fd of an empty directory that stands for a /proc view directory (fstat says
+/// directory, getdents is answered from the view's listing). One directory for the VMM
+/// process, made in the temporary directory and removed at once, so nothing is left behind
+/// and nothing can ever be created in it (a removed directory takes no new entries).
+pub(crate) fn empty_dir() -> Result<OwnedFd, Errno> {
+    static DIR: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    let held = DIR.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("lwk-vmm-procdir-{}", std::process::id()));
+        std::fs::create_dir(&base).ok()?;
+        let fd = std::fs::File::open(&base).map(OwnedFd::from);
+        let _ = std::fs::remove_dir(&base);
+        fd.ok()
+    });
+    match held {
+        // A dup: its read position is never used (getdents on it is answered by the view).
+        Some(fd) => Ok(fd.try_clone()?),
+        None => Err(Errno(offload_abi::errno::ENOMEM)),
+    }
+}
+
 /// Where a lookup starts: the job root, or a guest directory fd (held for the lookup, so a
 /// concurrent close of that guest fd cannot pull it away).
 enum StartDir<'a> {
@@ -137,6 +158,8 @@ impl Proc<'_> {
         }
         let base = if dirfd as i32 == AT_FDCWD {
             self.cwd()
+        } else if let Some(d) = self.fds.virt_dir(dirfd) {
+            d.path.clone()
         } else {
             self.path_in_root(self.fds.get(dirfd).ok()?.as_fd())?
         };
@@ -154,6 +177,8 @@ impl Proc<'_> {
         }
         let base = if dirfd as i32 == AT_FDCWD {
             self.cwd()
+        } else if let Some(d) = self.fds.virt_dir(dirfd) {
+            d.path.clone()
         } else {
             let dir_held = self.fds.get(dirfd)?;
             let dir = dir_held.as_fd();
@@ -179,7 +204,7 @@ impl Proc<'_> {
         flags: u64,
         mode: u64,
         extra_resolve: u64,
-        maps: Maps<'_>,
+        mem: Mem<'_>,
     ) -> Result<OwnedFd, Errno> {
         if path.is_empty() {
             return Err(Errno(ENOENT));
@@ -187,13 +212,13 @@ impl Proc<'_> {
         let (dir, rel) = self.resolve_at(dirfd, path)?;
         let resolve = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS | extra_resolve;
         let fd = sys::openat2(dir.as_fd(), &rel, flags | O_CLOEXEC, mode, resolve)?;
-        self.vet(fd, flags, maps)
+        self.vet(fd, flags, mem)
     }
 
     /// The backstop: an fd the host opened for the guest that is a file of the VMM's own
     /// /proc/<pid> (or one of its tasks) is swapped for the program's view of that file, or
     /// refused. Directories pass, and `O_PATH` fds (metadata only) of anything but a link.
-    pub(crate) fn vet(&self, fd: OwnedFd, flags: u64, maps: Maps<'_>) -> Result<OwnedFd, Errno> {
+    pub(crate) fn vet(&self, fd: OwnedFd, flags: u64, mem: Mem<'_>) -> Result<OwnedFd, Errno> {
         if sys::fs_type(fd.as_fd()).ok() != Some(PROC_SUPER_MAGIC) {
             return Ok(fd);
         }
@@ -214,7 +239,7 @@ impl Proc<'_> {
                 return Ok(fd);
             }
             let link = vmm_proc_rest_of(&target)
-                .and_then(|rest| procview::self_node(&rest))
+                .and_then(|rest| procview::own_node(self.pid(), &rest))
                 .and_then(|node| node.host_link(self));
             return match link {
                 // The view's own link of that name (fd/N of a guest fd, exe, cwd, root).
@@ -222,8 +247,8 @@ impl Proc<'_> {
                 None => Err(Errno(EACCES)),
             };
         }
-        match procview::self_node(&rest) {
-            Some(node) => self.open_node(node, flags, maps),
+        match procview::own_node(self.pid(), &rest) {
+            Some(node) => self.open_node(node, flags, mem),
             None => Err(Errno(EACCES)),
         }
     }
@@ -237,22 +262,22 @@ impl Proc<'_> {
         flags: u64,
         mode: u64,
         extra_resolve: u64,
-        maps: Maps<'_>,
+        mem: Mem<'_>,
     ) -> Result<OwnedFd, Errno> {
         if path.is_empty() {
             return Err(Errno(ENOENT));
         }
         let abs = self.guest_abs(dirfd, path);
         if let Some(node) = abs.as_ref().and_then(|a| procview::classify(self, a)) {
-            return self.open_node(node, flags, maps);
+            return self.open_node(node, flags, mem);
         }
-        match self.open_in_root(dirfd, path, flags, mode, extra_resolve, maps) {
+        match self.open_in_root(dirfd, path, flags, mode, extra_resolve, mem) {
             // A symlink into the process view (/dev/stdin -> /proc/self/fd/0): the kernel
             // refuses the magic link at its end; follow the links by hand.
             Err(Errno(ELOOP)) => {
                 let follow_last = flags & O_NOFOLLOW == 0;
                 match abs.and_then(|a| self.expand_to_node(&a, follow_last)) {
-                    Some(node) => self.open_node(node, flags, maps),
+                    Some(node) => self.open_node(node, flags, mem),
                     None => Err(Errno(ELOOP)),
                 }
             }
@@ -322,7 +347,7 @@ impl Proc<'_> {
         &self,
         node: ProcNode,
         flags: u64,
-        maps: Maps<'_>,
+        mem: Mem<'_>,
     ) -> Result<OwnedFd, Errno> {
         let read_only = || {
             if flags & O_ACCMODE != libc::O_RDONLY as u64 {
@@ -335,14 +360,22 @@ impl Proc<'_> {
         };
         match node {
             ProcNode::NotFound => Err(Errno(ENOENT)),
-            ProcNode::Maps => {
-                read_only()?;
-                let content = maps.map(|f| f()).unwrap_or_default();
-                Ok(sys::memfd_with(c"maps", &content)?)
-            }
             ProcNode::File(name, content) => {
                 read_only()?;
-                Ok(sys::memfd_with(name, &content.produce(self))?)
+                if !content.exists(self, mem) {
+                    return Err(Errno(ENOENT));
+                }
+                if flags & O_PATH != 0 {
+                    // Metadata only (stat, access): nothing to read.
+                    return Ok(sys::memfd_with(name, &[])?);
+                }
+                Ok(sys::memfd_with(name, &content.produce(self, mem)?)?)
+            }
+            ProcNode::Dir(_) => {
+                if flags & O_ACCMODE != libc::O_RDONLY as u64 {
+                    return Err(Errno(offload_abi::errno::EISDIR));
+                }
+                empty_dir()
             }
             ProcNode::Host(host_path) => {
                 read_only()?;
@@ -361,7 +394,7 @@ impl Proc<'_> {
                     return Err(Errno(ELOOP));
                 }
                 let target = target.resolve(self);
-                self.open_in_root(AT_FDCWD as u64, &target, flags & !O_NOFOLLOW, 0, 0, maps)
+                self.open_in_root(AT_FDCWD as u64, &target, flags & !O_NOFOLLOW, 0, 0, mem)
             }
             ProcNode::Fd(n) => {
                 let host_held = self.fds.get(n as u64).map_err(|_| Errno(ENOENT))?;
@@ -370,7 +403,7 @@ impl Proc<'_> {
                     return Ok(host.try_clone_to_owned()?);
                 }
                 let fd = sys::reopen(host, (flags & !O_CLOEXEC) as i32)?;
-                self.vet(fd, flags, maps)
+                self.vet(fd, flags, mem)
             }
         }
     }

@@ -14,23 +14,77 @@
 //! kernel refuses them, and the open backstop in `path.rs` catches the same files reached
 //! any other way.
 
-use crate::Proc;
 use crate::guest_mem::GuestView;
 use crate::path::normalize;
-use crate::sys;
-use offload_abi::layout::{KERNEL_PHYS_END, USER_STACK_TOP};
+use crate::{Errno, Proc, sys};
+use offload_abi::errno::ENOENT;
+use offload_abi::layout::{KERNEL_PHYS_END, PROC_TABLE_GPA, USER_STACK_TOP};
+use offload_abi::{ProcRecord, ProcTable, thread_state};
 use std::ffi::CStr;
 use std::fmt::Write;
 use std::os::fd::AsFd;
-use vm_memory::GuestMemoryBackend;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
+
+/// What the /proc view reads from guest memory: the LWK's published process table and the
+/// memory of the job's processes through their page tables. Implemented by the request's
+/// [`GuestView`] (whose CR3 is the caller's); every read is checked.
+pub(crate) trait GuestProcs {
+    /// The LWK's [`ProcTable`], if guest RAM holds it.
+    fn table(&self) -> Option<ProcTable>;
+    /// The calling process's page-table root.
+    fn own_cr3(&self) -> u64;
+    /// The user mappings of the address space at `cr3` (at most `max` runs).
+    fn mappings(&self, cr3: u64, max: usize) -> Vec<crate::guest_mem::Mapping>;
+    /// `len` bytes of user memory at `addr` in the address space at `cr3`, as far as they
+    /// are readable.
+    fn read_user(&self, cr3: u64, addr: u64, len: u64) -> Vec<u8>;
+}
+
+impl<M: GuestMemoryBackend> GuestProcs for GuestView<'_, M> {
+    fn table(&self) -> Option<ProcTable> {
+        let mut buf = vec![0u8; size_of::<ProcTable>()];
+        self.memory()
+            .read_slice(&mut buf, GuestAddress(PROC_TABLE_GPA))
+            .ok()?;
+        // SAFETY: `buf` holds exactly size_of::<ProcTable>() bytes; ProcTable is repr(C)
+        // plain integers, valid for any bit pattern; read_unaligned needs no alignment.
+        Some(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<ProcTable>()) })
+    }
+
+    fn own_cr3(&self) -> u64 {
+        self.cr3()
+    }
+
+    fn mappings(&self, cr3: u64, max: usize) -> Vec<crate::guest_mem::Mapping> {
+        GuestView::new(self.memory(), cr3, false).user_mappings(max)
+    }
+
+    fn read_user(&self, cr3: u64, addr: u64, len: u64) -> Vec<u8> {
+        let view = GuestView::new(self.memory(), cr3, false);
+        let mut out = Vec::new();
+        let mut at = addr;
+        let end = addr.saturating_add(len.min(MAX_PROC_READ));
+        while at < end {
+            let n = (4096 - at % 4096).min(end - at);
+            let mut chunk = vec![0u8; n as usize];
+            if view.read_into(at, &mut chunk).is_err() {
+                break;
+            }
+            out.extend_from_slice(&chunk);
+            at += n;
+        }
+        out
+    }
+}
+
+/// Most bytes of a process's memory one /proc file shows (environ, auxv).
+const MAX_PROC_READ: u64 = 1 << 20;
 
 /// What a process-view path stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ProcNode {
     /// No such file in the view.
     NotFound,
-    /// /proc/self/maps (needs the request's page tables).
-    Maps,
     /// A synthesised file (memfd name, content).
     File(&'static CStr, Content),
     /// A host file passed through read-only.
@@ -39,14 +93,49 @@ pub(crate) enum ProcNode {
     Link(Link),
     /// fd/N: the guest's fd N.
     Fd(i32),
+    /// A directory of the view.
+    Dir(DirNode),
+}
+
+/// The view's directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirNode {
+    /// /proc itself: the host's entries that are not processes, and the job's processes.
+    Root,
+    /// /proc/PID.
+    Pid(u32),
+    /// /proc/PID/fd.
+    Fds(u32),
+    /// /proc/PID/fdinfo.
+    FdInfo(u32),
+    /// /proc/PID/task.
+    Tasks(u32),
+    /// /proc/PID/task/TID.
+    Task(u32, u32),
+}
+
+/// Which process (and thread) a file describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub pid: u32,
+    /// For /proc/PID/task/TID files.
+    pub tid: Option<u32>,
 }
 
 /// Synthesised file contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Content {
-    Status,
-    Cmdline,
-    Comm,
+    Status(Target),
+    Stat(Target),
+    Statm(u32),
+    Cmdline(u32),
+    Comm(Target),
+    Environ(u32),
+    Auxv(u32),
+    Maps(u32),
+    Smaps(u32),
+    /// fdinfo/N of the calling process.
+    FdInfo(i32),
     Cpuinfo,
     Meminfo,
     CpuList,
@@ -103,6 +192,7 @@ pub(crate) fn classify(s: &Proc<'_>, abs: &[u8]) -> Option<ProcNode> {
     match n.as_slice() {
         b"/proc/cpuinfo" => return Some(ProcNode::File(c"cpuinfo", Content::Cpuinfo)),
         b"/proc/meminfo" => return Some(ProcNode::File(c"meminfo", Content::Meminfo)),
+        b"/proc" => return Some(ProcNode::Dir(DirNode::Root)),
         _ => {}
     }
     if let Some(name) = n.strip_prefix(b"/sys/devices/system/cpu/")
@@ -112,25 +202,81 @@ pub(crate) fn classify(s: &Proc<'_>, abs: &[u8]) -> Option<ProcNode> {
     }
     let rest = n.strip_prefix(b"/proc/")?;
     let (who, rest) = split(rest);
-    let pid = s.pid().to_string();
-    let me = who == b"self" || who == b"thread-self" || who == pid.as_bytes();
-    if !me || rest.is_empty() {
-        return None;
-    }
-    let rest = match split(rest) {
-        (b"task", tail) => {
-            let (tid, tail) = split(tail);
-            if tid != pid.as_bytes() {
+    let me = s.pid();
+    let pid = match who {
+        b"self" | b"thread-self" => me,
+        _ => {
+            let Some(pid) = parse_id(who) else {
+                // /proc/sys, /proc/uptime, ...: the host's.
+                return None;
+            };
+            if s.process(pid).is_none() {
+                // A process of the host, or none: not visible from the job.
                 return Some(ProcNode::NotFound);
             }
-            if tail.is_empty() {
-                return None;
-            }
-            tail
+            pid
         }
-        _ => rest,
     };
-    Some(self_node(rest).unwrap_or(ProcNode::NotFound))
+    if rest.is_empty() {
+        return Some(ProcNode::Dir(DirNode::Pid(pid)));
+    }
+    let (first, tail) = split(rest);
+    if first == b"task" {
+        if tail.is_empty() {
+            return Some(ProcNode::Dir(DirNode::Tasks(pid)));
+        }
+        let (tid, tail) = split(tail);
+        // Whether the thread exists is checked when it is opened (that needs guest memory).
+        let Some(tid) = parse_id(tid) else {
+            return Some(ProcNode::NotFound);
+        };
+        let t = Target {
+            pid,
+            tid: Some(tid),
+        };
+        return Some(match tail {
+            b"" => ProcNode::Dir(DirNode::Task(pid, tid)),
+            b"stat" => ProcNode::File(c"stat", Content::Stat(t)),
+            b"status" => ProcNode::File(c"status", Content::Status(t)),
+            b"comm" => ProcNode::File(c"comm", Content::Comm(t)),
+            _ if pid == me => self_node(tail).unwrap_or(ProcNode::NotFound),
+            _ => ProcNode::NotFound,
+        });
+    }
+    if let Some(node) = pid_node(pid, rest) {
+        return Some(node);
+    }
+    if pid == me {
+        return Some(self_node(rest).unwrap_or(ProcNode::NotFound));
+    }
+    Some(ProcNode::NotFound)
+}
+
+/// A decimal id (no sign, no leading zero), as /proc names processes.
+fn parse_id(b: &[u8]) -> Option<u32> {
+    if b.first().is_none_or(|&c| c == b'0') || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Files every job process has, whoever asks.
+fn pid_node(pid: u32, rest: &[u8]) -> Option<ProcNode> {
+    let t = Target { pid, tid: None };
+    Some(match rest {
+        b"stat" => ProcNode::File(c"stat", Content::Stat(t)),
+        b"status" => ProcNode::File(c"status", Content::Status(t)),
+        b"statm" => ProcNode::File(c"statm", Content::Statm(pid)),
+        b"cmdline" => ProcNode::File(c"cmdline", Content::Cmdline(pid)),
+        b"comm" => ProcNode::File(c"comm", Content::Comm(t)),
+        b"environ" => ProcNode::File(c"environ", Content::Environ(pid)),
+        b"auxv" => ProcNode::File(c"auxv", Content::Auxv(pid)),
+        b"maps" => ProcNode::File(c"maps", Content::Maps(pid)),
+        b"smaps" => ProcNode::File(c"smaps", Content::Smaps(pid)),
+        b"fd" => ProcNode::Dir(DirNode::Fds(pid)),
+        b"fdinfo" => ProcNode::Dir(DirNode::FdInfo(pid)),
+        _ => return None,
+    })
 }
 
 fn split(p: &[u8]) -> (&[u8], &[u8]) {
@@ -144,13 +290,10 @@ fn split(p: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// The node for a path below /proc/self/ (`rest` normalised, without the prefix); None for
-/// names the view does not know.
+/// names the view does not know. Files that need the caller's own fd table, cwd or the
+/// VMM's host files are only the caller's.
 pub(crate) fn self_node(rest: &[u8]) -> Option<ProcNode> {
     Some(match rest {
-        b"maps" => ProcNode::Maps,
-        b"status" => ProcNode::File(c"status", Content::Status),
-        b"cmdline" => ProcNode::File(c"cmdline", Content::Cmdline),
-        b"comm" => ProcNode::File(c"comm", Content::Comm),
         b"exe" => ProcNode::Link(Link::Exe),
         b"cwd" => ProcNode::Link(Link::Cwd),
         b"root" => ProcNode::Link(Link::Root),
@@ -159,6 +302,10 @@ pub(crate) fn self_node(rest: &[u8]) -> Option<ProcNode> {
         b"cgroup" => ProcNode::Host("/proc/self/cgroup"),
         b"limits" => ProcNode::Host("/proc/self/limits"),
         _ => {
+            if let Some(n) = rest.strip_prefix(b"fdinfo/") {
+                let n = std::str::from_utf8(n).ok()?.parse::<i32>().ok()?;
+                return (n >= 0).then_some(ProcNode::File(c"fdinfo", Content::FdInfo(n)));
+            }
             let n = rest.strip_prefix(b"fd/")?;
             let n = std::str::from_utf8(n).ok()?.parse::<i32>().ok()?;
             if n < 0 {
@@ -167,6 +314,138 @@ pub(crate) fn self_node(rest: &[u8]) -> Option<ProcNode> {
             ProcNode::Fd(n)
         }
     })
+}
+
+/// The node for a path below the caller's own /proc/PID/ (`rest` normalised, without the
+/// prefix), as the open backstop finds it; None for names the view does not know.
+pub(crate) fn own_node(pid: u32, rest: &[u8]) -> Option<ProcNode> {
+    pid_node(pid, rest).or_else(|| self_node(rest))
+}
+
+/// The entries of /proc/PID (d_type: 4 directory, 8 file, 10 link).
+const PID_ENTRIES: &[(&str, u8)] = &[
+    ("fd", 4),
+    ("fdinfo", 4),
+    ("task", 4),
+    ("environ", 8),
+    ("auxv", 8),
+    ("status", 8),
+    ("limits", 8),
+    ("cgroup", 8),
+    ("cmdline", 8),
+    ("stat", 8),
+    ("statm", 8),
+    ("maps", 8),
+    ("mounts", 8),
+    ("mountinfo", 8),
+    ("comm", 8),
+    ("smaps", 8),
+    ("cwd", 10),
+    ("root", 10),
+    ("exe", 10),
+];
+
+/// The thread ids of process `pid`: from the LWK's thread records, else just the pid.
+pub(crate) fn task_ids(mem: Option<&dyn GuestProcs>, pid: u32) -> Vec<u32> {
+    let mut tids: Vec<u32> = mem
+        .and_then(GuestProcs::table)
+        .map(|t| {
+            t.threads
+                .iter()
+                .filter(|r| r.pid == pid && r.tid != 0)
+                .map(|r| r.tid)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !tids.contains(&pid) {
+        tids.push(pid);
+    }
+    tids.sort_unstable();
+    tids.dedup();
+    tids
+}
+
+/// The listing of a view directory: (name, d_type, inode).
+pub(crate) fn list(
+    s: &Proc<'_>,
+    dir: DirNode,
+    mem: Option<&dyn GuestProcs>,
+) -> Vec<(Vec<u8>, u8, u64)> {
+    let ino = |pid: u32, i: usize| (u64::from(pid) << 12) | (i as u64 + 16);
+    let mut out: Vec<(Vec<u8>, u8, u64)> = vec![(b".".to_vec(), 4, 1), (b"..".to_vec(), 4, 2)];
+    match dir {
+        DirNode::Root => {
+            if let Ok(rd) = std::fs::read_dir("/proc") {
+                use std::os::unix::ffi::OsStrExt;
+                for (i, e) in rd.flatten().enumerate() {
+                    let name = e.file_name().as_bytes().to_vec();
+                    if parse_id(&name).is_some() {
+                        continue;
+                    }
+                    let ty = match e.file_type() {
+                        Ok(t) if t.is_dir() => 4,
+                        Ok(t) if t.is_symlink() => 10,
+                        _ => 8,
+                    };
+                    out.push((name, ty, 0x100 + i as u64));
+                }
+            }
+            for pid in s.pids() {
+                out.push((pid.to_string().into_bytes(), 4, ino(pid, 0)));
+            }
+        }
+        DirNode::Pid(pid) => {
+            for (i, (name, ty)) in PID_ENTRIES.iter().enumerate() {
+                out.push((name.as_bytes().to_vec(), *ty, ino(pid, i)));
+            }
+        }
+        DirNode::Fds(pid) | DirNode::FdInfo(pid) => {
+            let ty = if matches!(dir, DirNode::Fds(_)) {
+                10
+            } else {
+                8
+            };
+            if let Some(p) = s.process(pid) {
+                for n in p.fds.numbers() {
+                    out.push((n.to_string().into_bytes(), ty, ino(pid, 64 + n as usize)));
+                }
+            }
+        }
+        DirNode::Tasks(pid) => {
+            for tid in task_ids(mem, pid) {
+                out.push((tid.to_string().into_bytes(), 4, ino(tid, 1)));
+            }
+        }
+        DirNode::Task(_, tid) => {
+            for (i, name) in ["stat", "status", "comm"].iter().enumerate() {
+                out.push((name.as_bytes().to_vec(), 8, ino(tid, 2 + i)));
+            }
+        }
+    }
+    out
+}
+
+/// Whether a view directory exists now (its process, and for task/TID its thread).
+pub(crate) fn dir_exists(s: &Proc<'_>, dir: DirNode, mem: Option<&dyn GuestProcs>) -> bool {
+    match dir {
+        DirNode::Root => true,
+        DirNode::Pid(p) | DirNode::Fds(p) | DirNode::FdInfo(p) | DirNode::Tasks(p) => {
+            s.process(p).is_some()
+        }
+        DirNode::Task(p, t) => s.process(p).is_some() && task_ids(mem, p).contains(&t),
+    }
+}
+
+/// The absolute guest path of a view directory.
+pub(crate) fn dir_path(dir: DirNode) -> Vec<u8> {
+    match dir {
+        DirNode::Root => b"/proc".to_vec(),
+        DirNode::Pid(p) => format!("/proc/{p}").into_bytes(),
+        DirNode::Fds(p) => format!("/proc/{p}/fd").into_bytes(),
+        DirNode::FdInfo(p) => format!("/proc/{p}/fdinfo").into_bytes(),
+        DirNode::Tasks(p) => format!("/proc/{p}/task").into_bytes(),
+        DirNode::Task(p, t) => format!("/proc/{p}/task/{t}").into_bytes(),
+    }
 }
 
 /// One of the VMM's procfs links standing for a link of the view; for a guest fd it holds the
@@ -182,6 +461,9 @@ pub(crate) struct HostLink {
 pub(crate) fn fd_link(s: &Proc<'_>, n: i32) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
+    if let Some(d) = s.fds.virt_dir(n as u64) {
+        return Some(d.path.clone());
+    }
     let host_held = s.fds.get(n as u64).ok()?;
     let host = host_held.as_fd();
     if let Some(p) = s.path_in_root(host) {
@@ -191,51 +473,249 @@ pub(crate) fn fd_link(s: &Proc<'_>, n: i32) -> Option<Vec<u8>> {
     Some(t.as_os_str().as_bytes().to_vec())
 }
 
+/// The process a file describes, as the host sees it (for another process than the
+/// caller, its own [`Proc`]).
+fn with_process<T>(s: &Proc<'_>, pid: u32, f: impl FnOnce(&Proc<'_>) -> T) -> Option<T> {
+    if pid == s.pid() {
+        return Some(f(s));
+    }
+    let p = s.process(pid)?;
+    let job: &crate::Servicer = s;
+    Some(f(&Proc::new(job, &p)))
+}
+
+/// The LWK's record of process `pid`, if it published one.
+fn record(mem: Option<&dyn GuestProcs>, pid: u32) -> Option<(ProcRecord, ProcTable)> {
+    let t = mem?.table()?;
+    let r = *t.procs.iter().find(|r| r.pid == pid)?;
+    Some((r, t))
+}
+
+/// The page-table root of process `pid`: the caller's own, or the one the LWK published.
+fn cr3_of(s: &Proc<'_>, mem: &dyn GuestProcs, pid: u32) -> Option<u64> {
+    if pid == s.pid() {
+        return Some(mem.own_cr3());
+    }
+    let (r, _) = record(Some(mem), pid)?;
+    (r.state != u32::from(b'Z') && r.cr3 != 0).then_some(r.cr3)
+}
+
+/// Clock ticks (USER_HZ, 100 per second) of `tsc` TSC ticks.
+fn clock_ticks(tsc: u64, tsc_khz: u64) -> u64 {
+    if tsc_khz == 0 {
+        return 0;
+    }
+    (u128::from(tsc) * 100 / (u128::from(tsc_khz) * 1000)) as u64
+}
+
+/// (user, system) clock ticks of process `pid`'s live threads, or of thread `tid`.
+fn cpu_ticks(t: &ProcTable, pid: u32, tid: Option<u32>, tsc_khz: u64) -> (u64, u64) {
+    let mut user = 0u64;
+    let mut sys = 0u64;
+    for (r, c) in t.threads.iter().zip(t.cpu.iter()) {
+        if r.tid == 0 || r.pid != pid || tid.is_some_and(|tid| tid != r.tid) {
+            continue;
+        }
+        user = user.saturating_add(c.user.saturating_sub(c.base_user));
+        sys = sys.saturating_add(c.sys.saturating_sub(c.base_sys));
+    }
+    (clock_ticks(user, tsc_khz), clock_ticks(sys, tsc_khz))
+}
+
+/// Sizes from the page tables: (all pages, writable pages, executable runs' first start and
+/// last end) in bytes.
+struct MemSizes {
+    total: u64,
+    writable: u64,
+    text: u64,
+    code: (u64, u64),
+}
+
+fn mem_sizes(runs: &[crate::guest_mem::Mapping]) -> MemSizes {
+    let mut m = MemSizes {
+        total: 0,
+        writable: 0,
+        text: 0,
+        code: (0, 0),
+    };
+    for r in runs {
+        let len = r.end - r.start;
+        m.total += len;
+        if r.write {
+            m.writable += len;
+        }
+        if r.exec && r.end <= USER_STACK_TOP - (1 << 30) {
+            m.text += len;
+            if m.code.0 == 0 {
+                m.code.0 = r.start;
+            }
+            m.code.1 = r.end;
+        }
+    }
+    m
+}
+
+/// The terminal fields of the VMM's own stat (tty_nr, tpgid): the job runs on lwk-vmm's
+/// controlling terminal.
+fn host_tty() -> (i64, i64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (num(4), num(5))
+}
+
 impl Content {
-    /// The file's bytes now.
-    pub(crate) fn produce(self, s: &Proc<'_>) -> Vec<u8> {
+    /// Whether the file exists now (a task/TID file: whether that thread is the process's).
+    pub(crate) fn exists(self, s: &Proc<'_>, mem: Option<&dyn GuestProcs>) -> bool {
+        match self {
+            Content::Status(t) | Content::Stat(t) | Content::Comm(t) => match t.tid {
+                Some(tid) => dir_exists(s, DirNode::Task(t.pid, tid), mem),
+                None => true,
+            },
+            _ => true,
+        }
+    }
+
+    /// The file's bytes now; `mem` reads the LWK's records and the processes' memory.
+    pub(crate) fn produce(
+        self,
+        s: &Proc<'_>,
+        mem: Option<&dyn GuestProcs>,
+    ) -> Result<Vec<u8>, Errno> {
         let p = &s.ctx.process;
         let vcpus = p.vcpus.max(1);
+        let gone = || Errno(ENOENT);
         let mut out = String::new();
         match self {
-            Content::Cmdline => {
-                if let Some(c) = s.cmdline() {
-                    return c;
-                }
-                let mut b = Vec::new();
-                for a in &p.argv {
-                    b.extend_from_slice(a);
-                    b.push(0);
-                }
-                return b;
+            Content::Cmdline(pid) => {
+                return with_process(s, pid, |t| {
+                    if let Some(c) = t.cmdline() {
+                        return c;
+                    }
+                    let mut b = Vec::new();
+                    for a in &p.argv {
+                        b.extend_from_slice(a);
+                        b.push(0);
+                    }
+                    b
+                })
+                .ok_or_else(gone);
             }
-            Content::Comm => {
-                let mut c = s.comm();
+            Content::Comm(t) => {
+                let mut c = with_process(s, t.pid, |p| p.comm()).ok_or_else(gone)?;
                 c.push(b'\n');
-                return c;
+                return Ok(c);
             }
-            Content::Status => {
+            Content::Status(t) => {
                 let ids = sys::ids();
-                let name = String::from_utf8_lossy(&s.comm()).into_owned();
+                let rec = record(mem, t.pid);
+                let (name, umask, ppid, threads, fdsize) = with_process(s, t.pid, |q| {
+                    (
+                        String::from_utf8_lossy(&q.comm()).into_owned(),
+                        q.umask(),
+                        q.ppid(),
+                        q.threads(),
+                        q.fds.numbers().last().map_or(64, |n| (n + 64) / 64 * 64),
+                    )
+                })
+                .ok_or_else(gone)?;
+                let state = match rec.as_ref().map(|(r, _)| r.state) {
+                    Some(z) if z == u32::from(b'Z') => "Z (zombie)",
+                    _ => match thread_state(s, rec.as_ref(), t) {
+                        b'S' => "S (sleeping)",
+                        _ => "R (running)",
+                    },
+                };
+                let runs = mem
+                    .and_then(|m| cr3_of(s, m, t.pid).map(|c| m.mappings(c, 65536)))
+                    .unwrap_or_default();
+                let sizes = mem_sizes(&runs);
+                let (pgid, sid) = rec
+                    .as_ref()
+                    .map_or((t.pid, t.pid), |(r, _)| (r.pgid, r.sid));
                 let _ = write!(
                     out,
-                    "Name:\t{name}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{pid}\n\
-                     Ngid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\n\
+                    "Name:\t{name}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\n\
+                     Ngid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\n\
                      Uid:\t{u}\t{eu}\t{eu}\t{eu}\nGid:\t{g}\t{eg}\t{eg}\t{eg}\n\
-                     FDSize:\t{fdsize}\nGroups:\t\nThreads:\t{threads}\n\
+                     FDSize:\t{fdsize}\nGroups:\t\nNStgid:\t{pid}\nNSpid:\t{tid}\n\
+                     NSpgid:\t{pgid}\nNSsid:\t{sid}\n\
+                     VmPeak:\t{vm:>8} kB\nVmSize:\t{vm:>8} kB\nVmLck:\t{z:>8} kB\n\
+                     VmPin:\t{z:>8} kB\nVmHWM:\t{vm:>8} kB\nVmRSS:\t{vm:>8} kB\n\
+                     RssAnon:\t{vm:>8} kB\nRssFile:\t{z:>8} kB\nRssShmem:\t{z:>8} kB\n\
+                     VmData:\t{data:>8} kB\nVmStk:\t{z:>8} kB\nVmExe:\t{text:>8} kB\n\
+                     VmLib:\t{z:>8} kB\nVmPTE:\t{z:>8} kB\nVmSwap:\t{z:>8} kB\n\
+                     Threads:\t{threads}\nSigQ:\t0/0\n\
                      Cpus_allowed_list:\t{cpus}\nMems_allowed_list:\t0\n",
-                    s.umask(),
-                    pid = s.pid(),
-                    ppid = s.ppid(),
-                    threads = s.threads(),
+                    pid = t.pid,
+                    tid = t.tid.unwrap_or(t.pid),
                     u = ids[0],
                     eu = ids[1],
                     g = ids[2],
                     eg = ids[3],
-                    fdsize = s.fds.numbers().last().map_or(64, |n| (n + 64) / 64 * 64),
+                    vm = sizes.total / 1024,
+                    data = sizes.writable / 1024,
+                    text = sizes.text / 1024,
+                    z = 0,
                     cpus = cpu_list(vcpus).trim_end(),
                 );
             }
+            Content::Stat(t) => out = stat(s, mem, t)?,
+            Content::Statm(pid) => {
+                let Some(m) = mem else {
+                    // Metadata only (stat): no guest memory needed, size 0 as on Linux.
+                    return Ok(Vec::new());
+                };
+                let runs = cr3_of(s, m, pid)
+                    .map(|c| m.mappings(c, 65536))
+                    .unwrap_or_default();
+                let z = mem_sizes(&runs);
+                let _ = writeln!(
+                    out,
+                    "{} {} 0 {} 0 {} 0",
+                    z.total / 4096,
+                    z.total / 4096,
+                    z.text / 4096,
+                    z.writable / 4096
+                );
+            }
+            Content::Environ(pid) | Content::Auxv(pid) => {
+                let Some(m) = mem else {
+                    // Metadata only (stat): no guest memory needed, size 0 as on Linux.
+                    return Ok(Vec::new());
+                };
+                let (r, _) = record(mem, pid).ok_or_else(gone)?;
+                let Some(cr3) = cr3_of(s, m, pid) else {
+                    return Ok(Vec::new());
+                };
+                if matches!(self, Content::Environ(_)) {
+                    let len = r.env_end.saturating_sub(r.env_start);
+                    return Ok(m.read_user(cr3, r.env_start, len));
+                }
+                let len = r.auxv_end.saturating_sub(r.auxv_start);
+                let words = m.read_user(cr3, r.auxv_start, len);
+                // Up to and including the AT_NULL pair, as Linux shows it.
+                let mut end = 0;
+                for pair in words.chunks_exact(16) {
+                    end += 16;
+                    if pair.get(..8) == Some(&[0u8; 8][..]) {
+                        break;
+                    }
+                }
+                return Ok(words.get(..end).unwrap_or_default().to_vec());
+            }
+            Content::Maps(pid) | Content::Smaps(pid) => {
+                let Some(m) = mem else {
+                    // Metadata only (stat): no guest memory needed, size 0 as on Linux.
+                    return Ok(Vec::new());
+                };
+                let runs = cr3_of(s, m, pid)
+                    .map(|c| m.mappings(c, 65536))
+                    .unwrap_or_default();
+                return Ok(maps(&runs, matches!(self, Content::Smaps(_))));
+            }
+            Content::FdInfo(n) => out = fdinfo(s, n)?,
             Content::CpuList => out = cpu_list(vcpus),
             Content::Meminfo => {
                 let total = p.mem_size / 1024;
@@ -260,8 +740,121 @@ impl Content {
             }
             Content::Cpuinfo => out = cpuinfo(vcpus),
         }
-        out.into_bytes()
+        Ok(out.into_bytes())
     }
+}
+
+/// The state letter of a process (any of its threads running: `R`) or of one thread. The
+/// caller's own process is running (it is reading this).
+fn thread_state(s: &Proc<'_>, rec: Option<&(ProcRecord, ProcTable)>, t: Target) -> u8 {
+    let Some((_, table)) = rec else {
+        return b'R';
+    };
+    if t.pid == s.pid() && t.tid.is_none() {
+        return b'R';
+    }
+    let mut any = false;
+    for r in table
+        .threads
+        .iter()
+        .filter(|r| r.tid != 0 && r.pid == t.pid)
+    {
+        if t.tid.is_some_and(|tid| tid != r.tid) {
+            continue;
+        }
+        any = true;
+        if r.state == thread_state::RUNNING {
+            return b'R';
+        }
+    }
+    if any { b'S' } else { b'R' }
+}
+
+/// /proc/PID/stat (or task/TID/stat), field by field as proc(5) lists them.
+fn stat(s: &Proc<'_>, mem: Option<&dyn GuestProcs>, t: Target) -> Result<String, Errno> {
+    let (comm, ppid, threads, start) = with_process(s, t.pid, |q| {
+        (
+            String::from_utf8_lossy(&q.comm()).into_owned(),
+            q.ppid(),
+            q.threads(),
+            q.start_ticks(),
+        )
+    })
+    .ok_or(Errno(ENOENT))?;
+    let rec = record(mem, t.pid);
+    let r = rec.map(|(r, _)| r).unwrap_or_default();
+    let zombie = r.state == u32::from(b'Z');
+    let state = if zombie {
+        'Z'
+    } else {
+        char::from(thread_state(s, rec.as_ref(), t))
+    };
+    let (pgid, sid) = if r.pid == 0 {
+        (t.pid, t.pid)
+    } else {
+        (r.pgid, r.sid)
+    };
+    let khz = s.ctx.process.tsc_khz;
+    let (utime, stime) = rec
+        .as_ref()
+        .map_or((0, 0), |(_, table)| cpu_ticks(table, t.pid, t.tid, khz));
+    let cpu = rec
+        .as_ref()
+        .and_then(|(_, table)| {
+            let tid = t.tid.unwrap_or(t.pid);
+            table.threads.iter().find(|x| x.tid == tid).map(|x| x.cpu)
+        })
+        .unwrap_or(0);
+    let runs = match mem {
+        Some(m) if !zombie => cr3_of(s, m, t.pid)
+            .map(|c| m.mappings(c, 65536))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let z = mem_sizes(&runs);
+    let (tty, tpgid) = host_tty();
+    let f = |v: u64| if zombie { 0 } else { v };
+    Ok(format!(
+        "{pid} ({comm}) {state} {ppid} {pgid} {sid} {tty} {tpgid} 4194560 0 0 0 0 {utime} {stime} \
+         0 0 20 0 {threads} 0 {start} {vsize} {rss} 18446744073709551615 {sc} {ec} {ss} 0 0 \
+         0 0 0 0 0 0 0 17 {cpu} 0 0 0 0 0 0 0 {brk} {as_} {ae} {es} {ee} 0\n",
+        pid = t.tid.unwrap_or(t.pid),
+        vsize = z.total,
+        rss = z.total / 4096,
+        sc = f(z.code.0),
+        ec = f(z.code.1),
+        ss = f(r.start_stack),
+        brk = f(r.start_brk),
+        as_ = f(r.arg_start),
+        ae = f(r.arg_end),
+        es = f(r.env_start),
+        ee = f(r.env_end),
+    ))
+}
+
+/// /proc/self/fdinfo/N: position, flags (with O_CLOEXEC from the guest's flag), and the
+/// host's mount id and inode of the open file.
+fn fdinfo(s: &Proc<'_>, n: i32) -> Result<String, Errno> {
+    use std::os::fd::AsRawFd;
+    let host = s.fds.get(n as u64).map_err(|_| Errno(ENOENT))?;
+    let pos = sys::lseek(host.as_fd(), 0, libc::SEEK_CUR).unwrap_or(0);
+    let mut flags = sys::fcntl_getfl(host.as_fd()).unwrap_or(0) as u32 & !(libc::O_CLOEXEC as u32);
+    if s.fds.cloexec(n as u64).unwrap_or(false) {
+        flags |= libc::O_CLOEXEC as u32;
+    }
+    let host_info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", host.as_raw_fd()))
+        .unwrap_or_default();
+    let field = |k: &str| {
+        host_info
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map_or("0".to_string(), |v| v.trim().to_string())
+    };
+    Ok(format!(
+        "pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{}\nino:\t{}\n",
+        field("mnt_id:"),
+        field("ino:")
+    ))
 }
 
 fn cpu_list(n: u32) -> String {
@@ -301,12 +894,12 @@ fn cpuinfo(n: u32) -> String {
     out
 }
 
-/// /proc/self/maps of the address space at the view's CR3: runs of equally accessible user
-/// pages from the page tables, in Linux's format. The LWK keeps no names or file offsets
+/// /proc/PID/maps (or smaps, with `detail`) of the runs of equally accessible user pages
+/// in the process's page tables, in Linux's format. The LWK keeps no names or file offsets
 /// for its mappings, so only the stack is named.
-pub(crate) fn maps<M: GuestMemoryBackend>(view: &GuestView<'_, M>) -> Vec<u8> {
+fn maps(runs: &[crate::guest_mem::Mapping], detail: bool) -> Vec<u8> {
     let mut out = String::new();
-    for m in view.user_mappings(65536) {
+    for m in runs {
         let mut line = format!(
             "{:08x}-{:08x} r{}{}p 00000000 00:00 0 ",
             m.start,
@@ -322,6 +915,22 @@ pub(crate) fn maps<M: GuestMemoryBackend>(view: &GuestView<'_, M>) -> Vec<u8> {
         }
         out.push_str(&line);
         out.push('\n');
+        if detail {
+            let kb = (m.end - m.start) / 1024;
+            let _ = write!(
+                out,
+                "Size:           {kb:>8} kB\nKernelPageSize:        4 kB\nMMUPageSize:           4 kB\n\
+                 Rss:            {kb:>8} kB\nPss:            {kb:>8} kB\nShared_Clean:          0 kB\n\
+                 Shared_Dirty:          0 kB\nPrivate_Clean:         0 kB\n\
+                 Private_Dirty:  {kb:>8} kB\nReferenced:     {kb:>8} kB\nAnonymous:      {kb:>8} kB\n\
+                 LazyFree:              0 kB\nAnonHugePages:         0 kB\nShmemPmdMapped:        0 kB\n\
+                 FilePmdMapped:         0 kB\nShared_Hugetlb:        0 kB\nPrivate_Hugetlb:       0 kB\n\
+                 Swap:                  0 kB\nSwapPss:               0 kB\nLocked:                0 kB\n\
+                 THPeligible:    0\nVmFlags: rd{}{} mr mw me ac\n",
+                if m.write { " wr" } else { "" },
+                if m.exec { " ex" } else { "" },
+            );
+        }
     }
     out.into_bytes()
 }

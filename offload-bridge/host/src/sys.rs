@@ -175,6 +175,11 @@ pub fn fcntl_int(fd: BorrowedFd<'_>, cmd: i32, arg: i64) -> io::Result<i64> {
 pub const FLOCK_SIZE: usize = 32;
 const _: () = assert!(std::mem::size_of::<libc::flock>() == FLOCK_SIZE);
 
+/// fcntl(F_GETFL): the file status flags and access mode.
+pub fn fcntl_getfl(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    fcntl_int(fd, libc::F_GETFL, 0)
+}
+
 /// fcntl(2) with a `struct flock` argument (the lock commands).
 pub fn fcntl_flock(fd: BorrowedFd<'_>, cmd: i32, lock: &mut [u8; FLOCK_SIZE]) -> io::Result<i64> {
     // SAFETY: lock commands take a `struct flock *`; `lock` has exactly its size.
