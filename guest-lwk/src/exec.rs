@@ -633,7 +633,7 @@ fn exec_opened(
         },
     );
     phys::write_u64s(va_pa(auxv_va), &words);
-    mm.layout = crate::vm::StackLayout {
+    mm.layout = offload_abi::StackLayout {
         arg_start: blob,
         arg_end: args_end,
         env_start: args_end,

@@ -199,7 +199,7 @@ extern "C" fn kmain(boot_info_gpa: u64, cpu: u64) -> ! {
             exit_job(exit_kind::EXITED, e.exit_status());
         }
     };
-    mm.layout = vm::StackLayout::of_boot(&info);
+    mm.layout = vm::boot_stack_layout(&info);
     mm.layout.start_stack = image.stack_pointer;
     let t3 = arch::rdtsc();
     let us = |a: u64, b: u64| (b - a) * 1000 / info.tsc_khz.max(1);

@@ -624,7 +624,7 @@ pub fn exit_thread(mut k: KernelGuard, status: u32, group: bool) -> ! {
     k.procs[p].threads -= 1;
     // "Blocked in every thread" no longer counts this one.
     k.sched.slots[me].thread = None;
-    crate::procinfo::thread_bound(me, 0, 0, arch::current_cpu());
+    crate::procinfo::thread_ended(me);
     if k.procs[p].threads == 0 {
         let st = if k.procs[p].dying {
             k.procs[p].status
@@ -760,6 +760,7 @@ fn reparent_children(k: &mut Kernel, p: usize) {
         if k.procs[c].life == Life::Live {
             report_state(k, c);
         } else {
+            crate::procinfo::publish(k, c);
             // A zombie the new parent would never be told about: as Linux, it is reaped at
             // once if that parent takes no zombies, else the parent gets SIGCHLD for it.
             if signal::no_zombies(&k.procs[reaper]) {

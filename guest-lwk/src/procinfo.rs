@@ -29,16 +29,13 @@ fn write_proc(i: usize, r: ProcRecord) {
     }
 }
 
-fn update_thread(slot: usize, f: impl FnOnce(&mut ThreadRecord)) {
+fn write_thread(slot: usize, r: ThreadRecord) {
     if slot >= THREAD_RECORDS {
         return;
     }
     // SAFETY: as in `write_proc`.
     unsafe {
-        let p = core::ptr::addr_of_mut!((*table()).threads[slot]);
-        let mut r = core::ptr::read_volatile(p);
-        f(&mut r);
-        core::ptr::write_volatile(p, r);
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*table()).threads[slot]), r);
     }
 }
 
@@ -62,38 +59,45 @@ pub fn publish(k: &Kernel, p: usize) {
     } else {
         r.state = u32::from(b'R');
         if let Some(mm) = k.mms.get(x.mm) {
-            let l = mm.layout;
             r.cr3 = mm.aspace.pml4;
-            r.arg_start = l.arg_start;
-            r.arg_end = l.arg_end;
-            r.env_start = l.env_start;
-            r.env_end = l.env_end;
-            r.auxv_start = l.auxv_start;
-            r.auxv_end = l.auxv_end;
-            r.start_stack = l.start_stack;
+            r.stack = mm.layout;
             r.start_brk = mm.brk_start();
         }
     }
     write_proc(p, r);
 }
 
-/// Context `slot` runs thread `tid` of process `pid` on vCPU `cpu` (0: it runs none).
+/// Context `slot` runs thread `tid` of process `pid` on vCPU `cpu`.
 pub fn thread_bound(slot: usize, tid: u32, pid: u32, cpu: usize) {
-    update_thread(slot, |r| {
-        *r = ThreadRecord {
+    write_thread(
+        slot,
+        ThreadRecord {
             tid,
             pid,
             state: offload_abi::thread_state::RUNNING,
             cpu: cpu as u32,
-        }
-    });
+        },
+    );
 }
 
-/// The thread in context `slot` waits (`true`) or runs again.
+/// The thread in context `slot` ended: the context runs none.
+pub fn thread_ended(slot: usize) {
+    write_thread(slot, ThreadRecord::default());
+}
+
+/// The thread in context `slot` waits (`true`) or runs again. One store (this is on the
+/// path of every offloaded call and every wait).
 #[inline]
 pub fn thread_sleeping(slot: usize, sleeping: bool) {
     use offload_abi::thread_state::{RUNNING, SLEEPING};
-    update_thread(slot, |r| {
-        r.state = if sleeping { SLEEPING } else { RUNNING }
-    });
+    if slot >= THREAD_RECORDS {
+        return;
+    }
+    // SAFETY: as in `write_proc`.
+    unsafe {
+        core::ptr::write_volatile(
+            core::ptr::addr_of_mut!((*table()).threads[slot].state),
+            if sleeping { SLEEPING } else { RUNNING },
+        );
+    }
 }

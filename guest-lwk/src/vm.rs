@@ -179,44 +179,29 @@ pub enum Fault {
     Signal(u32, &'static str),
 }
 
-/// Where a program's arguments, environment, auxiliary vector and initial stack pointer are
-/// (user addresses, as exec or the VMM laid them out; /proc/PID/environ, auxv, cmdline, stat).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StackLayout {
-    pub arg_start: u64,
-    pub arg_end: u64,
-    pub env_start: u64,
-    pub env_end: u64,
-    pub auxv_start: u64,
-    pub auxv_end: u64,
-    pub start_stack: u64,
-}
-
-impl StackLayout {
-    /// The first program's, from the VMM's initial stack: the string blob at the top holds
-    /// the argv strings, then the envp strings, then AT_EXECFN.
-    pub fn of_boot(info: &BootInfo) -> StackLayout {
-        let top = layout::USER_STACK_TOP;
-        let bottom = top - info.stack_size;
-        let blob = top - info.strings_len;
-        let execfn = blob + u64::from(info.execfn_off);
-        // envp[0] (the first environment string) follows argv's pointers and NULL.
-        let envp0 = info.initial_sp + 8 * (u64::from(info.argc) + 2);
-        let env_start = if info.envc > 0 && (bottom..top - 8).contains(&envp0) {
-            crate::phys::read_u64(info.stack_gpa + (envp0 - bottom))
-        } else {
-            execfn
-        };
-        let env_start = env_start.clamp(blob, execfn);
-        StackLayout {
-            arg_start: blob,
-            arg_end: env_start,
-            env_start,
-            env_end: execfn,
-            auxv_start: info.auxv_va,
-            auxv_end: info.auxv_va + offload_abi::AUXV_WORDS as u64 * 8,
-            start_stack: info.initial_sp,
-        }
+/// The first program's `StackLayout`, from the VMM's initial stack: the string blob at the
+/// top holds the argv strings, then the envp strings, then AT_EXECFN.
+pub fn boot_stack_layout(info: &BootInfo) -> offload_abi::StackLayout {
+    let top = layout::USER_STACK_TOP;
+    let bottom = top - info.stack_size;
+    let blob = top - info.strings_len;
+    let execfn = blob + u64::from(info.execfn_off);
+    // envp[0] (the first environment string) follows argv's pointers and NULL.
+    let envp0 = info.initial_sp + 8 * (u64::from(info.argc) + 2);
+    let env_start = if info.envc > 0 && (bottom..top - 8).contains(&envp0) {
+        crate::phys::read_u64(info.stack_gpa + (envp0 - bottom))
+    } else {
+        execfn
+    };
+    let env_start = env_start.clamp(blob, execfn);
+    offload_abi::StackLayout {
+        arg_start: blob,
+        arg_end: env_start,
+        env_start,
+        env_end: execfn,
+        auxv_start: info.auxv_va,
+        auxv_end: info.auxv_va + offload_abi::AUXV_WORDS as u64 * 8,
+        start_stack: info.initial_sp,
     }
 }
 
@@ -224,7 +209,7 @@ impl StackLayout {
 pub struct Mm {
     pub aspace: AddressSpace,
     /// Where its arguments and environment are (for the /proc view).
-    pub layout: StackLayout,
+    pub layout: offload_abi::StackLayout,
     vmas: &'static mut VmaTable,
     brk_start: u64,
     brk: u64,
@@ -267,7 +252,7 @@ impl Mm {
         });
         Some(Mm {
             aspace: AddressSpace::new(pml4),
-            layout: StackLayout::default(),
+            layout: offload_abi::StackLayout::default(),
             vmas,
             brk_start: 0,
             brk: 0,
@@ -430,14 +415,14 @@ impl Mm {
             .map_err(|_| ())
     }
 
-    /// Sets the program break after the image ending at `image_end`. The heap starts at the
-    /// next 2 MiB boundary (Linux randomises it above the image anyway) so that it can be
-    /// mapped with 2 MiB pages from its first byte.
     /// Where the heap starts (proc(5)'s start_brk).
     pub fn brk_start(&self) -> u64 {
         self.brk_start
     }
 
+    /// Sets the program break after the image ending at `image_end`. The heap starts at the
+    /// next 2 MiB boundary (Linux randomises it above the image anyway) so that it can be
+    /// mapped with 2 MiB pages from its first byte.
     pub fn set_break(&mut self, image_end: u64) {
         self.brk_start = align_up(image_end, HUGE);
         self.brk = self.brk_start;

@@ -571,21 +571,31 @@ pub struct ProcRecord {
     pub threads: u32,
     /// Guest-physical address of its page-table root (its address space).
     pub cr3: u64,
-    /// User address of its argument strings (proc(5) stat's `arg_start`).
+    /// Where exec (or the VMM, for the first program) put its arguments and environment.
+    pub stack: StackLayout,
+    /// Where its heap (brk) starts.
+    pub start_brk: u64,
+}
+
+/// Where a program's arguments, environment, auxiliary vector and initial stack pointer are
+/// (user addresses, as exec or the VMM laid them out; proc(5) stat's `arg_start`..`env_end`
+/// and `startstack`, /proc/PID/environ and auxv). The LWK keeps one per address space.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackLayout {
+    /// User address of the argument strings.
     pub arg_start: u64,
-    /// End of its argument strings.
+    /// End of the argument strings.
     pub arg_end: u64,
-    /// User address of its environment strings.
+    /// User address of the environment strings.
     pub env_start: u64,
-    /// End of its environment strings.
+    /// End of the environment strings.
     pub env_end: u64,
-    /// User address of its auxiliary vector.
+    /// User address of the auxiliary vector.
     pub auxv_start: u64,
     /// End of the room for it (the vector ends at its AT_NULL pair).
     pub auxv_end: u64,
-    /// Where its heap (brk) starts.
-    pub start_brk: u64,
-    /// Its initial stack pointer (where argc is).
+    /// The initial stack pointer (where argc is).
     pub start_stack: u64,
 }
 

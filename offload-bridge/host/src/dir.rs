@@ -60,7 +60,7 @@ pub(crate) fn chdir<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) ->
 /// fchdir(2)
 pub(crate) fn fchdir<M: GuestMemoryBackend>(s: &Proc<'_>, c: &Call<'_, '_, M>) -> SysResult {
     if let Some(d) = s.fds.virt_dir(c.args[0]) {
-        s.set_cwd(d.path.clone());
+        s.set_cwd(procview::dir_path(d.node));
         return Ok(0);
     }
     let fd = s.fds.get(c.args[0])?.as_fd().try_clone_to_owned()?;

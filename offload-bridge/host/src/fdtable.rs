@@ -28,10 +28,9 @@ pub(crate) type Listing = Vec<(Vec<u8>, u8, u64)>;
 /// description.
 #[derive(Debug)]
 pub(crate) struct VirtDir {
-    /// Which directory.
+    /// Which directory (its guest path, `procview::dir_path`, is where relative lookups
+    /// from it and fchdir start).
     pub node: crate::procview::DirNode,
-    /// Absolute guest path (what relative lookups from it and fchdir start from).
-    pub path: Vec<u8>,
     /// (index of the next entry getdents returns, the listing).
     pub state: Mutex<(usize, Listing)>,
 }

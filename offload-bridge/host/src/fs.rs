@@ -153,7 +153,6 @@ fn do_open_path<M: GuestMemoryBackend>(
         }
         let dir = crate::fdtable::VirtDir {
             node: d,
-            path: procview::dir_path(d),
             state: std::sync::Mutex::new((0, Vec::new())),
         };
         let host = crate::path::empty_dir()?;

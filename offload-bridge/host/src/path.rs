@@ -54,8 +54,6 @@ const O_DIRECTORY: u64 = libc::O_DIRECTORY as u64;
 const O_ACCMODE: u64 = libc::O_ACCMODE as u64;
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
-/// Produces /proc/self/maps for the address space of the current request (the page-table walk
-/// needs the request's guest view, which only the handler has).
 /// Guest memory for the /proc view's files (the LWK's records, the processes' memory).
 pub(crate) type Mem<'a> = Option<&'a dyn procview::GuestProcs>;
 
@@ -159,7 +157,7 @@ impl Proc<'_> {
         let base = if dirfd as i32 == AT_FDCWD {
             self.cwd()
         } else if let Some(d) = self.fds.virt_dir(dirfd) {
-            d.path.clone()
+            procview::dir_path(d.node)
         } else {
             self.path_in_root(self.fds.get(dirfd).ok()?.as_fd())?
         };
@@ -178,7 +176,7 @@ impl Proc<'_> {
         let base = if dirfd as i32 == AT_FDCWD {
             self.cwd()
         } else if let Some(d) = self.fds.virt_dir(dirfd) {
-            d.path.clone()
+            procview::dir_path(d.node)
         } else {
             let dir_held = self.fds.get(dirfd)?;
             let dir = dir_held.as_fd();

@@ -42,13 +42,11 @@ pub(crate) trait GuestProcs {
 
 impl<M: GuestMemoryBackend> GuestProcs for GuestView<'_, M> {
     fn table(&self) -> Option<ProcTable> {
-        let mut buf = vec![0u8; size_of::<ProcTable>()];
-        self.memory()
-            .read_slice(&mut buf, GuestAddress(PROC_TABLE_GPA))
+        let crate::wire::Wire(t) = self
+            .memory()
+            .read_obj::<crate::wire::Wire<ProcTable>>(GuestAddress(PROC_TABLE_GPA))
             .ok()?;
-        // SAFETY: `buf` holds exactly size_of::<ProcTable>() bytes; ProcTable is repr(C)
-        // plain integers, valid for any bit pattern; read_unaligned needs no alignment.
-        Some(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<ProcTable>()) })
+        Some(t)
     }
 
     fn own_cr3(&self) -> u64 {
@@ -462,7 +460,7 @@ pub(crate) fn fd_link(s: &Proc<'_>, n: i32) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     if let Some(d) = s.fds.virt_dir(n as u64) {
-        return Some(d.path.clone());
+        return Some(dir_path(d.node));
     }
     let host_held = s.fds.get(n as u64).ok()?;
     let host = host_held.as_fd();
@@ -522,16 +520,21 @@ fn cpu_ticks(t: &ProcTable, pid: u32, tid: Option<u32>, tsc_khz: u64) -> (u64, u
     (clock_ticks(user, tsc_khz), clock_ticks(sys, tsc_khz))
 }
 
-/// Sizes from the page tables: (all pages, writable pages, executable runs' first start and
-/// last end) in bytes.
+/// Sizes from the page tables, in bytes.
 struct MemSizes {
+    /// Every mapped page.
     total: u64,
+    /// Writable pages.
     writable: u64,
+    /// Executable pages of the program image (below its heap).
     text: u64,
+    /// First and last address of those.
     code: (u64, u64),
 }
 
-fn mem_sizes(runs: &[crate::guest_mem::Mapping]) -> MemSizes {
+/// The sizes of `runs` for a process whose heap starts at `start_brk` (0: unknown, then
+/// every executable run counts as the program's).
+fn mem_sizes(runs: &[crate::guest_mem::Mapping], start_brk: u64) -> MemSizes {
     let mut m = MemSizes {
         total: 0,
         writable: 0,
@@ -544,7 +547,7 @@ fn mem_sizes(runs: &[crate::guest_mem::Mapping]) -> MemSizes {
         if r.write {
             m.writable += len;
         }
-        if r.exec && r.end <= USER_STACK_TOP - (1 << 30) {
+        if r.exec && (start_brk == 0 || r.end <= start_brk) {
             m.text += len;
             if m.code.0 == 0 {
                 m.code.0 = r.start;
@@ -554,6 +557,18 @@ fn mem_sizes(runs: &[crate::guest_mem::Mapping]) -> MemSizes {
     }
     m
 }
+
+/// The memory sizes of process `pid` (all zero without guest memory or an address space).
+fn sizes_of(s: &Proc<'_>, mem: Option<&dyn GuestProcs>, pid: u32) -> MemSizes {
+    let runs = mem
+        .and_then(|m| cr3_of(s, m, pid).map(|c| m.mappings(c, MAX_RUNS)))
+        .unwrap_or_default();
+    let start_brk = record(mem, pid).map_or(0, |(r, _)| r.start_brk);
+    mem_sizes(&runs, start_brk)
+}
+
+/// Most runs a maps walk returns (and page-table pages it reads: `MAX_TABLE_PAGES`).
+const MAX_RUNS: usize = 65536;
 
 /// The terminal fields of the VMM's own stat (tty_nr, tpgid): the job runs on lwk-vmm's
 /// controlling terminal.
@@ -627,10 +642,7 @@ impl Content {
                         _ => "R (running)",
                     },
                 };
-                let runs = mem
-                    .and_then(|m| cr3_of(s, m, t.pid).map(|c| m.mappings(c, 65536)))
-                    .unwrap_or_default();
-                let sizes = mem_sizes(&runs);
+                let sizes = sizes_of(s, mem, t.pid);
                 let (pgid, sid) = rec
                     .as_ref()
                     .map_or((t.pid, t.pid), |(r, _)| (r.pgid, r.sid));
@@ -667,10 +679,7 @@ impl Content {
                     // Metadata only (stat): no guest memory needed, size 0 as on Linux.
                     return Ok(Vec::new());
                 };
-                let runs = cr3_of(s, m, pid)
-                    .map(|c| m.mappings(c, 65536))
-                    .unwrap_or_default();
-                let z = mem_sizes(&runs);
+                let z = sizes_of(s, Some(m), pid);
                 let _ = writeln!(
                     out,
                     "{} {} 0 {} 0 {} 0",
@@ -690,11 +699,11 @@ impl Content {
                     return Ok(Vec::new());
                 };
                 if matches!(self, Content::Environ(_)) {
-                    let len = r.env_end.saturating_sub(r.env_start);
-                    return Ok(m.read_user(cr3, r.env_start, len));
+                    let len = r.stack.env_end.saturating_sub(r.stack.env_start);
+                    return Ok(m.read_user(cr3, r.stack.env_start, len));
                 }
-                let len = r.auxv_end.saturating_sub(r.auxv_start);
-                let words = m.read_user(cr3, r.auxv_start, len);
+                let len = r.stack.auxv_end.saturating_sub(r.stack.auxv_start);
+                let words = m.read_user(cr3, r.stack.auxv_start, len);
                 // Up to and including the AT_NULL pair, as Linux shows it.
                 let mut end = 0;
                 for pair in words.chunks_exact(16) {
@@ -711,7 +720,7 @@ impl Content {
                     return Ok(Vec::new());
                 };
                 let runs = cr3_of(s, m, pid)
-                    .map(|c| m.mappings(c, 65536))
+                    .map(|c| m.mappings(c, MAX_RUNS))
                     .unwrap_or_default();
                 return Ok(maps(&runs, matches!(self, Content::Smaps(_))));
             }
@@ -805,13 +814,8 @@ fn stat(s: &Proc<'_>, mem: Option<&dyn GuestProcs>, t: Target) -> Result<String,
             table.threads.iter().find(|x| x.tid == tid).map(|x| x.cpu)
         })
         .unwrap_or(0);
-    let runs = match mem {
-        Some(m) if !zombie => cr3_of(s, m, t.pid)
-            .map(|c| m.mappings(c, 65536))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let z = mem_sizes(&runs);
+    // A zombie has no memory (cr3_of gives none).
+    let z = sizes_of(s, mem, t.pid);
     let (tty, tpgid) = host_tty();
     let f = |v: u64| if zombie { 0 } else { v };
     Ok(format!(
@@ -823,12 +827,12 @@ fn stat(s: &Proc<'_>, mem: Option<&dyn GuestProcs>, t: Target) -> Result<String,
         rss = z.total / 4096,
         sc = f(z.code.0),
         ec = f(z.code.1),
-        ss = f(r.start_stack),
+        ss = f(r.stack.start_stack),
         brk = f(r.start_brk),
-        as_ = f(r.arg_start),
-        ae = f(r.arg_end),
-        es = f(r.env_start),
-        ee = f(r.env_end),
+        as_ = f(r.stack.arg_start),
+        ae = f(r.stack.arg_end),
+        es = f(r.stack.env_start),
+        ee = f(r.stack.env_end),
     ))
 }
 

@@ -21,6 +21,8 @@ unsafe impl PlainData for offload_abi::BridgeRequest {}
 unsafe impl PlainData for offload_abi::GuestStats {}
 // SAFETY: as above.
 unsafe impl PlainData for offload_abi::AsyncSlot {}
+// SAFETY: as above (arrays of ProcRecord, ThreadRecord and ThreadCpu, each asserted).
+unsafe impl PlainData for offload_abi::ProcTable {}
 
 /// A plain ABI value as vm-memory bytes.
 #[repr(transparent)]
