@@ -11,8 +11,8 @@
 //! `BootInfo::timeslice_us`): "refuse" (0) makes clone fail with EAGAIN when every vCPU has a
 //! thread, as McKernel does; "timeslice" places the new thread on the vCPU with the fewest,
 //! and a vCPU with more than one runnable thread arms its TSC-deadline timer for the end of
-//! the running thread's slice and switches round-robin when it fires, or when a thread of it
-//! is woken. A vCPU with one runnable thread never has a slice timer (no tick).
+//! the running thread's slice (of its own run time: [`Sched::keeps_slice`]) and switches
+//! round-robin when it fires, or when a thread of it is woken. A vCPU with one runnable thread never has a slice timer (no tick).
 //!
 //! A switch between two threads also switches their FPU/SSE/AVX state, through the VMM
 //! (`arch::fpu_switch`), lazily: a vCPU's state stays loaded while it idles or runs the same
@@ -20,7 +20,7 @@
 
 use crate::arch::{self, MAX_CPUS, MAX_THREADS, TrapFrame};
 use crate::{Kernel, KernelGuard, kernel};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A thread (of the process `process::of` its context names).
 #[derive(Clone, Copy, Debug)]
@@ -143,9 +143,27 @@ pub struct Cpu {
     pub threads: u32,
     /// The context whose FPU state its registers hold.
     fpu_owner: Option<usize>,
-    /// TSC at which the running thread's slice ends (0: no other thread waits).
+    /// TSC at which the running thread's slice ends at the earliest (0: no other thread
+    /// waits; [`SLICE_AT_USER`]: set when the thread leaves for ring 3, [`slice_to_user`]);
+    /// see [`Sched::keeps_slice`].
     slice_end: u64,
+    /// The running thread's user time, and its user + system time, when its slice started
+    /// (its context's counters, `time::run_ticks`).
+    slice_user: u64,
+    slice_run: u64,
 }
+
+/// A thread that spends its slice in syscalls (little user time) still yields the vCPU once
+/// it has run this many slices of user + system time.
+const SLICE_RUN_LIMIT: u64 = 8;
+
+/// `Cpu::slice_end` of a slice whose deadline is set on the way to ring 3.
+const SLICE_AT_USER: u64 = u64::MAX;
+
+/// Per vCPU: user ticks of the running thread's slice still to run, counted from when it next
+/// leaves for ring 3 ([`slice_to_user`]; 0: none pending). The way out of a switch or of the
+/// interrupt that ended a slice is ring-0 work that must not eat the slice.
+static SLICE_LEFT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// All vCPUs and contexts.
 pub struct Sched {
@@ -430,7 +448,9 @@ impl Sched {
                 d = t;
             }
         };
-        take(self.cpus[cpu].slice_end);
+        if self.cpus[cpu].slice_end != SLICE_AT_USER {
+            take(self.cpus[cpu].slice_end);
+        }
         let current = &self.slots[self.cpus[cpu].current];
         if self.cpus[cpu].threads <= 1 && current.thread.is_some() {
             // The common case, one thread per vCPU, and it runs: only it can wait. (When the
@@ -448,11 +468,43 @@ impl Sched {
 
     /// The running thread's slice starts now if another thread of `cpu` waits to run.
     fn start_slice(&mut self, cpu: usize) {
-        self.cpus[cpu].slice_end = if self.timeslice != 0 && self.others_ready(cpu) {
-            arch::rdtsc().saturating_add(self.timeslice)
-        } else {
-            0
-        };
+        if self.timeslice == 0 || !self.others_ready(cpu) {
+            self.cpus[cpu].slice_end = 0;
+            return;
+        }
+        let (user, sys) = crate::time::run_ticks(self.cpus[cpu].current);
+        let c = &mut self.cpus[cpu];
+        c.slice_end = SLICE_AT_USER;
+        c.slice_user = user;
+        c.slice_run = user + sys;
+        SLICE_LEFT[cpu].store(self.timeslice, Ordering::Relaxed);
+    }
+
+    /// Whether the running thread of `cpu`, which has a slice, keeps the vCPU. A slice is
+    /// `timeslice` of the thread's own user time (or [`SLICE_RUN_LIMIT`] times that of user +
+    /// system time, for a thread that lives in syscalls), not of wall time: on a KVM that
+    /// emulates ring 0 (~1.4 µs per instruction here) the interrupt, the switch and the way
+    /// back to ring 3 cost more than a 2 ms slice, and a slice counted on the wall clock from
+    /// the switch ended before the thread ran a single user instruction — every thread was
+    /// switched out again at once and none progressed (`sched_oversub_mix` with 2 ms slices
+    /// hung that way). For the same reason the deadline is set only when the thread leaves
+    /// for ring 3, for the user time it has left ([`slice_to_user`]); one that came before the
+    /// thread used its slice (a slice spent partly in syscalls) moves likewise.
+    fn keeps_slice(&mut self, cpu: usize) -> bool {
+        let now = arch::rdtsc();
+        if now < self.cpus[cpu].slice_end {
+            return true;
+        }
+        let c = self.cpus[cpu];
+        let (user, sys) = crate::time::run_ticks(c.current);
+        let used = user.saturating_sub(c.slice_user);
+        let ran = (user + sys).saturating_sub(c.slice_run);
+        if used >= self.timeslice || ran >= SLICE_RUN_LIMIT.saturating_mul(self.timeslice) {
+            return false;
+        }
+        self.cpus[cpu].slice_end = SLICE_AT_USER;
+        SLICE_LEFT[cpu].store((self.timeslice - used).max(self.late), Ordering::Relaxed);
+        true
     }
 }
 
@@ -527,6 +579,7 @@ pub extern "C" fn first_run(frame: &mut TrapFrame) {
     drop(k);
     crate::time::thread_start();
     crate::signal::to_user(frame);
+    slice_to_user();
     crate::tlb::to_user();
 }
 
@@ -585,13 +638,34 @@ pub fn preempt() {
     }
 }
 
+/// Last thing before ring 3 (after signal delivery): a slice started or moved in ring 0 gets
+/// its deadline now, for the user time it has left. One load when there is none.
+#[inline]
+pub fn slice_to_user() {
+    let cpu = arch::current_cpu();
+    if SLICE_LEFT[cpu].load(Ordering::Relaxed) != 0 {
+        arm_slice(cpu);
+    }
+}
+
+#[inline(never)]
+fn arm_slice(cpu: usize) {
+    let left = SLICE_LEFT[cpu].swap(0, Ordering::Relaxed);
+    let mut k = kernel();
+    let s = &mut k.sched;
+    if s.cpus[cpu].slice_end == SLICE_AT_USER {
+        s.cpus[cpu].slice_end = arch::rdtsc().saturating_add(left);
+        s.arm(cpu);
+    }
+}
+
 #[inline(never)]
 fn reschedule(cpu: usize) {
     let mut k = kernel();
     let me = arch::current_slot();
     let end = k.sched.cpus[cpu].slice_end;
     // A thread keeps the vCPU until its slice ends, unless it has none yet (it ran alone).
-    if end != 0 && arch::rdtsc() < end {
+    if end != 0 && k.sched.keeps_slice(cpu) {
         return;
     }
     if let Some(next) = k.sched.next_ready(cpu, me) {
@@ -609,7 +683,7 @@ pub fn tick() {
     let cpu = arch::current_cpu();
     let mut k = kernel();
     let end = k.sched.cpus[cpu].slice_end;
-    let ended = end != 0 && arch::rdtsc() >= end;
+    let ended = end != 0 && !k.sched.keeps_slice(cpu);
     // `next_ready` also readies the waits that timed out.
     if ended || (end == 0 && k.sched.next_ready(cpu, arch::current_slot()).is_some()) {
         NEED_RESCHED[cpu].store(true, Ordering::Release);

@@ -203,16 +203,24 @@ pub fn thread_ticks(slot: usize) -> (u64, u64) {
     let Some(c) = cpu_times().get(slot) else {
         return (0, 0);
     };
+    let (user, sys) = run_ticks(slot);
+    (
+        user.saturating_sub(c.base_user.load(Relaxed)),
+        sys.saturating_sub(c.base_sys.load(Relaxed)),
+    )
+}
+
+/// (user, system) ticks context `slot` has run, over every thread it ran (for the caller,
+/// its system time up to now): differences of these measure what a thread used of its slice.
+pub fn run_ticks(slot: usize) -> (u64, u64) {
+    let Some(c) = cpu_times().get(slot) else {
+        return (0, 0);
+    };
     let mut sys = c.sys.load(Relaxed);
     if slot == arch::current_slot() {
         sys += arch::rdtsc().saturating_sub(c.last.load(Relaxed));
     }
-    (
-        c.user
-            .load(Relaxed)
-            .saturating_sub(c.base_user.load(Relaxed)),
-        sys.saturating_sub(c.base_sys.load(Relaxed)),
-    )
+    (c.user.load(Relaxed), sys)
 }
 
 /// (user, system) ticks of the whole process, over all contexts.

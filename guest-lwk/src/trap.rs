@@ -27,6 +27,7 @@ pub extern "C" fn dispatch_entry(frame: &mut TrapFrame) {
     if frame.cs & 3 == 3 {
         crate::sched::preempt();
         crate::signal::to_user(frame);
+        crate::sched::slice_to_user();
         crate::tlb::to_user();
         crate::time::exit_kernel();
     }
